@@ -1,0 +1,218 @@
+//! Settings as Postgres holds them, and their validation into a usable [`Config`] (spec §1).
+
+use crate::error::ConfigError;
+use crate::key::VerifyingKey;
+use base64::Engine;
+use std::fmt;
+
+/// The raw values of the eight `electric_auth.*` settings, exactly as the GUCs hold them.
+/// `None`, an empty string and an all-whitespace string all mean "not set".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub mode: Mode,
+    pub jwt_alg: Option<String>,
+    pub jwt_key: Option<String>,
+    pub jwt_key_is_base64: bool,
+    pub jwt_namespace: Option<String>,
+    pub jwt_iss: Option<String>,
+    pub jwt_aud: Option<String>,
+    /// Leeway in seconds for `iat`, `nbf` and `exp` (the GUC bounds it to 0..=3600).
+    pub clock_drift: i64,
+}
+
+impl Settings {
+    /// The defaults of the GUCs: secure mode, nothing else set, two seconds of clock drift.
+    pub fn new() -> Self {
+        Settings { clock_drift: 2, ..Default::default() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    #[default]
+    Secure,
+    Insecure,
+}
+
+/// The nine JWS algorithms Electric supported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    HS256,
+    HS384,
+    HS512,
+    RS256,
+    RS384,
+    RS512,
+    ES256,
+    ES384,
+    ES512,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlgorithmFamily {
+    Hmac,
+    Rsa,
+    Ec,
+}
+
+/// The algorithm names accepted by `electric_auth.jwt_alg`, in the order error messages list them.
+pub const ALGORITHM_NAMES: [&str; 9] =
+    ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"];
+
+const ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::HS256,
+    Algorithm::HS384,
+    Algorithm::HS512,
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::ES512,
+];
+
+/// `["HS256", "HS384", ...]`, as in Electric's message.
+pub(crate) fn algorithm_list() -> String {
+    let quoted: Vec<String> = ALGORITHM_NAMES.iter().map(|n| format!("\"{n}\"")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+impl Algorithm {
+    /// Parses a name exactly as the spec requires: case-sensitive, one of the nine.
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        ALGORITHM_NAMES.iter().position(|n| *n == name).map(|i| ALGORITHMS[i])
+    }
+
+    pub fn name(self) -> &'static str {
+        use Algorithm::*;
+        match self {
+            HS256 => "HS256",
+            HS384 => "HS384",
+            HS512 => "HS512",
+            RS256 => "RS256",
+            RS384 => "RS384",
+            RS512 => "RS512",
+            ES256 => "ES256",
+            ES384 => "ES384",
+            ES512 => "ES512",
+        }
+    }
+
+    pub fn family(self) -> AlgorithmFamily {
+        use Algorithm::*;
+        match self {
+            HS256 | HS384 | HS512 => AlgorithmFamily::Hmac,
+            RS256 | RS384 | RS512 => AlgorithmFamily::Rsa,
+            ES256 | ES384 | ES512 => AlgorithmFamily::Ec,
+        }
+    }
+
+    /// The SHA-2 output size in bits: 256, 384 or 512.
+    pub fn hash_bits(self) -> u32 {
+        use Algorithm::*;
+        match self {
+            HS256 | RS256 | ES256 => 256,
+            HS384 | RS384 | ES384 => 384,
+            HS512 | RS512 | ES512 => 512,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A validated configuration: the mode, and in secure mode the parsed key.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) mode: ModeConfig,
+    pub(crate) namespace: Option<String>,
+    pub(crate) clock_drift: i64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum ModeConfig {
+    Secure { alg: Algorithm, key: VerifyingKey, iss: Option<String>, aud: Option<String> },
+    Insecure,
+}
+
+/// `None` for a value that is absent, empty or only whitespace; the value untrimmed otherwise.
+fn set_value(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.trim().is_empty())
+}
+
+impl Config {
+    /// Validates the settings in the spec's order and parses the key. Fails with exactly the
+    /// first configuration error the spec lists for these settings.
+    pub fn from_settings(settings: &Settings) -> Result<Config, ConfigError> {
+        let namespace = set_value(&settings.jwt_namespace).map(str::to_owned);
+        let clock_drift = settings.clock_drift.max(0);
+        let mode = match settings.mode {
+            Mode::Insecure => {
+                let offending = [
+                    ("electric_auth.jwt_alg", set_value(&settings.jwt_alg).is_some()),
+                    ("electric_auth.jwt_key", set_value(&settings.jwt_key).is_some()),
+                    ("electric_auth.jwt_key_is_base64", settings.jwt_key_is_base64),
+                    ("electric_auth.jwt_iss", set_value(&settings.jwt_iss).is_some()),
+                    ("electric_auth.jwt_aud", set_value(&settings.jwt_aud).is_some()),
+                ];
+                if let Some((setting, _)) = offending.iter().find(|(_, is_set)| *is_set) {
+                    return Err(ConfigError::NotValidInInsecureMode { setting });
+                }
+                ModeConfig::Insecure
+            }
+            Mode::Secure => {
+                let alg_name = set_value(&settings.jwt_alg).ok_or(ConfigError::AlgNotSet)?;
+                let alg = Algorithm::from_name(alg_name)
+                    .ok_or_else(|| ConfigError::AlgInvalid(alg_name.to_owned()))?;
+                let key_text = set_value(&settings.jwt_key).ok_or(ConfigError::KeyNotSet)?;
+                let key = match alg.family() {
+                    AlgorithmFamily::Hmac => {
+                        let secret = if settings.jwt_key_is_base64 {
+                            decode_base64_key(key_text)?
+                        } else {
+                            key_text.as_bytes().to_vec()
+                        };
+                        VerifyingKey::hmac(alg, &secret)?
+                    }
+                    AlgorithmFamily::Rsa | AlgorithmFamily::Ec => VerifyingKey::from_pem(alg, key_text)?,
+                };
+                ModeConfig::Secure {
+                    alg,
+                    key,
+                    iss: set_value(&settings.jwt_iss).map(str::to_owned),
+                    aud: set_value(&settings.jwt_aud).map(str::to_owned),
+                }
+            }
+        };
+        Ok(Config { mode, namespace, clock_drift })
+    }
+
+    pub fn mode(&self) -> Mode {
+        match self.mode {
+            ModeConfig::Secure { .. } => Mode::Secure,
+            ModeConfig::Insecure => Mode::Insecure,
+        }
+    }
+
+    /// The configured algorithm, in secure mode.
+    pub fn algorithm(&self) -> Option<Algorithm> {
+        match &self.mode {
+            ModeConfig::Secure { alg, .. } => Some(*alg),
+            ModeConfig::Insecure => None,
+        }
+    }
+}
+
+/// Standard alphabet, padding optional (as Elixir's `Base.decode64(key, padding: false)` and
+/// the padded form both are accepted by Electric). Surrounding whitespace is ignored.
+fn decode_base64_key(text: &str) -> Result<Vec<u8>, ConfigError> {
+    use base64::engine::{general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig};
+    const STANDARD_PADDING_OPTIONAL: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    STANDARD_PADDING_OPTIONAL.decode(text.trim()).map_err(|_| ConfigError::KeyInvalidBase64)
+}

@@ -1,0 +1,117 @@
+//! Error values. Every message is the spec's exact text; none ever contains key material.
+
+use crate::config::Algorithm;
+
+/// Which side is at fault: the SQL layer maps this to a SQLSTATE without matching strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The settings are unusable (SQLSTATE 22023, invalid_parameter_value).
+    Configuration,
+    /// The token was rejected (SQLSTATE 28000, invalid_authorization_specification).
+    RejectedToken,
+}
+
+/// Any failure of the core: a bad configuration or a rejected token.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Config(_) => ErrorKind::Configuration,
+            Error::Token(_) => ErrorKind::RejectedToken,
+        }
+    }
+
+    /// A HINT line to show beside the message, where the spec gives one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Config(e) => e.hint(),
+            Error::Token(_) => None,
+        }
+    }
+}
+
+/// The spec's §1 configuration errors, in the words Electric used for its env vars.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("electric_auth.jwt_alg not set")]
+    AlgNotSet,
+    /// `value` is rendered as a JSON string so that odd characters cannot garble the message.
+    #[error("electric_auth.jwt_alg has invalid value: {}. Must be one of {}", json_string(.0), crate::config::algorithm_list())]
+    AlgInvalid(String),
+    #[error("electric_auth.jwt_key not set")]
+    KeyNotSet,
+    #[error("electric_auth.jwt_key has invalid base64 encoding")]
+    KeyInvalidBase64,
+    #[error("electric_auth.jwt_key has to be at least {min_bytes} bytes long for {alg}")]
+    KeyTooShort { alg: Algorithm, min_bytes: usize },
+    /// The PEM is unparsable, of the wrong key type, or on the wrong curve.
+    #[error("electric_auth.jwt_key is not a valid key for electric_auth.jwt_alg={alg} or it has invalid format")]
+    KeyInvalid { alg: Algorithm },
+    /// (deviation) RSA keys under 2048 bits, which Electric's docs forbid but its code accepted.
+    #[error("electric_auth.jwt_key is not a valid key for electric_auth.jwt_alg={alg}: the RSA modulus has {bits} bits, at least {min_bits} are required")]
+    RsaKeyTooSmall { alg: Algorithm, bits: u32, min_bits: u32 },
+    /// A secure-mode-only setting is set while `electric_auth.mode = insecure`.
+    #[error("{setting} is not valid in insecure mode")]
+    NotValidInInsecureMode { setting: &'static str },
+}
+
+impl ConfigError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ConfigError::KeyInvalid { alg } | ConfigError::RsaKeyTooSmall { alg, .. } => Some(pem_hint(*alg)),
+            ConfigError::NotValidInInsecureMode { .. } => {
+                Some("Did you forget to set electric_auth.mode = secure?".to_string())
+            }
+            _ => None,
+        }
+    }
+}
+
+fn pem_hint(alg: Algorithm) -> String {
+    let what = match alg.family() {
+        crate::config::AlgorithmFamily::Rsa => "an RSA public key of at least 2048 bits",
+        crate::config::AlgorithmFamily::Ec => match alg {
+            Algorithm::ES256 => "an EC public key on curve P-256 (prime256v1)",
+            Algorithm::ES384 => "an EC public key on curve P-384 (secp384r1)",
+            _ => "an EC public key on curve P-521 (secp521r1)",
+        },
+        crate::config::AlgorithmFamily::Hmac => "a shared secret",
+    };
+    format!(
+        "Expected {what} in PEM format: \"-----BEGIN PUBLIC KEY-----\\n<base64>\\n-----END PUBLIC KEY-----\". \
+         A private key or an X.509 certificate also works; line breaks may be written as \\n."
+    )
+}
+
+/// The spec's §3 token rejections. Messages are exact; claim values are shown as JSON.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TokenError {
+    #[error("Invalid token")]
+    InvalidToken,
+    #[error("Signing algorithm mismatch")]
+    AlgorithmMismatch,
+    #[error("Invalid token signature")]
+    InvalidSignature,
+    /// `value` is the claim's JSON text, e.g. `1684749213` or `"https://other"`.
+    #[error("Invalid \"{claim}\" claim value: {value}")]
+    InvalidClaimValue { claim: &'static str, value: String },
+    #[error("Token is not yet valid")]
+    NotYetValid,
+    #[error("Expired token")]
+    Expired,
+    #[error("Missing required \"{0}\" claim")]
+    MissingClaim(&'static str),
+    #[error("Missing or invalid 'user_id'")]
+    MissingUserId,
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}

@@ -1,0 +1,17 @@
+//! Electric-compatible JWT verification with no Postgres dependency.
+//!
+//! The flow is: raw [`Settings`] (what the GUCs hold) are validated into a [`Config`] — this
+//! is where every configuration error of the spec is raised and where the key is parsed, once —
+//! and a [`Verifier`] built from it checks tokens with [`Verifier::verify`]. The caller passes
+//! "now" in; nothing here reads a clock or a setting, so everything is deterministic.
+
+mod claims;
+mod config;
+mod error;
+mod key;
+mod token;
+
+pub use config::{Algorithm, Config, Mode, Settings, ALGORITHM_NAMES};
+pub use error::{ConfigError, Error, ErrorKind, TokenError};
+pub use key::VerifyingKey;
+pub use token::{VerifiedToken, Verifier, MAX_TOKEN_BYTES};

@@ -1,0 +1,70 @@
+//! Shared helpers for the core's spec tests.
+#![allow(dead_code)]
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use electric_auth_core::{Config, ConfigError, Error, Mode, Settings, TokenError, VerifiedToken, Verifier};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+
+/// The fixed "now" of these tests (2027-01-15); the core never reads a clock.
+pub const NOW: i64 = 1_800_000_000;
+
+/// A 32-byte HS256 secret used by tests that mint their own tokens.
+pub const SECRET: &str = "an-hs256-test-secret-of-32-bytes";
+
+pub fn fixtures() -> Value {
+    serde_json::from_str(include_str!("../fixtures/interop.json")).expect("fixtures parse")
+}
+
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Mints an HS256 token over arbitrary header and payload JSON (our own helper; the interop
+/// tests use tokens minted by PyJWT and node's jsonwebtoken).
+pub fn hs256_token(secret: &str, header: &str, payload: &str) -> String {
+    let signing_input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(signing_input.as_bytes());
+    format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
+}
+
+pub fn hs256_claims(payload: Value) -> String {
+    hs256_token(SECRET, r#"{"alg":"HS256","typ":"JWT"}"#, &payload.to_string())
+}
+
+pub fn secure(alg: &str, key: &str) -> Settings {
+    Settings { jwt_alg: Some(alg.into()), jwt_key: Some(key.into()), ..Settings::new() }
+}
+
+pub fn insecure() -> Settings {
+    Settings { mode: Mode::Insecure, ..Settings::new() }
+}
+
+pub fn verifier(settings: &Settings) -> Verifier {
+    Verifier::new(Config::from_settings(settings).expect("valid settings"))
+}
+
+pub fn config_error(settings: &Settings) -> ConfigError {
+    Config::from_settings(settings).expect_err("settings should be refused")
+}
+
+pub fn hs256_verifier() -> Verifier {
+    verifier(&secure("HS256", SECRET))
+}
+
+pub fn verify_at(v: &Verifier, token: &str, now: i64) -> Result<VerifiedToken, String> {
+    v.verify(token, now).map_err(|e| Error::Token(e).to_string())
+}
+
+pub fn message(v: &Verifier, token: &str) -> String {
+    match v.verify(token, NOW) {
+        Ok(t) => panic!("token unexpectedly accepted for {:?}", t.user_id),
+        Err(e) => e.to_string(),
+    }
+}
+
+pub fn rejected(v: &Verifier, token: &str) -> TokenError {
+    v.verify(token, NOW).expect_err("token should be rejected")
+}

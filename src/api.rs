@@ -1,0 +1,43 @@
+//! The SQL functions (spec §2). Thin: read "now", fetch the cached verifier, call the core.
+
+use pgrx::prelude::*;
+
+#[pg_schema]
+pub mod electric_auth {
+    use crate::{errors::error_report, insecure_mode_warning, verifier_cache};
+    use electric_auth_core::{Error, Mode, VerifiedToken};
+    use pgrx::pg_sys::panic::ErrorReport;
+    use pgrx::prelude::*;
+    use pgrx::JsonB;
+
+    /// Verifies `token` like Electric's sync service and returns its claims (the payload object).
+    /// A rejected token raises SQLSTATE 28000; a bad configuration raises 22023.
+    #[pg_extern(strict, stable, parallel_safe)]
+    pub fn verify(token: &str) -> Result<JsonB, ErrorReport> {
+        let verified = verify_now(token)?;
+        Ok(JsonB(serde_json::Value::Object(verified.claims)))
+    }
+
+    /// Verifies `token` like `electric_auth.verify` and returns the user id (`sub`, or the legacy
+    /// `user_id`, inside `electric_auth.jwt_namespace` when set).
+    #[pg_extern(strict, stable, parallel_safe)]
+    pub fn user_id(token: &str) -> Result<String, ErrorReport> {
+        Ok(verify_now(token)?.user_id)
+    }
+
+    fn verify_now(token: &str) -> Result<VerifiedToken, ErrorReport> {
+        let verifier = verifier_cache::current_verifier().map_err(|e| error_report(Error::Config(e)))?;
+        if verifier.config().mode() == Mode::Insecure {
+            insecure_mode_warning();
+        }
+        verifier.verify(token, statement_time()).map_err(|e| error_report(Error::Token(e)))
+    }
+
+    /// The current statement's start, in Unix seconds: one clock for the whole statement.
+    fn statement_time() -> i64 {
+        const POSTGRES_EPOCH_IN_UNIX_SECONDS: i64 = 946_684_800;
+        // SAFETY: reads a backend-local timestamp; callable whenever a statement runs.
+        let micros = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+        micros.div_euclid(1_000_000) + POSTGRES_EPOCH_IN_UNIX_SECONDS
+    }
+}

@@ -1,0 +1,233 @@
+//! Every `electric_auth.*` setting (spec §1). All are `PGC_SUSET`: only a superuser, or a role
+//! granted `SET` on the parameter, can change them, by any route.
+//!
+//! Every setting has an assign hook that bumps [`settings_generation`], so the per-backend
+//! verifier cache (see `verifier_cache.rs`) knows when to look again — after `SET`, `SET LOCAL`,
+//! `RESET`, a rolled-back `SET`, or a configuration reload alike.
+
+use electric_auth_core::{Algorithm, Mode, Settings, ALGORITHM_NAMES};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::{pg_guard, pg_sys, PostgresGucEnum};
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// `electric_auth.mode`, default `secure`. Context: superuser.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum AuthMode {
+    #[name = c"secure"]
+    Secure,
+    #[name = c"insecure"]
+    Insecure,
+}
+
+/// `electric_auth.mode`: `secure` (default) or `insecure`. Context: superuser.
+pub static MODE: GucSetting<AuthMode> = GucSetting::<AuthMode>::new(AuthMode::Secure);
+const MODE_NAME: &CStr = c"electric_auth.mode";
+
+/// `electric_auth.jwt_alg`: one of the nine JWS algorithms, case-sensitive; default empty.
+/// Checked at `SET` time. Context: superuser.
+pub static JWT_ALG: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+const JWT_ALG_NAME: &CStr = c"electric_auth.jwt_alg";
+
+/// `electric_auth.jwt_key`: the HS secret or the RS/ES PEM; default empty. Context: superuser,
+/// and readable only by superusers (`GUC_SUPERUSER_ONLY`).
+pub static JWT_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+const JWT_KEY_NAME: &CStr = c"electric_auth.jwt_key";
+
+/// `electric_auth.jwt_key_is_base64`: the HS secret is standard base64; default off.
+/// Context: superuser.
+pub static JWT_KEY_IS_BASE64: GucSetting<bool> = GucSetting::<bool>::new(false);
+const JWT_KEY_IS_BASE64_NAME: &CStr = c"electric_auth.jwt_key_is_base64";
+
+/// `electric_auth.jwt_namespace`: the claim holding `sub`/`user_id`; default empty (top level).
+/// Context: superuser.
+pub static JWT_NAMESPACE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+const JWT_NAMESPACE_NAME: &CStr = c"electric_auth.jwt_namespace";
+
+/// `electric_auth.jwt_iss`: the required issuer; default empty (not checked). Context: superuser.
+pub static JWT_ISS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+const JWT_ISS_NAME: &CStr = c"electric_auth.jwt_iss";
+
+/// `electric_auth.jwt_aud`: the required audience; default empty (not checked). Context: superuser.
+pub static JWT_AUD: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+const JWT_AUD_NAME: &CStr = c"electric_auth.jwt_aud";
+
+/// `electric_auth.clock_drift`: seconds of leeway for `iat`, `nbf`, `exp`; 0..3600, default 2.
+/// Context: superuser.
+pub static CLOCK_DRIFT: GucSetting<i32> = GucSetting::<i32>::new(2);
+const CLOCK_DRIFT_NAME: &CStr = c"electric_auth.clock_drift";
+
+static SETTINGS_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// Changes whenever any `electric_auth.*` setting is assigned in this backend.
+pub fn settings_generation() -> u64 {
+    SETTINGS_GENERATION.load(Ordering::Relaxed)
+}
+
+fn bump_generation() {
+    SETTINGS_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn string_assigned(_newval: *const c_char, _extra: *mut c_void) {
+    bump_generation();
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn bool_assigned(_newval: bool, _extra: *mut c_void) {
+    bump_generation();
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn int_assigned(_newval: c_int, _extra: *mut c_void) {
+    bump_generation();
+}
+
+/// Refuses an `electric_auth.jwt_alg` that is set but not one of the nine names.
+#[pg_guard]
+unsafe extern "C-unwind" fn check_jwt_alg(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: Postgres passes a valid pointer to the candidate value, a C string or NULL.
+    let candidate = unsafe { *newval };
+    if candidate.is_null() {
+        return true;
+    }
+    // SAFETY: a non-NULL candidate is a NUL-terminated string owned by the GUC machinery.
+    let value = unsafe { CStr::from_ptr(candidate) }.to_string_lossy();
+    if value.trim().is_empty() || Algorithm::from_name(&value).is_some() {
+        return true;
+    }
+    let detail = format!("Must be one of {ALGORITHM_NAMES:?}.");
+    if let Ok(detail) = CString::new(detail) {
+        // SAFETY: GUC_check_errdetail_string is read by the caller right after this hook
+        // returns; the copy is palloc'd in the current memory context, as Postgres expects.
+        unsafe { pg_sys::GUC_check_errdetail_string = pg_sys::pstrdup(detail.as_ptr()) };
+    }
+    false
+}
+
+fn define_string(name: &'static CStr, short: &'static CStr, long: &'static CStr, setting: &'static GucSetting<Option<CString>>, flags: GucFlags) {
+    // SAFETY: the hooks only bump an atomic counter and cannot panic.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            name, short, long, setting, GucContext::Suset, flags, None, Some(string_assigned), None,
+        )
+    }
+}
+
+/// Registers every setting and reserves the `electric_auth.` prefix, so a misspelt setting is
+/// an error rather than a silent placeholder. Called once from `_PG_init`.
+pub fn init() {
+    // SAFETY: the assign hooks only bump an atomic counter and cannot panic.
+    unsafe {
+        GucRegistry::define_enum_guc_with_hooks(
+            MODE_NAME,
+            c"How Electric client tokens are verified: secure (signed) or insecure (development).",
+            c"Replaces Electric's AUTH_MODE.",
+            &MODE,
+            GucContext::Suset,
+            GucFlags::default(),
+            None,
+            Some(int_assigned),
+            None,
+        );
+    }
+    // SAFETY: check_jwt_alg is guarded and only reads its argument; the assign hook bumps a counter.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            JWT_ALG_NAME,
+            c"Signing algorithm tokens must use in secure mode (HS/RS/ES 256/384/512).",
+            c"Replaces Electric's AUTH_JWT_ALG.",
+            &JWT_ALG,
+            GucContext::Suset,
+            GucFlags::default(),
+            Some(check_jwt_alg),
+            Some(string_assigned),
+            None,
+        );
+    }
+    define_string(
+        JWT_KEY_NAME,
+        c"Key that verifies token signatures: an HS secret or an RS/ES public key in PEM.",
+        c"Replaces Electric's AUTH_JWT_KEY. Visible to superusers only.",
+        &JWT_KEY,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    // SAFETY: the assign hook only bumps an atomic counter and cannot panic.
+    unsafe {
+        GucRegistry::define_bool_guc_with_hooks(
+            JWT_KEY_IS_BASE64_NAME,
+            c"Whether electric_auth.jwt_key is base64-encoded (HS algorithms only).",
+            c"Replaces Electric's AUTH_JWT_KEY_IS_BASE64_ENCODED.",
+            &JWT_KEY_IS_BASE64,
+            GucContext::Suset,
+            GucFlags::default(),
+            None,
+            Some(bool_assigned),
+            None,
+        );
+    }
+    define_string(
+        JWT_NAMESPACE_NAME,
+        c"Top-level claim that holds sub/user_id; empty means the top level.",
+        c"Replaces Electric's AUTH_JWT_NAMESPACE.",
+        &JWT_NAMESPACE,
+        GucFlags::default(),
+    );
+    define_string(
+        JWT_ISS_NAME,
+        c"Issuer that the iss claim must equal; empty means iss is not checked.",
+        c"Replaces Electric's AUTH_JWT_ISS.",
+        &JWT_ISS,
+        GucFlags::default(),
+    );
+    define_string(
+        JWT_AUD_NAME,
+        c"Audience that the aud claim must contain; empty means aud is not checked.",
+        c"Replaces Electric's AUTH_JWT_AUD.",
+        &JWT_AUD,
+        GucFlags::default(),
+    );
+    // SAFETY: the assign hook only bumps an atomic counter and cannot panic.
+    unsafe {
+        GucRegistry::define_int_guc_with_hooks(
+            CLOCK_DRIFT_NAME,
+            c"Seconds of leeway when checking the iat, nbf and exp claims.",
+            c"Electric fixed this at 2 seconds.",
+            &CLOCK_DRIFT,
+            0,
+            3600,
+            GucContext::Suset,
+            GucFlags::UNIT_S,
+            None,
+            Some(int_assigned),
+            None,
+        );
+    }
+    // SAFETY: a static NUL-terminated string; Postgres keeps its own copy.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"electric_auth".as_ptr()) };
+}
+
+fn text_setting(setting: &GucSetting<Option<CString>>) -> Option<String> {
+    setting.get().map(|value| value.to_string_lossy().into_owned())
+}
+
+/// The current values of all settings, as the core expects them.
+pub fn current_settings() -> Settings {
+    Settings {
+        mode: match MODE.get() {
+            AuthMode::Secure => Mode::Secure,
+            AuthMode::Insecure => Mode::Insecure,
+        },
+        jwt_alg: text_setting(&JWT_ALG),
+        jwt_key: text_setting(&JWT_KEY),
+        jwt_key_is_base64: JWT_KEY_IS_BASE64.get(),
+        jwt_namespace: text_setting(&JWT_NAMESPACE),
+        jwt_iss: text_setting(&JWT_ISS),
+        jwt_aud: text_setting(&JWT_AUD),
+        clock_drift: i64::from(CLOCK_DRIFT.get()),
+    }
+}

@@ -1,0 +1,50 @@
+//! electric_auth: verify Electric sync clients' JWTs inside PostgreSQL.
+//!
+//! All token logic lives in the pgrx-free `electric_auth_core` crate; this crate is the glue:
+//! settings (`gucs`), the per-backend verifier cache, error mapping and the SQL functions.
+
+use pgrx::prelude::*;
+use std::cell::Cell;
+
+mod api;
+mod errors;
+mod gucs;
+mod verifier_cache;
+
+::pgrx::pg_module_magic!(name, version);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    gucs::init();
+}
+
+thread_local! {
+    static INSECURE_MODE_WARNED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Warns once per session that tokens are not being verified.
+fn insecure_mode_warning() {
+    if !INSECURE_MODE_WARNED.replace(true) {
+        ereport!(
+            PgLogLevel::WARNING,
+            PgSqlErrorCode::ERRCODE_WARNING,
+            "electric_auth.mode is insecure: token signatures are not verified",
+            "Insecure mode is for development only; set electric_auth.mode = secure in production."
+        );
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests;
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}
