@@ -1,4 +1,8 @@
 //! The SQL functions (spec §2). Thin: read "now", fetch the cached verifier, call the core.
+//!
+//! They return `Result<_, ErrorReport>` unboxed on purpose: pgrx recognises an `ErrorReport`
+//! error by downcasting and raises it with its SQLSTATE; a boxed one would become SQLSTATE 22000.
+#![allow(clippy::result_large_err)]
 
 use pgrx::prelude::*;
 
@@ -26,11 +30,14 @@ pub mod electric_auth {
     }
 
     fn verify_now(token: &str) -> Result<VerifiedToken, ErrorReport> {
-        let verifier = verifier_cache::current_verifier().map_err(|e| error_report(Error::Config(e)))?;
+        let verifier =
+            verifier_cache::current_verifier().map_err(|e| error_report(Error::Config(e)))?;
         if verifier.config().mode() == Mode::Insecure {
             insecure_mode_warning();
         }
-        verifier.verify(token, statement_time()).map_err(|e| error_report(Error::Token(e)))
+        verifier
+            .verify(token, statement_time())
+            .map_err(|e| error_report(Error::Token(e)))
     }
 
     /// The current statement's start, in Unix seconds: one clock for the whole statement.

@@ -109,11 +109,25 @@ unsafe extern "C-unwind" fn check_jwt_alg(
     false
 }
 
-fn define_string(name: &'static CStr, short: &'static CStr, long: &'static CStr, setting: &'static GucSetting<Option<CString>>, flags: GucFlags) {
+fn define_string(
+    name: &'static CStr,
+    short: &'static CStr,
+    long: &'static CStr,
+    setting: &'static GucSetting<Option<CString>>,
+    flags: GucFlags,
+) {
     // SAFETY: the hooks only bump an atomic counter and cannot panic.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
-            name, short, long, setting, GucContext::Suset, flags, None, Some(string_assigned), None,
+            name,
+            short,
+            long,
+            setting,
+            GucContext::Suset,
+            flags,
+            None,
+            Some(string_assigned),
+            None,
         )
     }
 }
@@ -212,7 +226,9 @@ pub fn init() {
 }
 
 fn text_setting(setting: &GucSetting<Option<CString>>) -> Option<String> {
-    setting.get().map(|value| value.to_string_lossy().into_owned())
+    setting
+        .get()
+        .map(|value| value.to_string_lossy().into_owned())
 }
 
 /// The current values of all settings, as the core expects them.

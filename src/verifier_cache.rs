@@ -38,7 +38,11 @@ pub fn current_verifier() -> Result<Rc<Verifier>, ConfigError> {
         let settings = gucs::current_settings();
         REBUILDS.set(REBUILDS.get() + 1);
         let verifier = Rc::new(Verifier::new(Config::from_settings(&settings)?));
-        *cache = Some(CachedVerifier { generation, settings, verifier: verifier.clone() });
+        *cache = Some(CachedVerifier {
+            generation,
+            settings,
+            verifier: verifier.clone(),
+        });
         Ok(verifier)
     })
 }

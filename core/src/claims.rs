@@ -7,11 +7,17 @@ type Claims = Map<String, Value>;
 
 /// A claim's value as JSON text, for the `Invalid "<claim>" claim value: <value>` messages.
 fn invalid(claim: &'static str, value: &Value) -> TokenError {
-    TokenError::InvalidClaimValue { claim, value: value.to_string() }
+    TokenError::InvalidClaimValue {
+        claim,
+        value: value.to_string(),
+    }
 }
 
 /// A time claim as seconds, with its JSON value; integer or fractional JSON numbers only.
-fn seconds<'a>(claims: &'a Claims, claim: &'static str) -> Result<Option<(f64, &'a Value)>, TokenError> {
+fn seconds<'a>(
+    claims: &'a Claims,
+    claim: &'static str,
+) -> Result<Option<(f64, &'a Value)>, TokenError> {
     match claims.get(claim) {
         None => Ok(None),
         Some(value) => match value.as_f64() {
@@ -67,8 +73,17 @@ pub(crate) fn check_issuer_and_audience(
 }
 
 /// Secure mode's required claims: `iat` and `exp`, plus `iss`/`aud` when configured.
-pub(crate) fn check_required(claims: &Claims, iss_required: bool, aud_required: bool) -> Result<(), TokenError> {
-    let required = [("iat", true), ("exp", true), ("iss", iss_required), ("aud", aud_required)];
+pub(crate) fn check_required(
+    claims: &Claims,
+    iss_required: bool,
+    aud_required: bool,
+) -> Result<(), TokenError> {
+    let required = [
+        ("iat", true),
+        ("exp", true),
+        ("iss", iss_required),
+        ("aud", aud_required),
+    ];
     for (claim, is_required) in required {
         if is_required && !claims.contains_key(claim) {
             return Err(TokenError::MissingClaim(claim));

@@ -23,7 +23,10 @@ pub struct Settings {
 impl Settings {
     /// The defaults of the GUCs: secure mode, nothing else set, two seconds of clock drift.
     pub fn new() -> Self {
-        Settings { clock_drift: 2, ..Default::default() }
+        Settings {
+            clock_drift: 2,
+            ..Default::default()
+        }
     }
 }
 
@@ -56,8 +59,9 @@ pub enum AlgorithmFamily {
 }
 
 /// The algorithm names accepted by `electric_auth.jwt_alg`, in the order error messages list them.
-pub const ALGORITHM_NAMES: [&str; 9] =
-    ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"];
+pub const ALGORITHM_NAMES: [&str; 9] = [
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512",
+];
 
 const ALGORITHMS: [Algorithm; 9] = [
     Algorithm::HS256,
@@ -80,7 +84,10 @@ pub(crate) fn algorithm_list() -> String {
 impl Algorithm {
     /// Parses a name exactly as the spec requires: case-sensitive, one of the nine.
     pub fn from_name(name: &str) -> Option<Algorithm> {
-        ALGORITHM_NAMES.iter().position(|n| *n == name).map(|i| ALGORITHMS[i])
+        ALGORITHM_NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| ALGORITHMS[i])
     }
 
     pub fn name(self) -> &'static str {
@@ -134,7 +141,12 @@ pub struct Config {
 
 #[derive(Debug, Clone)]
 pub(crate) enum ModeConfig {
-    Secure { alg: Algorithm, key: VerifyingKey, iss: Option<String>, aud: Option<String> },
+    Secure {
+        alg: Algorithm,
+        key: Box<VerifyingKey>,
+        iss: Option<String>,
+        aud: Option<String>,
+    },
     Insecure,
 }
 
@@ -152,11 +164,26 @@ impl Config {
         let mode = match settings.mode {
             Mode::Insecure => {
                 let offending = [
-                    ("electric_auth.jwt_alg", set_value(&settings.jwt_alg).is_some()),
-                    ("electric_auth.jwt_key", set_value(&settings.jwt_key).is_some()),
-                    ("electric_auth.jwt_key_is_base64", settings.jwt_key_is_base64),
-                    ("electric_auth.jwt_iss", set_value(&settings.jwt_iss).is_some()),
-                    ("electric_auth.jwt_aud", set_value(&settings.jwt_aud).is_some()),
+                    (
+                        "electric_auth.jwt_alg",
+                        set_value(&settings.jwt_alg).is_some(),
+                    ),
+                    (
+                        "electric_auth.jwt_key",
+                        set_value(&settings.jwt_key).is_some(),
+                    ),
+                    (
+                        "electric_auth.jwt_key_is_base64",
+                        settings.jwt_key_is_base64,
+                    ),
+                    (
+                        "electric_auth.jwt_iss",
+                        set_value(&settings.jwt_iss).is_some(),
+                    ),
+                    (
+                        "electric_auth.jwt_aud",
+                        set_value(&settings.jwt_aud).is_some(),
+                    ),
                 ];
                 if let Some((setting, _)) = offending.iter().find(|(_, is_set)| *is_set) {
                     return Err(ConfigError::NotValidInInsecureMode { setting });
@@ -177,17 +204,23 @@ impl Config {
                         };
                         VerifyingKey::hmac(alg, &secret)?
                     }
-                    AlgorithmFamily::Rsa | AlgorithmFamily::Ec => VerifyingKey::from_pem(alg, key_text)?,
+                    AlgorithmFamily::Rsa | AlgorithmFamily::Ec => {
+                        VerifyingKey::from_pem(alg, key_text)?
+                    }
                 };
                 ModeConfig::Secure {
                     alg,
-                    key,
+                    key: Box::new(key),
                     iss: set_value(&settings.jwt_iss).map(str::to_owned),
                     aud: set_value(&settings.jwt_aud).map(str::to_owned),
                 }
             }
         };
-        Ok(Config { mode, namespace, clock_drift })
+        Ok(Config {
+            mode,
+            namespace,
+            clock_drift,
+        })
     }
 
     pub fn mode(&self) -> Mode {
@@ -209,10 +242,14 @@ impl Config {
 /// Standard alphabet, padding optional (as Elixir's `Base.decode64(key, padding: false)` and
 /// the padded form both are accepted by Electric). Surrounding whitespace is ignored.
 fn decode_base64_key(text: &str) -> Result<Vec<u8>, ConfigError> {
-    use base64::engine::{general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig};
+    use base64::engine::{
+        general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig,
+    };
     const STANDARD_PADDING_OPTIONAL: GeneralPurpose = GeneralPurpose::new(
         &base64::alphabet::STANDARD,
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
     );
-    STANDARD_PADDING_OPTIONAL.decode(text.trim()).map_err(|_| ConfigError::KeyInvalidBase64)
+    STANDARD_PADDING_OPTIONAL
+        .decode(text.trim())
+        .map_err(|_| ConfigError::KeyInvalidBase64)
 }

@@ -56,7 +56,11 @@ pub enum ConfigError {
     KeyInvalid { alg: Algorithm },
     /// (deviation) RSA keys under 2048 bits, which Electric's docs forbid but its code accepted.
     #[error("electric_auth.jwt_key is not a valid key for electric_auth.jwt_alg={alg}: the RSA modulus has {bits} bits, at least {min_bits} are required")]
-    RsaKeyTooSmall { alg: Algorithm, bits: u32, min_bits: u32 },
+    RsaKeyTooSmall {
+        alg: Algorithm,
+        bits: u32,
+        min_bits: u32,
+    },
     /// A secure-mode-only setting is set while `electric_auth.mode = insecure`.
     #[error("{setting} is not valid in insecure mode")]
     NotValidInInsecureMode { setting: &'static str },
@@ -65,7 +69,9 @@ pub enum ConfigError {
 impl ConfigError {
     pub fn hint(&self) -> Option<String> {
         match self {
-            ConfigError::KeyInvalid { alg } | ConfigError::RsaKeyTooSmall { alg, .. } => Some(pem_hint(*alg)),
+            ConfigError::KeyInvalid { alg } | ConfigError::RsaKeyTooSmall { alg, .. } => {
+                Some(pem_hint(*alg))
+            }
             ConfigError::NotValidInInsecureMode { .. } => {
                 Some("Did you forget to set electric_auth.mode = secure?".to_string())
             }

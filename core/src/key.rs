@@ -28,10 +28,17 @@ pub enum VerifyingKey {
     Hs256(Hmac<sha2::Sha256>),
     Hs384(Hmac<sha2::Sha384>),
     Hs512(Hmac<sha2::Sha512>),
-    Rsa { key: PKey<Public>, digest: MessageDigest },
+    Rsa {
+        key: PKey<Public>,
+        digest: MessageDigest,
+    },
     /// `scalar_bytes` is the curve's coordinate size: a JWS signature is exactly `r || s`
     /// with each half that long (32, 48 or 66 bytes).
-    Ec { key: EcKey<Public>, digest: MessageDigest, scalar_bytes: usize },
+    Ec {
+        key: EcKey<Public>,
+        digest: MessageDigest,
+        scalar_bytes: usize,
+    },
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -66,9 +73,15 @@ impl VerifyingKey {
         // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
         let invalid = || ConfigError::KeyInvalid { alg };
         Ok(match alg {
-            Algorithm::HS256 => VerifyingKey::Hs256(Hmac::new_from_slice(secret).map_err(|_| invalid())?),
-            Algorithm::HS384 => VerifyingKey::Hs384(Hmac::new_from_slice(secret).map_err(|_| invalid())?),
-            Algorithm::HS512 => VerifyingKey::Hs512(Hmac::new_from_slice(secret).map_err(|_| invalid())?),
+            Algorithm::HS256 => {
+                VerifyingKey::Hs256(Hmac::new_from_slice(secret).map_err(|_| invalid())?)
+            }
+            Algorithm::HS384 => {
+                VerifyingKey::Hs384(Hmac::new_from_slice(secret).map_err(|_| invalid())?)
+            }
+            Algorithm::HS512 => {
+                VerifyingKey::Hs512(Hmac::new_from_slice(secret).map_err(|_| invalid())?)
+            }
             _ => return Err(invalid()),
         })
     }
@@ -87,9 +100,16 @@ impl VerifyingKey {
                 }
                 let bits = public.bits();
                 if bits < MIN_RSA_BITS {
-                    return Err(ConfigError::RsaKeyTooSmall { alg, bits, min_bits: MIN_RSA_BITS });
+                    return Err(ConfigError::RsaKeyTooSmall {
+                        alg,
+                        bits,
+                        min_bits: MIN_RSA_BITS,
+                    });
                 }
-                Ok(VerifyingKey::Rsa { key: public, digest: digest_for(alg) })
+                Ok(VerifyingKey::Rsa {
+                    key: public,
+                    digest: digest_for(alg),
+                })
             }
             AlgorithmFamily::Ec => {
                 let (curve, scalar_bytes) = match alg {
@@ -101,7 +121,11 @@ impl VerifyingKey {
                 if key.group().curve_name() != Some(curve) {
                     return Err(invalid());
                 }
-                Ok(VerifyingKey::Ec { key, digest: digest_for(alg), scalar_bytes })
+                Ok(VerifyingKey::Ec {
+                    key,
+                    digest: digest_for(alg),
+                    scalar_bytes,
+                })
             }
             AlgorithmFamily::Hmac => Err(invalid()),
         }
@@ -115,9 +139,11 @@ impl VerifyingKey {
             VerifyingKey::Hs384(mac) => verify_hmac(mac, message, signature),
             VerifyingKey::Hs512(mac) => verify_hmac(mac, message, signature),
             VerifyingKey::Rsa { key, digest } => verify_rsa(key, *digest, message, signature),
-            VerifyingKey::Ec { key, digest, scalar_bytes } => {
-                verify_ecdsa(key, *digest, *scalar_bytes, message, signature)
-            }
+            VerifyingKey::Ec {
+                key,
+                digest,
+                scalar_bytes,
+            } => verify_ecdsa(key, *digest, *scalar_bytes, message, signature),
         }
     }
 }
@@ -150,7 +176,8 @@ fn verify_ecdsa(
     let (r, s) = signature.split_at(scalar_bytes);
     let checked = || -> Result<bool, openssl::error::ErrorStack> {
         let hash = openssl::hash::hash(digest, message)?;
-        let sig = EcdsaSig::from_private_components(BigNum::from_slice(r)?, BigNum::from_slice(s)?)?;
+        let sig =
+            EcdsaSig::from_private_components(BigNum::from_slice(r)?, BigNum::from_slice(s)?)?;
         sig.verify(&hash, key)
     };
     checked().unwrap_or(false)
@@ -168,7 +195,9 @@ fn decode_pem(text: &str) -> Option<(String, Vec<u8>)> {
     let end_marker = format!("-----END {label}-----");
     let body = &body_and_rest[..body_and_rest.find(&end_marker)?];
     let body: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-    use base64::engine::{general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig};
+    use base64::engine::{
+        general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig,
+    };
     const PEM_BASE64: GeneralPurpose = GeneralPurpose::new(
         &base64::alphabet::STANDARD,
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
@@ -184,8 +213,12 @@ fn public_key_from_der(label: &str, der: &[u8]) -> Option<PKey<Public>> {
         "RSA PUBLIC KEY" => PKey::from_rsa(Rsa::public_key_from_der_pkcs1(der).ok()?).ok(),
         "CERTIFICATE" => X509::from_der(der).ok()?.public_key().ok(),
         "PRIVATE KEY" => public_half(PKey::private_key_from_pkcs8(der).ok()?),
-        "RSA PRIVATE KEY" => public_half(PKey::from_rsa(Rsa::private_key_from_der(der).ok()?).ok()?),
-        "EC PRIVATE KEY" => public_half(PKey::from_ec_key(EcKey::private_key_from_der(der).ok()?).ok()?),
+        "RSA PRIVATE KEY" => {
+            public_half(PKey::from_rsa(Rsa::private_key_from_der(der).ok()?).ok()?)
+        }
+        "EC PRIVATE KEY" => {
+            public_half(PKey::from_ec_key(EcKey::private_key_from_der(der).ok()?).ok()?)
+        }
         _ => None,
     }
 }
@@ -195,7 +228,9 @@ fn public_half(private: PKey<openssl::pkey::Private>) -> Option<PKey<Public>> {
     match private.id() {
         Id::RSA => {
             let rsa = private.rsa().ok()?;
-            let public = Rsa::from_public_components(rsa.n().to_owned().ok()?, rsa.e().to_owned().ok()?).ok()?;
+            let public =
+                Rsa::from_public_components(rsa.n().to_owned().ok()?, rsa.e().to_owned().ok()?)
+                    .ok()?;
             PKey::from_rsa(public).ok()
         }
         Id::EC => {

@@ -45,8 +45,9 @@ impl Verifier {
             ModeConfig::Secure { alg, key, iss, aud } => {
                 let (signing_input, signature_b64) =
                     token.rsplit_once('.').ok_or(TokenError::InvalidToken)?;
-                let (header_b64, payload_b64) =
-                    signing_input.split_once('.').ok_or(TokenError::InvalidToken)?;
+                let (header_b64, payload_b64) = signing_input
+                    .split_once('.')
+                    .ok_or(TokenError::InvalidToken)?;
                 if payload_b64.contains('.') {
                     return Err(TokenError::InvalidToken);
                 }
@@ -57,8 +58,9 @@ impl Verifier {
                     return Err(TokenError::AlgorithmMismatch);
                 }
                 // 3. Signature over `header.payload`.
-                let signature =
-                    URL_SAFE_NO_PAD.decode(signature_b64).map_err(|_| TokenError::InvalidSignature)?;
+                let signature = URL_SAFE_NO_PAD
+                    .decode(signature_b64)
+                    .map_err(|_| TokenError::InvalidSignature)?;
                 if signature.is_empty() || !key.verify(signing_input.as_bytes(), &signature) {
                     return Err(TokenError::InvalidSignature);
                 }
@@ -73,7 +75,8 @@ impl Verifier {
             ModeConfig::Insecure => {
                 // `header.payload.signature` or `header.payload`; header and signature unread.
                 let mut parts = token.split('.');
-                let (_header, payload_b64) = (parts.next(), parts.next().ok_or(TokenError::InvalidToken)?);
+                let (_header, payload_b64) =
+                    (parts.next(), parts.next().ok_or(TokenError::InvalidToken)?);
                 let _signature = parts.next();
                 if parts.next().is_some() {
                     return Err(TokenError::InvalidToken);
@@ -88,13 +91,19 @@ impl Verifier {
             .ok_or(TokenError::MissingUserId)?
             .to_owned();
         let expires_at = claims.get("exp").and_then(Value::as_f64);
-        Ok(VerifiedToken { user_id, claims, expires_at })
+        Ok(VerifiedToken {
+            user_id,
+            claims,
+            expires_at,
+        })
     }
 }
 
 /// base64url without padding, decoding to a JSON object; anything else is `Invalid token`.
 fn decode_json_object(part: &str) -> Result<Map<String, Value>, TokenError> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenError::InvalidToken)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| TokenError::InvalidToken)?;
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(TokenError::InvalidToken),

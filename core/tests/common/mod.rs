@@ -3,7 +3,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use electric_auth_core::{Config, ConfigError, Error, Mode, Settings, TokenError, VerifiedToken, Verifier};
+use electric_auth_core::{
+    Config, ConfigError, Error, Mode, Settings, TokenError, VerifiedToken, Verifier,
+};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 
@@ -31,15 +33,26 @@ pub fn hs256_token(secret: &str, header: &str, payload: &str) -> String {
 }
 
 pub fn hs256_claims(payload: Value) -> String {
-    hs256_token(SECRET, r#"{"alg":"HS256","typ":"JWT"}"#, &payload.to_string())
+    hs256_token(
+        SECRET,
+        r#"{"alg":"HS256","typ":"JWT"}"#,
+        &payload.to_string(),
+    )
 }
 
 pub fn secure(alg: &str, key: &str) -> Settings {
-    Settings { jwt_alg: Some(alg.into()), jwt_key: Some(key.into()), ..Settings::new() }
+    Settings {
+        jwt_alg: Some(alg.into()),
+        jwt_key: Some(key.into()),
+        ..Settings::new()
+    }
 }
 
 pub fn insecure() -> Settings {
-    Settings { mode: Mode::Insecure, ..Settings::new() }
+    Settings {
+        mode: Mode::Insecure,
+        ..Settings::new()
+    }
 }
 
 pub fn verifier(settings: &Settings) -> Verifier {
@@ -55,7 +68,8 @@ pub fn hs256_verifier() -> Verifier {
 }
 
 pub fn verify_at(v: &Verifier, token: &str, now: i64) -> Result<VerifiedToken, String> {
-    v.verify(token, now).map_err(|e| Error::Token(e).to_string())
+    v.verify(token, now)
+        .map_err(|e| Error::Token(e).to_string())
 }
 
 pub fn message(v: &Verifier, token: &str) -> String {

@@ -1,0 +1,98 @@
+//! `#[pg_test]`s: behaviour that needs a live backend but is not visible as SQL output —
+//! mostly the per-backend verifier cache. The SQL contract itself is tests/pg_regress.
+
+use pgrx::prelude::*;
+
+#[pg_schema]
+mod tests {
+    use crate::verifier_cache;
+    use pgrx::prelude::*;
+
+    const SECRET: &str = "an-hs256-test-secret-of-32-bytes";
+    /// HS256 over {"sub":"pg-test-user","iat":1700000000,"exp":4102444800} with SECRET,
+    /// minted by PyJWT (see scripts/fixtures/mint.py for the interop fixtures).
+    const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJwZy10ZXN0LXVzZXIiLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6NDEwMjQ0NDgwMH0.H_NotX_ZLFHsN2CTE4vKhLok4MugS1uUeiUrRz8Kenk";
+
+    fn configure_hs256(secret: &str) {
+        Spi::run("SET electric_auth.mode = secure").unwrap();
+        Spi::run("SET electric_auth.jwt_alg = 'HS256'").unwrap();
+        Spi::run(&format!("SET electric_auth.jwt_key = '{secret}'")).unwrap();
+    }
+
+    fn user_id(token: &str) -> Option<String> {
+        Spi::get_one_with_args::<String>("SELECT electric_auth.user_id($1)", &[token.into()])
+            .unwrap()
+    }
+
+    #[pg_test]
+    fn settings_have_the_spec_defaults() {
+        let show = |name: &str| {
+            Spi::get_one::<String>(&format!("SHOW {name}"))
+                .unwrap()
+                .unwrap()
+        };
+        assert_eq!(show("electric_auth.mode"), "secure");
+        assert_eq!(show("electric_auth.jwt_alg"), "");
+        assert_eq!(show("electric_auth.jwt_key_is_base64"), "off");
+        assert_eq!(show("electric_auth.clock_drift"), "2s");
+        let context = Spi::get_one::<i64>(
+            "SELECT count(*) FROM pg_settings WHERE name LIKE 'electric_auth.%' AND context = 'superuser'",
+        );
+        assert_eq!(context, Ok(Some(8)), "all eight settings are PGC_SUSET");
+    }
+
+    #[pg_test]
+    fn the_key_is_parsed_once_not_per_call() {
+        configure_hs256(SECRET);
+        let before = verifier_cache::rebuilds();
+        for _ in 0..50 {
+            assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
+        }
+        assert_eq!(verifier_cache::rebuilds(), before + 1);
+        // Assigning the very same value again is not a change.
+        Spi::run(&format!("SET electric_auth.jwt_key = '{SECRET}'")).unwrap();
+        assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
+        assert_eq!(verifier_cache::rebuilds(), before + 1);
+    }
+
+    #[pg_test]
+    fn a_changed_key_takes_effect_on_the_next_call() {
+        configure_hs256(SECRET);
+        assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
+        let before = verifier_cache::rebuilds();
+        configure_hs256("another-secret-also-of-32-bytes!");
+        let result = PgTryBuilder::new(|| user_id(TOKEN))
+            .catch_others(|e| match e {
+                pg_sys::panic::CaughtError::PostgresError(report) => {
+                    Some(report.message().to_string())
+                }
+                _ => None,
+            })
+            .execute();
+        assert_eq!(result.as_deref(), Some("Invalid token signature"));
+        assert_eq!(verifier_cache::rebuilds(), before + 1);
+    }
+
+    #[pg_test]
+    fn verify_returns_the_whole_payload() {
+        configure_hs256(SECRET);
+        let claims = Spi::get_one_with_args::<pgrx::JsonB>(
+            "SELECT electric_auth.verify($1)",
+            &[TOKEN.into()],
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            claims.0,
+            serde_json::json!({"sub": "pg-test-user", "iat": 1700000000, "exp": 4102444800u64})
+        );
+    }
+
+    #[pg_test]
+    fn null_in_null_out() {
+        assert_eq!(
+            Spi::get_one::<String>("SELECT electric_auth.user_id(NULL)"),
+            Ok(None)
+        );
+    }
+}
