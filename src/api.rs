@@ -6,6 +6,14 @@
 
 use pgrx::prelude::*;
 
+// The schema pgrx creates is usable by its owner only; the functions are meant for every role
+// holding EXECUTE on them (PUBLIC by default): triggers, RLS policies and views run as the caller.
+pgrx::extension_sql!(
+    "GRANT USAGE ON SCHEMA electric_auth TO PUBLIC;",
+    name = "grant_schema_usage",
+    finalize
+);
+
 #[pg_schema]
 pub mod electric_auth {
     use crate::{errors::error_report, insecure_mode_warning, verifier_cache};

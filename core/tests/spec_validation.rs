@@ -274,8 +274,8 @@ fn non_numeric_time_claims_are_invalid_values_not_crashes() {
 #[test]
 fn huge_numbers_are_handled() {
     let v = hs256_verifier();
-    let far = format!(r#"{{"sub":"u","iat":1,"exp":1e300}}"#);
-    assert!(v.verify(&hs256_token(SECRET, HEADER, &far), NOW).is_ok());
+    let far = r#"{"sub":"u","iat":1,"exp":1e300}"#;
+    assert!(v.verify(&hs256_token(SECRET, HEADER, far), NOW).is_ok());
     let past = r#"{"sub":"u","iat":1,"exp":-1e300}"#;
     assert_eq!(
         rejected(&v, &hs256_token(SECRET, HEADER, past)),

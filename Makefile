@@ -1,0 +1,42 @@
+# electric_auth: the README's two commands are `make demo` and `make test`.
+PG_CONFIG ?= /usr/bin/pg_config
+PGDATA_TEST ?= /tmp/ea-pgdata
+
+.PHONY: test demo bootstrap install install-dev fmt-check clippy test-core test-pg test-regress regress-update
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+## make test: every test layer; fails on the first failure.
+test: bootstrap fmt-check clippy test-core test-pg test-regress
+	@echo "make test: all layers passed"
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --workspace --all-targets --features pg_test -- -D warnings
+
+test-core:
+	cargo test -p electric_auth_core
+
+# Postgres refuses to run as root: pgrx runs its test cluster as `postgres` in a fresh data dir.
+test-pg:
+	rm -rf $(PGDATA_TEST)
+	cargo pgrx test pg15 --runas postgres --pgdata $(PGDATA_TEST)
+
+test-regress: install-dev
+	bash scripts/pg_regress.sh
+
+regress-update: install-dev
+	bash scripts/pg_regress.sh --update
+
+## make install PG_CONFIG=...: an optimised build into an existing Postgres.
+install: bootstrap
+	cargo pgrx install --release --pg-config $(PG_CONFIG)
+
+install-dev:
+	cargo pgrx install --pg-config $(PG_CONFIG)
+
+demo: bootstrap install
+	@bash scripts/demo.sh

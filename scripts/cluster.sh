@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# A throwaway Postgres 15 cluster, run as the `postgres` user (Postgres refuses root), with its
+# own data and socket directories under /tmp and its own port, the extension preloaded.
+#   scripts/cluster.sh start NAME PORT   |   scripts/cluster.sh stop NAME
+set -euo pipefail
+BIN=$(/usr/bin/pg_config --bindir)
+action=$1 name=$2
+data=/tmp/$name-data sock=/tmp/$name-sock
+
+as_postgres() {
+  if [ "$(id -un)" = postgres ]; then "$@"
+  elif [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"
+  else sudo -u postgres "$@"; fi
+}
+
+case $action in
+  start)
+    port=$3
+    as_postgres "$BIN/pg_ctl" -D "$data" stop -m immediate >/dev/null 2>&1 || true
+    rm -rf "$data" "$sock"
+    mkdir -p "$sock" && chown postgres "$sock" 2>/dev/null || true
+    as_postgres "$BIN/initdb" -D "$data" -A trust -U postgres --no-sync >/dev/null
+    as_postgres "$BIN/pg_ctl" -D "$data" -l "$data/server.log" -w start -o \
+      "-p $port -k $sock -c listen_addresses='' -c shared_preload_libraries=electric_auth -c fsync=off" >/dev/null
+    ;;
+  stop)
+    [ -d "$data" ] && as_postgres "$BIN/pg_ctl" -D "$data" -w stop -m fast >/dev/null 2>&1 || true
+    ;;
+esac
