@@ -31,5 +31,5 @@ GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA fx TO PUBLIC;
 -- The functions as the catalog sees them: STRICT, STABLE, PARALLEL SAFE.
 SELECT p.oid::regprocedure AS function, p.prorettype::regtype AS returns,
        p.proisstrict AS strict, p.provolatile AS volatility, p.proparallel AS parallel
-FROM pg_proc p WHERE p.pronamespace = 'electric_auth'::regnamespace ORDER BY 1::text;
+FROM pg_proc p WHERE p.pronamespace = 'electric_auth'::regnamespace ORDER BY p.proname;
 SELECT electric_auth.user_id(NULL) IS NULL AS null_in_null_out, electric_auth.verify(NULL) IS NULL AS verify_null;
