@@ -47,6 +47,7 @@ pub fn current_verifier() -> Result<Rc<Verifier>, ConfigError> {
     })
 }
 
+#[cfg(any(test, feature = "pg_test"))]
 /// How many times this backend has parsed the settings into a verifier; tests use it to prove
 /// that a key is not parsed again per call.
 pub fn rebuilds() -> u64 {
