@@ -12,12 +12,15 @@ PG_REGRESS=$(/usr/bin/pg_config --pkglibdir)/pgxs/src/test/regress/pg_regress
 
 scripts/cluster.sh start $NAME "$PORT"
 trap 'scripts/cluster.sh stop $NAME' EXIT
-rm -rf "$OUT" && mkdir -p "$OUT" && chown postgres "$OUT" 2>/dev/null || true
+# The server and pg_regress run as `postgres`, which may not be able to read this checkout
+# (e.g. under /root): stage the suite in a directory it owns.
+rm -rf "$OUT" && mkdir -p "$OUT" && cp -r tests/pg_regress/sql tests/pg_regress/expected "$OUT"/
+chown -R postgres "$OUT" 2>/dev/null || true
 tests=$(cd tests/pg_regress/sql && ls *.sql | sed 's/\.sql$//')
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 status=0
 as_postgres "$PG_REGRESS" --bindir="$(/usr/bin/pg_config --bindir)" --host=/tmp/$NAME-sock --port="$PORT" \
-  --inputdir=tests/pg_regress --outputdir="$OUT" --dbname=electric_auth_regress $tests || status=$?
+  --inputdir="$OUT" --outputdir="$OUT" --dbname=electric_auth_regress $tests || status=$?
 if [ "${1:-}" = --update ]; then
   cp "$OUT"/results/*.out tests/pg_regress/expected/
   echo "pg_regress: expected/ updated from results; review with git diff"
