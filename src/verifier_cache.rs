@@ -25,17 +25,14 @@ pub fn current_verifier() -> Result<Rc<Verifier>, ConfigError> {
     let generation = gucs::settings_generation();
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if let Some(cached) = cache.as_mut() {
-            if cached.generation == generation {
-                return Ok(cached.verifier.clone());
-            }
-            let settings = gucs::current_settings();
-            if cached.settings == settings {
-                cached.generation = generation;
-                return Ok(cached.verifier.clone());
-            }
+        if let Some(cached) = cache.as_ref().filter(|c| c.generation == generation) {
+            return Ok(cached.verifier.clone());
         }
         let settings = gucs::current_settings();
+        if let Some(cached) = cache.as_mut().filter(|c| c.settings == settings) {
+            cached.generation = generation;
+            return Ok(cached.verifier.clone());
+        }
         REBUILDS.set(REBUILDS.get() + 1);
         let verifier = Rc::new(Verifier::new(Config::from_settings(&settings)?));
         *cache = Some(CachedVerifier {
