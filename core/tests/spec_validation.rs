@@ -563,13 +563,6 @@ fn insecure_mode_validates_time_claims_but_requires_only_the_user_id() {
 
 // ---- §5 Examples ----------------------------------------------------------------------------
 
-const DOCS_ES256_TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9.eyJ1c2VyX2lkIjoiMSIsImlhdCI6MTY4NDc0OTIxMywiZXhwIjoxNjg0NzU5MjEzfQ.dLd_bG5_VayLzTemgATu566NP3itwafMbu1zgef_8mB6VGHojczsXyh3g7QE4GM_l8kUQm9MJN7OWg8Kf-40YQ";
-const DOCS_ES256_PRIVATE_KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgW2MZVQ7AU4H+nt4C
-04gbp2z7RW2x9nq3TyrhE8HmKG+hRANCAARzSZvWgxQXm/Ijh2c7CmxF95UGuAe5
-ukKuQqBjA9f1kESEBwiVcNmwQwaIiOS84a+K/w3MgP9I2PRKHvAOd+Pf
------END PRIVATE KEY-----";
-
 #[test]
 fn docs_es256_token_verifies_its_signature_and_is_expired() {
     let v = verifier(&secure("ES256", DOCS_ES256_PRIVATE_KEY));

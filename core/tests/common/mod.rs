@@ -82,3 +82,17 @@ pub fn message(v: &Verifier, token: &str) -> String {
 pub fn rejected(v: &Verifier, token: &str) -> TokenError {
     v.verify(token, NOW).expect_err("token should be rejected")
 }
+
+/// Spec §5: the signed token printed in Electric's secure-mode docs (ES256, `exp` in 2023) ...
+pub const DOCS_ES256_TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9.eyJ1c2VyX2lkIjoiMSIsImlhdCI6MTY4NDc0OTIxMywiZXhwIjoxNjg0NzU5MjEzfQ.dLd_bG5_VayLzTemgATu566NP3itwafMbu1zgef_8mB6VGHojczsXyh3g7QE4GM_l8kUQm9MJN7OWg8Kf-40YQ";
+/// ... the docs' private key it was signed with ...
+pub const DOCS_ES256_PRIVATE_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgW2MZVQ7AU4H+nt4C
+04gbp2z7RW2x9nq3TyrhE8HmKG+hRANCAARzSZvWgxQXm/Ijh2c7CmxF95UGuAe5
+ukKuQqBjA9f1kESEBwiVcNmwQwaIiOS84a+K/w3MgP9I2PRKHvAOd+Pf
+-----END PRIVATE KEY-----";
+/// ... and that key's public half (SPKI), as openssl derives it.
+pub const DOCS_ES256_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEc0mb1oMUF5vyI4dnOwpsRfeVBrgH
+ubpCrkKgYwPX9ZBEhAcIlXDZsEMGiIjkvOGviv8NzID/SNj0Sh7wDnfj3w==
+-----END PUBLIC KEY-----";
