@@ -7,11 +7,7 @@ BIN=$(/usr/bin/pg_config --bindir)
 action=$1 name=$2
 data=/tmp/$name-data sock=/tmp/$name-sock
 
-as_postgres() {
-  if [ "$(id -un)" = postgres ]; then "$@"
-  elif [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"
-  else sudo -u postgres "$@"; fi
-}
+source "$(dirname "$0")/common.sh"
 
 case $action in
   start)

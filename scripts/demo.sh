@@ -4,6 +4,7 @@
 # are minted with the openssl CLI. The cluster is stopped and removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/common.sh
 PORT=${EA_DEMO_PORT:-54330}
 NAME=ea-demo
 work=$(mktemp -d /tmp/ea-demo-keys.XXXXXX)
@@ -29,7 +30,7 @@ unsigned="$(printf '%s' '{"alg":"none"}' | b64url).$(printf '%s' '{"sub":"dev-us
 
 scripts/cluster.sh start $NAME "$PORT"
 echo "demo: cluster on port $PORT (socket /tmp/$NAME-sock), running as postgres"
-runuser -u postgres -- psql -X -q -h /tmp/$NAME-sock -p "$PORT" -d postgres \
+as_postgres psql -X -q -h /tmp/$NAME-sock -p "$PORT" -d postgres \
   -v ON_ERROR_STOP=0 -v pem="$(cat "$work/public.pem")" -v good="$good" -v expired="$expired" \
   -v tampered="$tampered" -v unsigned="$unsigned" -a <<'SQL'
 CREATE EXTENSION electric_auth;

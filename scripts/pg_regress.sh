@@ -5,6 +5,7 @@
 # the diff can be reviewed in git.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/common.sh
 PORT=${EA_REGRESS_PORT:-54329}
 NAME=ea-regress
 OUT=/tmp/$NAME-out
@@ -17,7 +18,6 @@ trap 'scripts/cluster.sh stop $NAME' EXIT
 rm -rf "$OUT" && mkdir -p "$OUT" && cp -r tests/pg_regress/sql tests/pg_regress/expected "$OUT"/
 chown -R postgres "$OUT" 2>/dev/null || true
 tests=$(cd tests/pg_regress/sql && ls *.sql | sed 's/\.sql$//')
-as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 status=0
 as_postgres "$PG_REGRESS" --bindir="$(/usr/bin/pg_config --bindir)" --host=/tmp/$NAME-sock --port="$PORT" \
   --inputdir="$OUT" --outputdir="$OUT" --dbname=electric_auth_regress $tests || status=$?
