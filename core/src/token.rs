@@ -65,7 +65,7 @@ impl Verifier {
                     return Err(TokenError::InvalidSignature);
                 }
                 // 4. Payload.
-                let claims = decode_json_object(payload_b64)?;
+                let claims = decode_payload(payload_b64)?;
                 // 5.–7. Time claims, then iss/aud, then the required claims.
                 claims::check_time_claims(&claims, now, self.config.clock_drift)?;
                 claims::check_issuer_and_audience(&claims, iss.as_deref(), aud.as_deref())?;
@@ -81,7 +81,7 @@ impl Verifier {
                 if parts.next().is_some() {
                     return Err(TokenError::InvalidToken);
                 }
-                let claims = decode_json_object(payload_b64)?;
+                let claims = decode_payload(payload_b64)?;
                 claims::check_time_claims(&claims, now, self.config.clock_drift)?;
                 claims
             }
@@ -100,12 +100,45 @@ impl Verifier {
 }
 
 /// base64url without padding, decoding to a JSON object; anything else is `Invalid token`.
+///
+/// serde_json refuses what RFC 8259 refuses (bytes that are not UTF-8, raw control characters,
+/// lone surrogate escapes, numbers beyond an `f64`) and nesting deeper than 128 levels. A key
+/// given twice keeps its last value, as `JSON.parse`, Python's `json` and Postgres `jsonb` do.
 fn decode_json_object(part: &str) -> Result<Map<String, Value>, TokenError> {
+    decode_json_object_bytes(part).map(|(map, _)| map)
+}
+
+fn decode_json_object_bytes(part: &str) -> Result<(Map<String, Value>, Vec<u8>), TokenError> {
     let bytes = URL_SAFE_NO_PAD
         .decode(part)
         .map_err(|_| TokenError::InvalidToken)?;
     match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(map)) => Ok((map, bytes)),
         _ => Err(TokenError::InvalidToken),
+    }
+}
+
+/// The payload object (spec §3.4). Beyond [`decode_json_object`], a string or key holding U+0000
+/// (written `\u0000`) is `Invalid token`: Postgres `text` and `jsonb` cannot hold it, so such a
+/// token could never be returned by `verify()` and is refused by both functions alike.
+fn decode_payload(part: &str) -> Result<Map<String, Value>, TokenError> {
+    let (claims, json) = decode_json_object_bytes(part)?;
+    let may_hold_nul = json.windows(6).any(|w| w == b"\\u0000");
+    if may_hold_nul && map_holds_nul(&claims) {
+        return Err(TokenError::InvalidToken);
+    }
+    Ok(claims)
+}
+
+fn map_holds_nul(map: &Map<String, Value>) -> bool {
+    map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v))
+}
+
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map_holds_nul(map),
+        _ => false,
     }
 }

@@ -174,13 +174,51 @@ fn payload_must_be_a_base64url_json_object() {
         rejected(&v, &hs256_token(SECRET, HEADER, &deep)),
         TokenError::InvalidToken
     );
-    // Not UTF-8 inside a correctly signed token.
-    let input = format!("{}.{}", b64(HEADER.as_bytes()), b64(&[b'{', 0xff, b'}']));
+    // Not UTF-8 inside a correctly signed token: a stray byte, an overlong NUL, a UTF-8-encoded
+    // surrogate.
     use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(input.as_bytes());
-    let token = format!("{input}.{}", b64(&mac.finalize().into_bytes()));
-    assert_eq!(rejected(&v, &token), TokenError::InvalidToken);
+    for bad in [&[0xff][..], &[0xc0, 0x80], &[0xed, 0xa0, 0x80]] {
+        let json = [br#"{"sub":""#, bad, br#"","iat":1,"exp":4102444800}"#].concat();
+        let input = format!("{}.{}", b64(HEADER.as_bytes()), b64(&json));
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(input.as_bytes());
+        let token = format!("{input}.{}", b64(&mac.finalize().into_bytes()));
+        assert_eq!(rejected(&v, &token), TokenError::InvalidToken, "{bad:x?}");
+    }
+}
+
+#[test]
+fn nul_characters_and_broken_unicode_in_the_payload_are_invalid_tokens() {
+    let v = hs256_verifier();
+    let claims = |extra: &str| format!(r#"{{"sub":"u","iat":1,"exp":{},{extra}}}"#, NOW + 10);
+    // Postgres text and jsonb cannot hold U+0000, wherever it hides.
+    for extra in [
+        r#""name":"a\u0000b""#,
+        r#""a\u0000":1"#,
+        r#""deep":{"list":[1,{"x":"\u0000"}]}"#,
+        r#""ns":{"k\u0000":true}"#,
+    ] {
+        let token = hs256_token(SECRET, HEADER, &claims(extra));
+        assert_eq!(rejected(&v, &token), TokenError::InvalidToken, "{extra}");
+        let unsigned = format!("{}.{}", b64(b"{}"), b64(claims(extra).as_bytes()));
+        assert_eq!(
+            rejected(&verifier(&insecure()), &unsigned),
+            TokenError::InvalidToken,
+            "insecure {extra}"
+        );
+    }
+    // A raw NUL byte and a lone surrogate escape.
+    for extra in ["\"name\":\"a\0b\"", r#""name":"\ud800""#] {
+        let token = hs256_token(SECRET, HEADER, &claims(extra));
+        assert_eq!(rejected(&v, &token), TokenError::InvalidToken, "{extra:?}");
+    }
+    // An escaped backslash followed by "u0000" is six ordinary characters.
+    let literal = hs256_token(SECRET, HEADER, &claims(r#""name":"\\u0000""#));
+    let verified = v.verify(&literal, NOW).expect("a literal backslash is fine");
+    assert_eq!(verified.claims["name"], "\\u0000");
+    // A proper surrogate pair is one character.
+    let emoji = hs256_token(SECRET, HEADER, &claims(r#""name":"\ud83d\ude00""#));
+    assert_eq!(v.verify(&emoji, NOW).unwrap().claims["name"], "\u{1f600}");
 }
 
 #[test]
