@@ -2,13 +2,13 @@
 PG_CONFIG ?= /usr/bin/pg_config
 PGDATA_TEST ?= /tmp/ea-pgdata
 
-.PHONY: test demo bootstrap install install-dev fmt-check clippy test-core test-pg test-regress regress-update
+.PHONY: test demo bootstrap install install-dev fmt-check clippy test-core test-pg test-regress regress-update test-security fuzz
 
 bootstrap:
 	@bash scripts/bootstrap.sh
 
 ## make test: every test layer; fails on the first failure.
-test: bootstrap fmt-check clippy test-core test-pg test-regress
+test: bootstrap fmt-check clippy test-core test-pg test-regress test-security fuzz
 	@echo "make test: all layers passed"
 
 fmt-check:
@@ -27,6 +27,17 @@ test-pg:
 
 test-regress: install-dev
 	bash scripts/pg_regress.sh
+
+# Privileges, secrecy (server log at debug5), key rotation and hostile tokens, on throwaway
+# clusters with and without shared_preload_libraries; tokens minted by PyJWT.
+test-security: install-dev
+	python3 tests/security/test_security.py
+
+# libFuzzer on the core verifier (both modes, every algorithm family) from the seed corpus.
+FUZZ_SECONDS ?= 30
+fuzz:
+	cd core/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run verify corpus/verify seeds -- \
+	  -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1
 
 regress-update: install-dev
 	bash scripts/pg_regress.sh --update

@@ -30,4 +30,14 @@ if ! grep -qs "^pg15 = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; 
   cargo pgrx init --pg15 "$PG_CONFIG" >/dev/null
 fi
 
+# The security suite drives Postgres with psycopg and mints tokens with PyJWT and node.
+python3 -c 'import jwt, psycopg, cryptography' 2>/dev/null ||
+  python3 -m pip install --quiet 'pyjwt==2.15.1' 'psycopg[binary]>=3.2' 'cryptography>=42'
+command -v node >/dev/null || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "bootstrap: installing cargo-fuzz (about a minute, once)"
+  cargo install --locked cargo-fuzz
+fi
+
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt

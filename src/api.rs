@@ -16,8 +16,10 @@ pgrx::extension_sql!(
 
 #[pg_schema]
 pub mod electric_auth {
-    use crate::{errors::error_report, insecure_mode_warning, verifier_cache};
-    use electric_auth_core::{Error, Mode, VerifiedToken};
+    use crate::{
+        catalog_secret_warning, errors::error_report, gucs, insecure_mode_warning, verifier_cache,
+    };
+    use electric_auth_core::{AlgorithmFamily, Error, VerifiedToken};
     use pgrx::pg_sys::panic::ErrorReport;
     use pgrx::prelude::*;
     use pgrx::JsonB;
@@ -38,14 +40,40 @@ pub mod electric_auth {
     }
 
     fn verify_now(token: &str) -> Result<VerifiedToken, ErrorReport> {
+        if let Some(name) = gucs::refused_setting() {
+            return Err(refused_setting_error(name));
+        }
         let verifier =
             verifier_cache::current_verifier().map_err(|e| error_report(Error::Config(e)))?;
-        if verifier.config().mode() == Mode::Insecure {
-            insecure_mode_warning();
+        match verifier.config().algorithm() {
+            None => insecure_mode_warning(),
+            Some(alg) => {
+                if alg.family() == AlgorithmFamily::Hmac
+                    && gucs::jwt_key_from_role_or_database_setting()
+                {
+                    catalog_secret_warning();
+                }
+            }
         }
         verifier
             .verify(token, statement_time())
             .map_err(|e| error_report(Error::Token(e)))
+    }
+
+    /// See [`gucs::refused_setting`]: the session cannot verify as the superuser configured.
+    fn refused_setting_error(name: &str) -> ErrorReport {
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "{name} was set in this session's connection options or role/database settings \
+                 by a role without permission, so electric_auth will not verify tokens in this session"
+            ),
+            "electric_auth",
+        )
+        .set_hint(
+            "Reconnect without setting electric_auth.* (for example in PGOPTIONS), or add \
+             electric_auth to shared_preload_libraries so such connections are refused outright.",
+        )
     }
 
     /// The current statement's start, in Unix seconds: one clock for the whole statement.

@@ -8,8 +8,9 @@
 use electric_auth_core::{Algorithm, Mode, Settings, ALGORITHM_NAMES};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::{pg_guard, pg_sys, PostgresGucEnum};
+use std::cell::Cell;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// `electric_auth.mode`, default `secure`. Context: superuser.
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -83,6 +84,53 @@ unsafe extern "C-unwind" fn int_assigned(_newval: c_int, _extra: *mut c_void) {
     bump_generation();
 }
 
+/// The `GucSource` of the `electric_auth.jwt_key` value in force, recorded by its assign hook.
+static JWT_KEY_SOURCE: AtomicU32 = AtomicU32::new(pg_sys::GucSource::PGC_S_DEFAULT);
+
+/// Whether the key in force came from `ALTER DATABASE/ROLE ... SET`: Postgres keeps those values
+/// in `pg_db_role_setting`, which every role can read.
+pub fn jwt_key_from_role_or_database_setting() -> bool {
+    use pg_sys::GucSource::*;
+    matches!(
+        JWT_KEY_SOURCE.load(Ordering::Relaxed),
+        PGC_S_GLOBAL | PGC_S_DATABASE | PGC_S_USER | PGC_S_DATABASE_USER
+    )
+}
+
+/// Remembers where a candidate `electric_auth.jwt_key` comes from, in the value's `extra`, so the
+/// assign hook can record the source of the value actually installed (a `SET` that is rolled
+/// back, or a reset, installs an older value with its own `extra`).
+#[pg_guard]
+unsafe extern "C-unwind" fn check_jwt_key(
+    _newval: *mut *mut c_char,
+    extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    // Postgres releases `extra` with free(), so it must come from malloc.
+    // SAFETY: malloc of a plain integer; checked for NULL before the write.
+    let slot = unsafe { libc::malloc(std::mem::size_of::<pg_sys::GucSource::Type>()) }
+        .cast::<pg_sys::GucSource::Type>();
+    if slot.is_null() {
+        return false;
+    }
+    // SAFETY: `slot` is a fresh allocation of the right size; `extra` is Postgres's out-pointer.
+    unsafe {
+        slot.write(source);
+        *extra = slot.cast();
+    }
+    true
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn jwt_key_assigned(_newval: *const c_char, extra: *mut c_void) {
+    if !extra.is_null() {
+        // SAFETY: every `extra` of this setting was made by check_jwt_key.
+        let source = unsafe { *extra.cast::<pg_sys::GucSource::Type>() };
+        JWT_KEY_SOURCE.store(source, Ordering::Relaxed);
+    }
+    bump_generation();
+}
+
 /// Refuses an `electric_auth.jwt_alg` that is set but not one of the nine names.
 #[pg_guard]
 unsafe extern "C-unwind" fn check_jwt_alg(
@@ -132,9 +180,51 @@ fn define_string(
     }
 }
 
+thread_local! {
+    /// A setting whose pre-load value Postgres refused when the library was loaded.
+    static REFUSED_SETTING: Cell<Option<&'static str>> = const { Cell::new(None) };
+}
+
+/// The name of an `electric_auth.*` setting that was set before this library was loaded in the
+/// session, at a level that replaces the configured default (connection options, `PGOPTIONS`,
+/// role or database settings), by a role without the privilege to set it.
+///
+/// Postgres refuses such a value when the library defines the setting (with a WARNING), but the
+/// value it displaced — from postgresql.conf, `ALTER SYSTEM` or a superuser's `ALTER ... SET` —
+/// is gone for the session: the setting falls back to its built-in default. That could drop an
+/// `iss`/`aud` check, so the SQL functions refuse to verify in such a session instead.
+pub fn refused_setting() -> Option<&'static str> {
+    REFUSED_SETTING.get()
+}
+
+/// Each `electric_auth.*` setting known to Postgres now, with the source of its reset value.
+fn reset_sources() -> Vec<(String, pg_sys::GucSource::Type)> {
+    let mut found = Vec::new();
+    // SAFETY: Postgres's own GUC table, read (not changed) in this backend's only thread; the
+    // array and its entries stay valid until the next setting is defined.
+    unsafe {
+        let variables = pg_sys::get_guc_variables();
+        let count = usize::try_from(pg_sys::GetNumConfigOptions()).unwrap_or(0);
+        for i in 0..count {
+            let variable = *variables.add(i);
+            if variable.is_null() || (*variable).name.is_null() {
+                continue;
+            }
+            let name = CStr::from_ptr((*variable).name).to_string_lossy();
+            if name.starts_with("electric_auth.") {
+                found.push((name.into_owned(), (*variable).reset_source));
+            }
+        }
+    }
+    found
+}
+
 /// Registers every setting and reserves the `electric_auth.` prefix, so a misspelt setting is
 /// an error rather than a silent placeholder. Called once from `_PG_init`.
 pub fn init() {
+    // Placeholders made before the library loaded, whose values Postgres re-applies (and checks
+    // for privilege) as each setting is defined below.
+    let placeholders = reset_sources();
     // SAFETY: the assign hooks only bump an atomic counter and cannot panic.
     unsafe {
         GucRegistry::define_enum_guc_with_hooks(
@@ -163,13 +253,20 @@ pub fn init() {
             None,
         );
     }
-    define_string(
-        JWT_KEY_NAME,
-        c"Key that verifies token signatures: an HS secret or an RS/ES public key in PEM.",
-        c"Replaces Electric's AUTH_JWT_KEY. Visible to superusers only.",
-        &JWT_KEY,
-        GucFlags::SUPERUSER_ONLY,
-    );
+    // SAFETY: the hooks only allocate and read a source integer and bump a counter.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            JWT_KEY_NAME,
+            c"Key that verifies token signatures: an HS secret or an RS/ES public key in PEM.",
+            c"Replaces Electric's AUTH_JWT_KEY. Visible to superusers only.",
+            &JWT_KEY,
+            GucContext::Suset,
+            GucFlags::SUPERUSER_ONLY,
+            Some(check_jwt_key),
+            Some(jwt_key_assigned),
+            None,
+        );
+    }
     // SAFETY: the assign hook only bumps an atomic counter and cannot panic.
     unsafe {
         GucRegistry::define_bool_guc_with_hooks(
@@ -223,6 +320,19 @@ pub fn init() {
     }
     // SAFETY: a static NUL-terminated string; Postgres keeps its own copy.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"electric_auth".as_ptr()) };
+
+    // A placeholder's reset value that did not survive the definition was refused.
+    let defined = reset_sources();
+    for (name, source) in placeholders {
+        let now = defined.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
+        if source != pg_sys::GucSource::PGC_S_DEFAULT
+            && now == Some(pg_sys::GucSource::PGC_S_DEFAULT)
+        {
+            let name: &'static str = Box::leak(name.into_boxed_str());
+            REFUSED_SETTING.set(Some(name));
+            break;
+        }
+    }
 }
 
 fn text_setting(setting: &GucSetting<Option<CString>>) -> Option<String> {

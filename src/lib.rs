@@ -3,12 +3,14 @@
 //! All token logic lives in the pgrx-free `electric_auth_core` crate; this crate is the glue:
 //! settings (`gucs`), the per-backend verifier cache, error mapping and the SQL functions.
 
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use std::cell::Cell;
 
 mod api;
 mod errors;
 mod gucs;
+mod log_redaction;
 mod verifier_cache;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -16,22 +18,45 @@ mod verifier_cache;
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     gucs::init();
+    log_redaction::init();
 }
 
 thread_local! {
     static INSECURE_MODE_WARNED: Cell<bool> = const { Cell::new(false) };
+    static CATALOG_SECRET_WARNED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Reports a WARNING the first time `flag` is raised in this session.
+fn warn_once(
+    flag: &'static std::thread::LocalKey<Cell<bool>>,
+    message: &'static str,
+    hint: &'static str,
+) {
+    if !flag.with(|warned| warned.replace(true)) {
+        ErrorReport::new(PgSqlErrorCode::ERRCODE_WARNING, message, "electric_auth")
+            .set_hint(hint)
+            .report(PgLogLevel::WARNING);
+    }
 }
 
 /// Warns once per session that tokens are not being verified.
 fn insecure_mode_warning() {
-    if !INSECURE_MODE_WARNED.replace(true) {
-        ereport!(
-            PgLogLevel::WARNING,
-            PgSqlErrorCode::ERRCODE_WARNING,
-            "electric_auth.mode is insecure: token signatures are not verified",
-            "Insecure mode is for development only; set electric_auth.mode = secure in production."
-        );
-    }
+    warn_once(
+        &INSECURE_MODE_WARNED,
+        "electric_auth.mode is insecure: token signatures are not verified",
+        "Insecure mode is for development only; set electric_auth.mode = secure in production.",
+    );
+}
+
+/// Warns once per session that the HS secret in force is readable by every role, because it
+/// was set with ALTER DATABASE/ROLE ... SET and so sits in pg_db_role_setting.
+fn catalog_secret_warning() {
+    warn_once(
+        &CATALOG_SECRET_WARNED,
+        "electric_auth.jwt_key holds an HS secret set with ALTER DATABASE or ALTER ROLE ... SET, \
+         which every role can read in pg_db_role_setting",
+        "Set the key in postgresql.conf or with ALTER SYSTEM, or use an RS/ES public key.",
+    );
 }
 
 #[cfg(any(test, feature = "pg_test"))]

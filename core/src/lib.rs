@@ -11,7 +11,7 @@ mod error;
 mod key;
 mod token;
 
-pub use config::{Algorithm, Config, Mode, Settings, ALGORITHM_NAMES};
+pub use config::{Algorithm, AlgorithmFamily, Config, Mode, Settings, ALGORITHM_NAMES};
 pub use error::{ConfigError, Error, ErrorKind, TokenError};
 pub use key::VerifyingKey;
 pub use token::{VerifiedToken, Verifier, MAX_TOKEN_BYTES};

@@ -214,7 +214,9 @@ fn nul_characters_and_broken_unicode_in_the_payload_are_invalid_tokens() {
     }
     // An escaped backslash followed by "u0000" is six ordinary characters.
     let literal = hs256_token(SECRET, HEADER, &claims(r#""name":"\\u0000""#));
-    let verified = v.verify(&literal, NOW).expect("a literal backslash is fine");
+    let verified = v
+        .verify(&literal, NOW)
+        .expect("a literal backslash is fine");
     assert_eq!(verified.claims["name"], "\\u0000");
     // A proper surrogate pair is one character.
     let emoji = hs256_token(SECRET, HEADER, &claims(r#""name":"\ud83d\ude00""#));

@@ -1,0 +1,647 @@
+"""Security guarantees of electric_auth, proved against real Postgres 15 clusters.
+
+Run by `make test-security` (part of `make test`). Every check runs on a throwaway cluster
+logging at `log_min_messages = debug5`; the server log is searched afterwards for the secrets
+and for crashed backends. Tokens are minted by PyJWT (an independent JWT library); the few a
+real library refuses to produce (an HS256 token keyed with a PEM, a lowercase or duplicated
+`alg`) are built by hand with Python's own `hmac`.
+
+The verification settings are configured the way the README recommends: in postgresql.conf,
+by the superuser. `ea_app` is an ordinary login role that owns a database of its own.
+"""
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+import unittest
+
+import jwt
+import psycopg
+import psycopg.sql
+from jwt.api_jws import PyJWS
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+FIXTURES = json.loads((ROOT / "core/tests/fixtures/interop.json").read_text())
+RSA_PUBLIC_PEM = FIXTURES["keys"]["RSA"]["public_spki"]
+
+# Each secret is distinctive so that the log search cannot match anything else.
+SECRET = "conf-secret-3c1f9a0b7e5d42e8a6b1c0d9f8e7a6b5"  # postgresql.conf
+ROTATED = "rotated-secret-9d8c7b6a5f4e3d2c1b0a99887766"  # ALTER SYSTEM, during rotation
+ROLE_SECRET = "role-secret-1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c"  # ALTER ROLE ... SET (leaks)
+ATTACKER = "attacker-secret-0f1e2d3c4b5a69788796a5b4c3d2"  # what a forger would use
+ALL_SECRETS = (SECRET, ROTATED, ROLE_SECRET)
+
+ISS, AUD = "ea-issuer", "ea-audience"  # configured in postgresql.conf with the key
+
+SETTINGS = {
+    # setting: a value that would weaken verification if an unprivileged role could set it
+    "electric_auth.mode": "insecure",
+    "electric_auth.jwt_alg": "HS384",
+    "electric_auth.jwt_key": ATTACKER,
+    "electric_auth.jwt_key_is_base64": "on",
+    "electric_auth.jwt_namespace": "elsewhere",
+    "electric_auth.jwt_iss": "",  # empty: iss no longer checked
+    "electric_auth.jwt_aud": "",
+    "electric_auth.clock_drift": "3600",
+}
+
+
+def now():
+    return int(time.time())
+
+
+def mint(claims=None, key=SECRET, alg="HS256", headers=None, **extra):
+    """A token minted by PyJWT, valid for an hour unless `claims` says otherwise."""
+    payload = {"sub": "alice", "iat": now() - 10, "exp": now() + 3600, "iss": ISS, "aud": AUD}
+    payload.update(claims or {}, **extra)
+    return jwt.encode(payload, key, algorithm=alg, headers=headers)
+
+
+def mint_raw(payload: bytes, key=SECRET):
+    """PyJWT's JWS layer signing arbitrary payload bytes (hostile JSON a dict cannot express)."""
+    return PyJWS().encode(payload, key, algorithm="HS256")
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hand_signed(header: bytes, payload: bytes, hmac_key: bytes) -> str:
+    """An HS256-style token with an arbitrary header, signed with Python's stdlib hmac."""
+    signing_input = f"{b64(header)}.{b64(payload)}"
+    tag = hmac.new(hmac_key, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(tag)}"
+
+
+def valid_payload(**extra) -> bytes:
+    claims = {"sub": "alice", "iat": now() - 10, "exp": now() + 3600, "iss": ISS, "aud": AUD,
+              **extra}
+    return json.dumps(claims).encode()
+
+
+class Cluster:
+    """A throwaway cluster from scripts/cluster.sh, logging at debug5."""
+
+    def __init__(self, name, port, preload):
+        self.name, self.port, self.preload = name, port, preload
+        self.sock = f"/tmp/{name}-sock"
+        self.data = pathlib.Path(f"/tmp/{name}-data")
+
+    def start(self):
+        # The superuser's configuration, in postgresql.conf before the server starts, as the
+        # README recommends (a reload would make the postmaster log each changed value).
+        conf = ("electric_auth.mode = 'secure'\n"
+                "electric_auth.jwt_alg = 'HS256'\n"
+                f"electric_auth.jwt_key = '{SECRET}'\n"
+                f"electric_auth.jwt_iss = '{ISS}'\n"
+                f"electric_auth.jwt_aud = '{AUD}'")
+        env = dict(os.environ, EA_PRELOAD="electric_auth" if self.preload else "", EA_CONF=conf)
+        subprocess.run(
+            ["bash", "scripts/cluster.sh", "start", self.name, str(self.port),
+             "-c log_min_messages=debug5"],
+            cwd=ROOT, env=env, check=True,
+        )
+        with self.connect(dbname="postgres") as su:
+            su.execute("CREATE ROLE ea_app LOGIN")
+            su.execute("CREATE ROLE ea_catalog LOGIN")
+            su.execute("CREATE DATABASE ea_sec")
+            su.execute("CREATE DATABASE ea_owned OWNER ea_app")
+        for db in ("ea_sec", "ea_owned"):
+            with self.connect(dbname=db) as su:
+                su.execute("CREATE EXTENSION electric_auth")
+
+    def alter_system(self, name, value):
+        """ALTER SYSTEM SET (value None: RESET; name None: RESET ALL), then a reload that has
+        reached every backend."""
+        with self.connect() as su:
+            if name is None:
+                su.execute("ALTER SYSTEM RESET ALL")
+            elif value is None:
+                su.execute(f"ALTER SYSTEM RESET {name}")
+            else:
+                literal = psycopg.sql.Literal(value).as_string(su)
+                su.execute(f"ALTER SYSTEM SET {name} = {literal}")
+            before = self.reload_time()
+            su.execute("SELECT pg_reload_conf()")
+        self.wait_for_reload(before)
+
+    def stop(self):
+        subprocess.run(["bash", "scripts/cluster.sh", "stop", self.name], cwd=ROOT, check=True)
+
+    def connect(self, user="postgres", dbname="ea_sec", **kwargs):
+        return psycopg.connect(
+            host=self.sock, port=self.port, user=user, dbname=dbname, autocommit=True, **kwargs
+        )
+
+    def reload_time(self):
+        with self.connect() as c:
+            return c.execute("SELECT pg_conf_load_time()").fetchone()[0]
+
+    def wait_for_reload(self, before):
+        """Waits until the postmaster has re-read its configuration (and so signalled every
+        backend): a new backend inherits the postmaster's load time."""
+        for _ in range(200):
+            if self.reload_time() > before:
+                return
+            time.sleep(0.05)
+        raise AssertionError("the configuration reload never happened")
+
+    def log(self):
+        return (self.data / "server.log").read_text(errors="replace")
+
+
+class Diag:
+    """A copy of a notice's or error's fields (psycopg's own object dies with its result)."""
+
+    def __init__(self, diag):
+        self.severity = diag.severity
+        self.sqlstate = diag.sqlstate
+        self.message_primary = diag.message_primary
+        self.message_detail = diag.message_detail
+        self.message_hint = diag.message_hint
+
+
+class Session:
+    """One connection, with every NOTICE/WARNING it received kept for inspection."""
+
+    def __init__(self, cluster, user="ea_app", dbname="ea_sec", **kwargs):
+        self.conn = cluster.connect(user=user, dbname=dbname, **kwargs)
+        self.notices = []
+        self.conn.add_notice_handler(lambda diag: self.notices.append(Diag(diag)))
+        self.errors = []
+
+    def call(self, function, token_sql, *params):
+        """Runs electric_auth.<function>(<token_sql>) and returns ("ok", value) or
+        (sqlstate, message)."""
+        in_transaction = self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+        if in_transaction:
+            self.conn.execute("SAVEPOINT electric_auth_call")
+        try:
+            row = self.conn.execute(
+                f"SELECT electric_auth.{function}({token_sql})", params
+            ).fetchone()
+            return ("ok", row[0])
+        except psycopg.Error as e:
+            self.errors.append(Diag(e.diag))
+            if in_transaction:
+                self.conn.execute("ROLLBACK TO SAVEPOINT electric_auth_call")
+            return (e.sqlstate, e.diag.message_primary)
+
+    def user_id(self, token):
+        return self.call("user_id", "%s", token)
+
+    def execute(self, sql, *params):
+        try:
+            return self.conn.execute(sql, params)
+        except psycopg.Error as e:
+            self.errors.append(Diag(e.diag))
+            raise
+
+    def alive(self):
+        return self.conn.execute("SELECT 1").fetchone()[0] == 1
+
+    def texts(self):
+        """Every message, detail and hint this session was sent, errors and notices alike."""
+        out = []
+        for d in self.notices + self.errors:
+            out += [d.message_primary or "", d.message_detail or "", d.message_hint or ""]
+        return out
+
+    def close(self):
+        self.conn.close()
+
+
+REJECTED = "28000"
+
+
+class SecurityCase(unittest.TestCase):
+    cluster = None  # set by the subclasses' setUpClass
+
+    def assert_verification_unchanged(self, session, refusal_allowed=False):
+        """The superuser's configuration (HS256, the conf key, iss and aud) is in force,
+        unweakened in every setting. With `refusal_allowed`, a session whose settings were
+        tampered with before the library loaded may instead refuse every token (42501)."""
+        first = session.user_id(mint())
+        if refusal_allowed and first[0] == "42501":
+            for token in (mint(), mint(key=ATTACKER), mint(iss="x")):
+                self.assertEqual(session.user_id(token)[0], "42501")
+            return
+        self.assertEqual(first, ("ok", "alice"))
+        unsigned = jwt.encode({"sub": "mallory", "iat": now(), "exp": now() + 60}, None,
+                              algorithm="none")
+        self.assertEqual(session.user_id(unsigned), (REJECTED, "Signing algorithm mismatch"))
+        self.assertEqual(session.user_id(mint(key=ATTACKER)),
+                         (REJECTED, "Invalid token signature"))
+        self.assertEqual(session.user_id(mint(alg="HS384", key=ATTACKER * 2)),
+                         (REJECTED, "Signing algorithm mismatch"))
+        self.assertEqual(session.user_id(mint(exp=now() - 100)), (REJECTED, "Expired token"))
+        self.assertEqual(session.user_id(mint(iss="someone-else")),
+                         (REJECTED, 'Invalid "iss" claim value: "someone-else"'))
+        no_aud = mint_raw(json.dumps({"sub": "alice", "iat": now(), "exp": now() + 60,
+                                      "iss": ISS}).encode())
+        self.assertEqual(session.user_id(no_aud), (REJECTED, 'Missing required "aud" claim'))
+        ns = {"elsewhere": {"sub": "mallory"}}
+        self.assertEqual(session.user_id(mint(ns)), ("ok", "alice"))
+
+    def assert_no_secret_in(self, texts):
+        for text in texts:
+            for secret in ALL_SECRETS:
+                self.assertNotIn(secret, text)
+
+
+class PrivilegesMixin:
+    """No unprivileged route changes how tokens are verified. Run with and without the
+    library preloaded: without, a setting made before the library loads is a placeholder."""
+
+    def test_set_and_set_config_and_set_local(self):
+        for name, value in SETTINGS.items():
+            attempts = [
+                f"SET {name} = '{value}'",
+                f"SET SESSION {name} = '{value}'",
+                f"SELECT set_config('{name}', '{value}', false)",
+                f"BEGIN; SET LOCAL {name} = '{value}'",
+                f"BEGIN; SELECT set_config('{name}', '{value}', true)",
+            ]
+            for attempt in attempts:
+                with self.subTest(attempt=attempt):
+                    s = Session(self.cluster)
+                    try:
+                        # In a fresh session this is the first statement: without preload the
+                        # library is not loaded yet, so Postgres may create a placeholder.
+                        try:
+                            for statement in attempt.split("; "):
+                                s.conn.execute(statement)
+                        except psycopg.errors.InsufficientPrivilege:
+                            if "BEGIN" in attempt:
+                                s.conn.execute("ROLLBACK")
+                        self.assert_verification_unchanged(s)
+                        if s.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                            s.conn.execute("COMMIT")
+                            self.assert_verification_unchanged(s)
+                    finally:
+                        s.close()
+
+    def test_alter_role_and_owned_database_set(self):
+        for name, value in SETTINGS.items():
+            for db, statement in [
+                ("ea_sec", f"ALTER ROLE ea_app SET {name} = '{value}'"),
+                ("ea_sec", f"ALTER ROLE ea_app IN DATABASE ea_owned SET {name} = '{value}'"),
+                ("ea_owned", f"ALTER DATABASE ea_owned SET {name} = '{value}'"),
+            ]:
+                with self.subTest(statement=statement):
+                    s = Session(self.cluster, dbname=db)
+                    try:
+                        s.conn.execute(statement)
+                        stored = True
+                    except psycopg.errors.InsufficientPrivilege:
+                        stored = False
+                    finally:
+                        s.close()
+                    try:
+                        for target in ("ea_sec", "ea_owned"):
+                            s = Session(self.cluster, dbname=target)
+                            try:
+                                self.assert_verification_unchanged(s)
+                            finally:
+                                s.close()
+                    finally:
+                        if stored:
+                            with self.cluster.connect() as su:
+                                su.execute("ALTER ROLE ea_app RESET ALL")
+                                su.execute("ALTER ROLE ea_app IN DATABASE ea_owned RESET ALL")
+                                su.execute("ALTER DATABASE ea_owned RESET ALL")
+
+    def test_connection_options_and_pgoptions(self):
+        for name, value in SETTINGS.items():
+            option = f"-c {name}={value}"
+            for how in ("options", "PGOPTIONS"):
+                with self.subTest(how=how, option=option):
+                    saved = os.environ.get("PGOPTIONS")
+                    try:
+                        if how == "PGOPTIONS":
+                            os.environ["PGOPTIONS"] = option
+                            s = Session(self.cluster)
+                        else:
+                            s = Session(self.cluster, options=option)
+                    except psycopg.OperationalError as e:
+                        # Refused at connection time (the library is preloaded).
+                        self.assertIn("permission denied to set parameter", str(e))
+                        continue
+                    finally:
+                        if saved is None:
+                            os.environ.pop("PGOPTIONS", None)
+                        else:
+                            os.environ["PGOPTIONS"] = saved
+                    try:
+                        self.assert_verification_unchanged(s, refusal_allowed=True)
+                    finally:
+                        s.close()
+
+
+class PrivilegesWithoutPreload(PrivilegesMixin, SecurityCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = Cluster("ea-sec-lazy", 54331, preload=False)
+        cls.cluster.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        check_log(cls, cls.cluster)
+        cls.cluster.stop()
+
+    def test_placeholder_is_really_created_before_the_library_loads(self):
+        # Guards the tests above: in this cluster the first SET in a session really precedes
+        # the library, so the placeholder route is exercised, not skipped.
+        s = Session(self.cluster)
+        defined = "SELECT count(*) FROM pg_settings WHERE name = 'electric_auth.mode'"
+        try:
+            s.conn.execute("SET electric_auth.mode = 'insecure'")
+            self.assertEqual(s.conn.execute(defined).fetchone()[0], 0, "already loaded")
+            self.assertEqual(s.user_id(mint()), ("ok", "alice"))
+            self.assertEqual(s.conn.execute(defined).fetchone()[0], 1)
+            warnings = [n.message_primary for n in s.notices if n.severity == "WARNING"]
+            self.assertIn('permission denied to set parameter "electric_auth.mode"', warnings)
+        finally:
+            s.close()
+
+    def test_a_refused_connection_option_makes_the_session_refuse_tokens(self):
+        # Postgres drops the refused value *and* the postgresql.conf value it displaced, so
+        # jwt_iss would silently be empty: the session refuses to verify instead.
+        s = Session(self.cluster, options="-c electric_auth.jwt_iss=")
+        try:
+            status, message = s.user_id(mint())
+            self.assertEqual(status, "42501")
+            self.assertIn("electric_auth.jwt_iss was set in this session", message)
+            self.assertEqual(s.user_id(mint(iss="anyone"))[0], "42501")
+        finally:
+            s.close()
+
+
+class PrivilegesWithPreload(PrivilegesMixin, SecurityCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = Cluster("ea-sec-pre", 54332, preload=True)
+        cls.cluster.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        check_log(cls, cls.cluster)
+        cls.cluster.stop()
+
+
+class Secrecy(SecurityCase):
+    @classmethod
+    def setUpClass(cls):
+        # Preloaded: the log redaction hook must be in the postmaster, which logs reloads.
+        cls.cluster = Cluster("ea-sec-secret", 54333, preload=True)
+        cls.cluster.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        check_log(cls, cls.cluster)
+        cls.cluster.stop()
+
+    def test_key_is_unreadable_by_an_unprivileged_role(self):
+        s = Session(self.cluster)
+        try:
+            self.assertEqual(s.user_id(mint()), ("ok", "alice"))  # library loaded, key in use
+            for sql in ["SHOW electric_auth.jwt_key",
+                        "SELECT current_setting('electric_auth.jwt_key')",
+                        "SELECT current_setting('electric_auth.jwt_key', true)",
+                        "SELECT * FROM pg_file_settings",
+                        "SELECT * FROM pg_show_all_file_settings()"]:
+                with self.subTest(sql=sql):
+                    with self.assertRaises(psycopg.errors.InsufficientPrivilege):
+                        s.execute(sql)
+            rows = s.execute("SHOW ALL").fetchall()
+            rows += s.execute("SELECT * FROM pg_settings").fetchall()
+            rows += s.execute("SELECT * FROM pg_db_role_setting").fetchall()
+            self.assertTrue(any("electric_auth.mode" in str(r) for r in rows))
+            self.assertFalse(any(r[0] == "electric_auth.jwt_key" for r in rows))
+            self.assert_no_secret_in(str(r) for r in rows)
+            self.assert_no_secret_in(s.texts())
+        finally:
+            s.close()
+        # The superuser does see it, so the checks above are not vacuous.
+        with self.cluster.connect() as su:
+            self.assertEqual(su.execute("SHOW electric_auth.jwt_key").fetchone()[0], SECRET)
+
+    def test_configuration_errors_never_show_the_key(self):
+        garbled_pem = RSA_PUBLIC_PEM.replace("MII", SECRET).replace("\n", "\\n")
+        cases = [
+            ("HS512", None, "electric_auth.jwt_key has to be at least 64 bytes long for HS512"),
+            ("RS256", None, "electric_auth.jwt_key is not a valid key for "
+                            "electric_auth.jwt_alg=RS256 or it has invalid format"),
+            ("ES256", garbled_pem, "electric_auth.jwt_key is not a valid key for "
+                                   "electric_auth.jwt_alg=ES256 or it has invalid format"),
+        ]
+        for alg, key, message in cases:
+            with self.subTest(alg=alg):
+                with self.cluster.connect() as su:
+                    su.execute(f"ALTER ROLE ea_app SET electric_auth.jwt_alg = '{alg}'")
+                if key is not None:
+                    self.cluster.alter_system("electric_auth.jwt_key", key)
+                s = Session(self.cluster)
+                try:
+                    self.assertEqual(s.user_id(mint()), ("22023", message))
+                    self.assertTrue(s.alive())
+                    self.assert_no_secret_in(s.texts())
+                finally:
+                    s.close()
+                    with self.cluster.connect() as su:
+                        su.execute("ALTER ROLE ea_app RESET ALL")
+                    self.cluster.alter_system(None, None)
+
+    def test_hs_secret_from_a_role_or_database_setting_warns_and_is_readable(self):
+        for scope in ("ROLE ea_catalog", "DATABASE ea_owned", "ROLE ea_catalog IN DATABASE ea_sec"):
+            with self.subTest(scope=scope):
+                with self.cluster.connect() as su:
+                    su.execute(f"ALTER {scope} SET electric_auth.jwt_key = '{ROLE_SECRET}'")
+                db = "ea_owned" if scope.startswith("DATABASE") else "ea_sec"
+                s = Session(self.cluster, user="ea_catalog", dbname=db)
+                try:
+                    token = mint(key=ROLE_SECRET)
+                    self.assertEqual(s.user_id(token), ("ok", "alice"))
+                    self.assertEqual(s.user_id(token), ("ok", "alice"))
+                    warnings = [n for n in s.notices if n.severity == "WARNING"]
+                    self.assertEqual(len(warnings), 1, "one WARNING per session")
+                    self.assertIn("pg_db_role_setting", warnings[0].message_primary)
+                    self.assertIn("ALTER SYSTEM", warnings[0].message_hint)
+                    # Why the warning exists: Postgres shows that value to every role.
+                    stored = s.execute("SELECT setconfig::text FROM pg_db_role_setting") \
+                        .fetchall()
+                    self.assertTrue(any(ROLE_SECRET in r[0] for r in stored))
+                finally:
+                    s.close()
+                    with self.cluster.connect() as su:
+                        su.execute(f"ALTER {scope} RESET ALL")
+        # The key from postgresql.conf draws no such warning.
+        s = Session(self.cluster, user="ea_catalog")
+        try:
+            self.assertEqual(s.user_id(mint()), ("ok", "alice"))
+            self.assertEqual([n for n in s.notices if n.severity == "WARNING"], [])
+        finally:
+            s.close()
+
+    def test_key_rotation_reaches_every_session_on_its_next_call(self):
+        sessions = [Session(self.cluster), Session(self.cluster, dbname="ea_owned")]
+        old = mint()
+        try:
+            for s in sessions:  # warm: the verifier and any verified-token cache hold `old`
+                self.assertEqual(s.user_id(old), ("ok", "alice"))
+                self.assertEqual(s.user_id(old), ("ok", "alice"))
+                self.assertEqual(s.call("verify", "%s", old)[0], "ok")
+            self.cluster.alter_system("electric_auth.jwt_key", ROTATED)
+            for s in sessions:
+                self.assertEqual(s.user_id(old), (REJECTED, "Invalid token signature"))
+                self.assertEqual(s.call("verify", "%s", old),
+                                 (REJECTED, "Invalid token signature"))
+                self.assertEqual(s.user_id(mint(key=ROTATED)), ("ok", "alice"))
+        finally:
+            for s in sessions:
+                s.close()
+            self.cluster.alter_system("electric_auth.jwt_key", None)
+        # Within one session, SET takes effect on the very next call.
+        with self.cluster.connect() as su:
+            old = mint()
+            self.assertEqual(su.execute("SELECT electric_auth.user_id(%s)", (old,)).fetchone(),
+                             ("alice",))
+            su.execute(f"SET electric_auth.jwt_key = '{ROTATED}'")
+            with self.assertRaises(psycopg.errors.InvalidAuthorizationSpecification):
+                su.execute("SELECT electric_auth.user_id(%s)", (old,))
+
+
+class HostileTokens(SecurityCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = Cluster("ea-sec-hostile", 54334, preload=True)
+        cls.cluster.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        check_log(cls, cls.cluster)
+        cls.cluster.stop()
+
+    def setUp(self):
+        self.s = Session(self.cluster)
+
+    def tearDown(self):
+        self.assertTrue(self.s.alive(), "the backend survived")
+        self.s.close()
+
+    def assert_rejected(self, token_sql, message, *params):
+        for function in ("user_id", "verify"):
+            self.assertEqual(self.s.call(function, token_sql, *params), (REJECTED, message))
+            self.assertTrue(self.s.alive())
+
+    def test_empty_and_huge_tokens_are_invalid(self):
+        for token_sql in ["''", "repeat('a', 1 << 20)", "repeat('a', 16 << 20)",
+                          "repeat('a.', 8 << 20)", "repeat('.', 1 << 20)"]:
+            with self.subTest(token_sql=token_sql[:30]):
+                self.assert_rejected(token_sql, "Invalid token")
+        # A correctly signed token over 64 KiB is refused without being decoded: it would
+        # otherwise verify.
+        big = mint(pad="x" * (70 * 1024))
+        self.assertEqual(jwt.decode(big, SECRET, algorithms=["HS256"], audience=AUD)["sub"],
+                         "alice")
+        self.assert_rejected("%s", "Invalid token", big)
+
+    def test_deep_nesting_and_huge_numbers(self):
+        claims = b'{"sub":"alice","iat":1,"exp":4102444800,"iss":"ea-issuer","aud":"ea-audience"'
+        deep = claims + b',"d":' + b"[" * 20000 + b"]" * 20000 + b"}"
+        self.assert_rejected("%s", "Invalid token", mint_raw(deep))
+        fine = claims + b',"d":' + b"[" * 100 + b"]" * 100 + b"}"
+        self.assertEqual(self.s.user_id(mint_raw(fine)), ("ok", "alice"))
+        overflow = b'{"sub":"alice","iat":1,"exp":1e400}'
+        self.assert_rejected("%s", "Invalid token", mint_raw(overflow))
+        far = mint(exp=10 ** 30, n=-(10 ** 40), f=1e300)
+        status, claims = self.s.call("verify", "%s", far)
+        self.assertEqual(status, "ok")
+        self.assertEqual(float(claims["exp"]), 1e30)
+        self.assert_rejected("%s", 'Invalid "iat" claim value: 1e+30', mint(iat=10 ** 30))
+
+    def test_nul_and_broken_unicode_in_the_payload(self):
+        # PyJWT serialises "\x00" as the JSON escape \u0000; Postgres text cannot hold it.
+        self.assert_rejected("%s", "Invalid token", mint(name="a\x00b"))
+        self.assert_rejected("%s", "Invalid token", mint({"a\x00": 1}))
+        for raw in [b'{"sub":"\xff","iat":1,"exp":4102444800}',
+                    b'{"sub":"a\x00b","iat":1,"exp":4102444800}',
+                    b'{"sub":"\\ud800","iat":1,"exp":4102444800}']:
+            self.assert_rejected("%s", "Invalid token", mint_raw(raw))
+
+    def test_duplicate_keys_resolve_like_the_signers_json_parser(self):
+        raw = (b'{"sub":"first","iat":1,"sub":"last","exp":4102444800,'
+               b'"iss":"ea-issuer","aud":"ea-audience"}')
+        token = mint_raw(raw)
+        signer_view = jwt.decode(token, SECRET, algorithms=["HS256"],  # Python json: last wins
+                                 options={"verify_aud": False, "verify_iss": False})
+        node_view = subprocess.run(
+            ["node", "-e", "console.log(JSON.parse(process.argv[1]).sub)", raw.decode()],
+            capture_output=True, text=True, check=True).stdout.strip()
+        self.assertEqual(self.s.user_id(token), ("ok", signer_view["sub"]))
+        self.assertEqual(self.s.user_id(token), ("ok", node_view))
+        self.assertEqual(self.s.call("verify", "%s", token)[1]["sub"], "last")
+        # In the header too: the last `alg` is the one checked.
+        payload = valid_payload()
+        last_hs = hand_signed(b'{"alg":"none","alg":"HS256"}', payload, SECRET.encode())
+        self.assertEqual(self.s.user_id(last_hs), ("ok", "alice"))
+        last_none = hand_signed(b'{"alg":"HS256","alg":"none"}', payload, SECRET.encode())
+        self.assert_rejected("%s", "Signing algorithm mismatch", last_none)
+
+    def test_algorithm_confusion_and_unsigned_tokens(self):
+        payload = valid_payload()
+        unsigned = jwt.encode(json.loads(payload), None, algorithm="none")
+        self.assert_rejected("%s", "Signing algorithm mismatch", unsigned)
+        self.assert_rejected("%s", "Invalid token", unsigned.rstrip("."))  # two parts: shape
+        for header in [b'{"alg":"hs256"}', b'{"typ":"JWT"}', b'{"alg":null}',
+                       b'{"alg":"none"}', b'{"alg":"HS256 "}']:
+            token = hand_signed(header, payload, SECRET.encode())
+            self.assert_rejected("%s", "Signing algorithm mismatch", token)
+        # HS256 keyed with the RS256 public key's PEM text, against an RS256 configuration.
+        # (PyJWT refuses to produce this token; an attacker would not.)
+        self.cluster.alter_system("electric_auth.jwt_alg", "RS256")
+        self.cluster.alter_system("electric_auth.jwt_key", RSA_PUBLIC_PEM.replace("\n", "\\n"))
+        try:
+            self.assertEqual(self.s.user_id(mint()), (REJECTED, "Signing algorithm mismatch"))
+            for key in (RSA_PUBLIC_PEM, RSA_PUBLIC_PEM.strip(), RSA_PUBLIC_PEM.replace("\n", "")):
+                confused = hand_signed(b'{"alg":"HS256","typ":"JWT"}', payload, key.encode())
+                self.assert_rejected("%s", "Signing algorithm mismatch", confused)
+                relabelled = hand_signed(b'{"alg":"RS256","typ":"JWT"}', payload, key.encode())
+                self.assert_rejected("%s", "Invalid token signature", relabelled)
+        finally:
+            self.cluster.alter_system(None, None)
+
+    def test_keys_named_by_the_token_are_ignored(self):
+        attacker_jwk = {"kty": "oct", "k": b64(ATTACKER.encode())}
+        for headers in [{"kid": "attacker"}, {"jku": "https://attacker.example/jwks.json"},
+                        {"jwk": attacker_jwk}, {"x5u": "https://attacker.example/cert.pem"}]:
+            with self.subTest(headers=list(headers)):
+                forged = mint(key=ATTACKER, headers=headers)
+                self.assert_rejected("%s", "Invalid token signature", forged)
+                # With the configured key the same headers are simply ignored.
+                self.assertEqual(self.s.user_id(mint(headers=headers)), ("ok", "alice"))
+
+
+def check_log(case, cluster):
+    """After a cluster's tests: no secret in the debug5 server log, and no backend crashed."""
+    log = cluster.log()
+    if not any(line for line in log.splitlines() if "DEBUG" in line):
+        raise AssertionError("the server log is not at debug5; the search below would be vacuous")
+    for secret in ALL_SECRETS:
+        if secret in log:
+            line = next(l for l in log.splitlines() if secret in l)
+            raise AssertionError(f"{cluster.name}: a secret reached the server log: {line[:200]}")
+    for marker in ("terminated by signal", "PANIC", "terminating any other active server",
+                   "all server processes terminated"):
+        if marker in log:
+            raise AssertionError(f"{cluster.name}: the server log shows a crash ({marker})")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
