@@ -36,6 +36,7 @@ test-security: install-dev
 # libFuzzer on the core verifier (both modes, every algorithm family) from the seed corpus.
 FUZZ_SECONDS ?= 30
 fuzz:
+	mkdir -p core/fuzz/corpus/verify
 	cd core/fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run verify corpus/verify seeds -- \
 	  -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1
 

@@ -1,0 +1,100 @@
+//! Fuzzes `Verifier::verify` in both modes and every algorithm family.
+//!
+//! The first input byte picks a case; the rest is either a whole token (checked against an HS,
+//! RS or ES key, or in insecure mode) or, for the last cases, a payload that the target signs
+//! with the HS256 key itself, so that mutations reach the claim rules behind the signature.
+//! Whatever the input: no panic, and anything accepted obeys the spec's invariants.
+#![no_main]
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use electric_auth_core::{Config, Mode, Settings, Verifier};
+use hmac::{Hmac, Mac};
+use libfuzzer_sys::fuzz_target;
+use serde_json::Value;
+use std::sync::OnceLock;
+
+/// The fixtures' "now" lies between their `iat` and `exp`.
+const NOW: i64 = 1_800_000_000;
+
+struct Case {
+    verifier: Verifier,
+    /// Secure mode's required claims must be present in anything accepted.
+    secure: bool,
+}
+
+fn cases() -> &'static (Vec<Case>, Vec<u8>) {
+    static CASES: OnceLock<(Vec<Case>, Vec<u8>)> = OnceLock::new();
+    CASES.get_or_init(|| {
+        let fixtures: Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/interop.json")).unwrap();
+        let key = |name: &str, field: &str| fixtures["keys"][name][field].as_str().unwrap().to_owned();
+        let hs_secret = key("HS256", "secret");
+        let secure = |alg: &str, key: String, iss: Option<&str>| Settings {
+            jwt_alg: Some(alg.into()),
+            jwt_key: Some(key),
+            jwt_iss: iss.map(Into::into),
+            jwt_aud: iss.map(|_| "electric".into()),
+            jwt_namespace: iss.map(|_| "ns".into()),
+            ..Settings::new()
+        };
+        let settings = [
+            secure("HS256", hs_secret.clone(), None),
+            secure("RS256", key("RSA", "public_spki"), None),
+            secure("ES256", key("P-256", "public_spki"), None),
+            secure("ES512", key("P-521", "public_spki"), None),
+            Settings { mode: Mode::Insecure, ..Settings::new() },
+            secure("HS256", hs_secret.clone(), Some("https://issuer.example")),
+            secure("HS256", hs_secret.clone(), None),
+        ];
+        let cases = settings
+            .iter()
+            .map(|s| Case {
+                verifier: Verifier::new(Config::from_settings(s).expect("fixture settings")),
+                secure: s.mode == Mode::Secure,
+            })
+            .collect();
+        (cases, hs_secret.into_bytes())
+    })
+}
+
+/// How many cases take a whole token; the others take a payload to sign.
+const TOKEN_CASES: usize = 5;
+
+fn hs256(secret: &[u8], payload: &[u8]) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
+    let (cases, secret) = cases();
+    let index = usize::from(selector) % cases.len();
+    let token = if index < TOKEN_CASES {
+        String::from_utf8_lossy(rest).into_owned()
+    } else {
+        hs256(secret, rest)
+    };
+    let case = &cases[index];
+    if let Ok(verified) = case.verifier.verify(&token, NOW) {
+        assert!(!verified.user_id.trim().is_empty(), "blank user id accepted");
+        assert!(!verified.user_id.contains('\0'), "NUL in an accepted user id");
+        if case.secure {
+            assert!(verified.claims.contains_key("iat"), "accepted without iat");
+            assert!(verified.claims.contains_key("exp"), "accepted without exp");
+        }
+        if index == TOKEN_CASES {
+            assert_eq!(verified.claims["iss"], "https://issuer.example");
+        }
+        // Accepting a token is deterministic.
+        assert_eq!(case.verifier.verify(&token, NOW).ok(), Some(verified));
+    }
+});
