@@ -2,7 +2,7 @@
 PG_CONFIG ?= /usr/bin/pg_config
 PGDATA_TEST ?= /tmp/ea-pgdata
 
-.PHONY: test demo bootstrap install install-dev fmt-check clippy test-core test-pg test-regress regress-update test-security fuzz
+.PHONY: test demo bootstrap install install-dev fmt-check clippy test-core test-pg test-regress regress-update test-security fuzz bench
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -42,6 +42,10 @@ fuzz:
 
 regress-update: install-dev
 	bash scripts/pg_regress.sh --update
+
+## make bench: the published figures (BENCHMARKS.md, bench/chart.svg) on a throwaway cluster.
+bench: bootstrap install
+	python3 bench/bench.py
 
 ## make install PG_CONFIG=...: an optimised build into an existing Postgres.
 install: bootstrap

@@ -28,24 +28,35 @@ pub mod electric_auth {
     /// A rejected token raises SQLSTATE 28000; a bad configuration raises 22023.
     #[pg_extern(strict, stable, parallel_safe)]
     pub fn verify(token: &str) -> Result<JsonB, ErrorReport> {
-        let verified = verify_now(token)?;
-        Ok(JsonB(serde_json::Value::Object(verified.claims)))
+        verify_now(token, |verified| {
+            JsonB(serde_json::Value::Object(verified.claims.clone()))
+        })
     }
 
     /// Verifies `token` like `electric_auth.verify` and returns the user id (`sub`, or the legacy
     /// `user_id`, inside `electric_auth.jwt_namespace` when set).
     #[pg_extern(strict, stable, parallel_safe)]
     pub fn user_id(token: &str) -> Result<String, ErrorReport> {
-        Ok(verify_now(token)?.user_id)
+        verify_now(token, |verified| verified.user_id.clone())
     }
 
-    fn verify_now(token: &str) -> Result<VerifiedToken, ErrorReport> {
+    /// Verifies `token` at statement time (through the per-backend cache of verified tokens) and
+    /// maps the result with `answer`.
+    fn verify_now<R>(
+        token: &str,
+        answer: impl FnOnce(&VerifiedToken) -> R,
+    ) -> Result<R, ErrorReport> {
         if let Some(name) = gucs::refused_setting() {
             return Err(refused_setting_error(name));
         }
-        let verifier =
-            verifier_cache::current_verifier().map_err(|e| error_report(Error::Config(e)))?;
-        match verifier.config().algorithm() {
+        let now = statement_time();
+        let (algorithm, result) = verifier_cache::with_verifier(|verifier, tokens| {
+            let result = tokens.verify(verifier, token, now).map(answer);
+            (verifier.config().algorithm(), result)
+        })
+        .map_err(|e| error_report(Error::Config(e)))?;
+        // Warnings are raised outside the cache's borrow.
+        match algorithm {
             None => insecure_mode_warning(),
             Some(alg) => {
                 if alg.family() == AlgorithmFamily::Hmac
@@ -55,9 +66,7 @@ pub mod electric_auth {
                 }
             }
         }
-        verifier
-            .verify(token, statement_time())
-            .map_err(|e| error_report(Error::Token(e)))
+        result.map_err(|e| error_report(Error::Token(e)))
     }
 
     /// See [`gucs::refused_setting`]: the session cannot verify as the superuser configured.

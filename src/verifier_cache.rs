@@ -1,11 +1,15 @@
-//! One parsed [`Verifier`] per backend, rebuilt only when a setting has really changed.
+//! One parsed [`Verifier`] per backend, rebuilt only when a setting has really changed, and a
+//! bounded [`TokenCache`] of tokens it verified, dropped whenever any setting is assigned.
 //!
 //! The fast path is one integer comparison: the settings' assign hooks bump a generation
-//! counter. When it moved, the settings are read again and compared with the ones the cached
-//! verifier was built from; only a real difference re-parses the key.
+//! counter. When it moved, the token cache is emptied, and the settings are read again and
+//! compared with the ones the cached verifier was built from; only a real difference re-parses
+//! the key.
 
 use crate::gucs;
-use electric_auth_core::{Config, ConfigError, Settings, Verifier};
+use electric_auth_core::{
+    Config, ConfigError, Settings, TokenCache, Verifier, DEFAULT_BUDGET_BYTES,
+};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -13,6 +17,7 @@ struct CachedVerifier {
     generation: u64,
     settings: Settings,
     verifier: Rc<Verifier>,
+    tokens: TokenCache,
 }
 
 thread_local! {
@@ -20,27 +25,36 @@ thread_local! {
     static REBUILDS: Cell<u64> = const { Cell::new(0) };
 }
 
-/// The verifier for the settings in force now, or the configuration error they cause.
-pub fn current_verifier() -> Result<Rc<Verifier>, ConfigError> {
+/// Runs `f` with the verifier for the settings in force now and its token cache, or returns the
+/// configuration error those settings cause.
+pub fn with_verifier<R>(f: impl FnOnce(&Verifier, &mut TokenCache) -> R) -> Result<R, ConfigError> {
     let generation = gucs::settings_generation();
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if let Some(cached) = cache.as_ref().filter(|c| c.generation == generation) {
-            return Ok(cached.verifier.clone());
+        let current = cache.as_ref().is_some_and(|c| c.generation == generation);
+        if !current {
+            let settings = gucs::current_settings();
+            match cache.as_mut().filter(|c| c.settings == settings) {
+                Some(cached) => {
+                    // Same settings, but a setting was assigned: start a fresh token cache.
+                    cached.generation = generation;
+                    cached.tokens = TokenCache::new(&cached.verifier, DEFAULT_BUDGET_BYTES);
+                }
+                None => {
+                    *cache = None; // never keep tokens verified under other settings
+                    REBUILDS.set(REBUILDS.get() + 1);
+                    let verifier = Rc::new(Verifier::new(Config::from_settings(&settings)?));
+                    *cache = Some(CachedVerifier {
+                        generation,
+                        settings,
+                        tokens: TokenCache::new(&verifier, DEFAULT_BUDGET_BYTES),
+                        verifier,
+                    });
+                }
+            }
         }
-        let settings = gucs::current_settings();
-        if let Some(cached) = cache.as_mut().filter(|c| c.settings == settings) {
-            cached.generation = generation;
-            return Ok(cached.verifier.clone());
-        }
-        REBUILDS.set(REBUILDS.get() + 1);
-        let verifier = Rc::new(Verifier::new(Config::from_settings(&settings)?));
-        *cache = Some(CachedVerifier {
-            generation,
-            settings,
-            verifier: verifier.clone(),
-        });
-        Ok(verifier)
+        let cached = cache.as_mut().expect("built above");
+        Ok(f(&cached.verifier, &mut cached.tokens))
     })
 }
 

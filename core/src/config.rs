@@ -230,6 +230,11 @@ impl Config {
         }
     }
 
+    /// Seconds of leeway for `iat`, `nbf` and `exp`.
+    pub fn clock_drift(&self) -> i64 {
+        self.clock_drift
+    }
+
     /// The configured algorithm, in secure mode.
     pub fn algorithm(&self) -> Option<Algorithm> {
         match &self.mode {

@@ -5,12 +5,14 @@
 //! and a [`Verifier`] built from it checks tokens with [`Verifier::verify`]. The caller passes
 //! "now" in; nothing here reads a clock or a setting, so everything is deterministic.
 
+mod cache;
 mod claims;
 mod config;
 mod error;
 mod key;
 mod token;
 
+pub use cache::{TokenCache, DEFAULT_BUDGET_BYTES};
 pub use config::{Algorithm, AlgorithmFamily, Config, Mode, Settings, ALGORITHM_NAMES};
 pub use error::{ConfigError, Error, ErrorKind, TokenError};
 pub use key::VerifyingKey;

@@ -3,12 +3,13 @@
 //! The first input byte picks a case; the rest is either a whole token (checked against an HS,
 //! RS or ES key, or in insecure mode) or, for the last cases, a payload that the target signs
 //! with the HS256 key itself, so that mutations reach the claim rules behind the signature.
-//! Whatever the input: no panic, and anything accepted obeys the spec's invariants.
+//! Whatever the input: no panic, anything accepted obeys the spec's invariants, and the
+//! verified-token cache answers exactly like the verifier.
 #![no_main]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use electric_auth_core::{Config, Mode, Settings, Verifier};
+use electric_auth_core::{Config, Mode, Settings, TokenCache, Verifier};
 use hmac::{Hmac, Mac};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -84,7 +85,13 @@ fuzz_target!(|data: &[u8]| {
         hs256(secret, rest)
     };
     let case = &cases[index];
-    if let Ok(verified) = case.verifier.verify(&token, NOW) {
+    let direct = case.verifier.verify(&token, NOW);
+    // The verified-token cache answers exactly like the verifier, on a miss and on a hit.
+    let mut cache = TokenCache::new(&case.verifier, 1 << 20);
+    for _ in 0..2 {
+        assert_eq!(cache.verify(&case.verifier, &token, NOW).cloned(), direct.clone());
+    }
+    if let Ok(verified) = direct {
         assert!(!verified.user_id.trim().is_empty(), "blank user id accepted");
         assert!(!verified.user_id.contains('\0'), "NUL in an accepted user id");
         if case.secure {

@@ -1,0 +1,80 @@
+//! A bounded memo of tokens whose signature and time-independent claims already verified.
+//!
+//! The same token is often checked many times in one backend (a per-row trigger over a batch,
+//! an RLS policy over many rows). A hit skips the signature and the JSON parsing but still
+//! re-checks `iat`/`nbf`/`exp` against the current time, so an entry can never outlive its
+//! token. The owner must drop the cache (or build a new one) whenever any setting changes.
+//!
+//! Memory is bounded by a byte budget counting each token and its decoded claims; when an insert
+//! would exceed it, the cache is emptied and starts over. Only successes are remembered.
+
+use crate::claims;
+use crate::error::TokenError;
+use crate::token::{VerifiedToken, Verifier};
+use std::collections::HashMap;
+
+/// The default budget: small enough that a backend's memory barely moves, large enough for
+/// hundreds of typical tokens.
+pub const DEFAULT_BUDGET_BYTES: usize = 256 * 1024;
+
+/// Per-entry bookkeeping charged on top of the token and claims text.
+const ENTRY_OVERHEAD: usize = 160;
+
+#[derive(Debug)]
+pub struct TokenCache {
+    entries: HashMap<Box<str>, VerifiedToken>,
+    used: usize,
+    budget: usize,
+    clock_drift: i64,
+}
+
+impl TokenCache {
+    /// An empty cache for tokens verified by `verifier`, holding at most `budget` bytes.
+    pub fn new(verifier: &Verifier, budget: usize) -> TokenCache {
+        TokenCache {
+            entries: HashMap::new(),
+            used: 0,
+            budget,
+            clock_drift: verifier.config().clock_drift(),
+        }
+    }
+
+    /// Verifies `token` at `now` like [`Verifier::verify`], answering from the cache when the
+    /// same token already verified. The time claims are checked again on every call.
+    pub fn verify<'a>(
+        &'a mut self,
+        verifier: &Verifier,
+        token: &str,
+        now: i64,
+    ) -> Result<&'a VerifiedToken, TokenError> {
+        if self.entries.contains_key(token) {
+            let hit = &self.entries[token];
+            claims::check_time_claims(&hit.claims, now, self.clock_drift)?;
+            return Ok(hit);
+        }
+        let verified = verifier.verify(token, now)?;
+        // The decoded claims take about twice their JSON text, which is 3/4 of the payload's
+        // base64: charging three times the token's length covers token and claims.
+        let cost = 3 * token.len() + ENTRY_OVERHEAD;
+        if self.used + cost > self.budget {
+            self.entries.clear();
+            self.used = 0;
+        }
+        self.used += cost;
+        Ok(self.entries.entry(token.into()).or_insert(verified))
+    }
+
+    /// How many tokens are remembered.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Bytes charged against the budget.
+    pub fn used_bytes(&self) -> usize {
+        self.used
+    }
+}
