@@ -13,6 +13,9 @@ mod tests {
     /// minted by PyJWT (see scripts/fixtures/mint.py for the interop fixtures).
     const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJwZy10ZXN0LXVzZXIiLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6NDEwMjQ0NDgwMH0.H_NotX_ZLFHsN2CTE4vKhLok4MugS1uUeiUrRz8Kenk";
 
+    /// Like TOKEN, for {"sub":"pg-test-user-2",...}, minted by PyJWT.
+    const TOKEN_2: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJwZy10ZXN0LXVzZXItMiIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjo0MTAyNDQ0ODAwfQ.OhpeVpDlb1LxC6ISoOiLK0XMbRiv10DkGh0VTJCp4FM";
+
     fn configure_hs256(secret: &str) {
         Spi::run("SET electric_auth.mode = secure").unwrap();
         Spi::run("SET electric_auth.jwt_alg = 'HS256'").unwrap();
@@ -71,6 +74,25 @@ mod tests {
             .execute();
         assert_eq!(result.as_deref(), Some("Invalid token signature"));
         assert_eq!(verifier_cache::rebuilds(), before + 1);
+    }
+
+    #[pg_test]
+    fn verified_tokens_are_remembered_until_any_setting_is_assigned() {
+        configure_hs256(SECRET);
+        assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
+        assert_eq!(user_id(TOKEN_2).as_deref(), Some("pg-test-user-2"));
+        assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
+        assert_eq!(verifier_cache::cached_tokens(), 2);
+        // Any assignment, even of the same value, drops them.
+        Spi::run("SET electric_auth.clock_drift = 2").unwrap();
+        assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
+        assert_eq!(verifier_cache::cached_tokens(), 1);
+        // Failures are never remembered.
+        assert!(PgTryBuilder::new(|| user_id(&format!("{TOKEN}x")))
+            .catch_others(|_| None)
+            .execute()
+            .is_none());
+        assert_eq!(verifier_cache::cached_tokens(), 1);
     }
 
     #[pg_test]

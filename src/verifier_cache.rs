@@ -64,3 +64,9 @@ pub fn with_verifier<R>(f: impl FnOnce(&Verifier, &mut TokenCache) -> R) -> Resu
 pub fn rebuilds() -> u64 {
     REBUILDS.get()
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+/// How many verified tokens this backend's cache holds.
+pub fn cached_tokens() -> usize {
+    CACHE.with(|cache| cache.borrow().as_ref().map_or(0, |c| c.tokens.len()))
+}
