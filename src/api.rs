@@ -16,21 +16,20 @@ pgrx::extension_sql!(
 
 #[pg_schema]
 pub mod electric_auth {
+    use crate::payload_jsonb::PayloadJsonb;
     use crate::{
         catalog_secret_warning, errors::error_report, gucs, insecure_mode_warning, verifier_cache,
     };
-    use electric_auth_core::{AlgorithmFamily, Error, VerifiedToken};
+    use electric_auth_core::{AlgorithmFamily, Error, TokenError, VerifiedToken};
     use pgrx::pg_sys::panic::ErrorReport;
     use pgrx::prelude::*;
-    use pgrx::JsonB;
 
     /// Verifies `token` like Electric's sync service and returns its claims (the payload object).
     /// A rejected token raises SQLSTATE 28000; a bad configuration raises 22023.
     #[pg_extern(strict, stable, parallel_safe)]
-    pub fn verify(token: &str) -> Result<JsonB, ErrorReport> {
-        verify_now(token, |verified| {
-            JsonB(serde_json::Value::Object(verified.claims.clone()))
-        })
+    pub fn verify(token: &str) -> Result<PayloadJsonb, ErrorReport> {
+        verify_now(token, |verified| PayloadJsonb::new(&verified.payload))?
+            .ok_or_else(|| error_report(Error::Token(TokenError::InvalidToken)))
     }
 
     /// Verifies `token` like `electric_auth.verify` and returns the user id (`sub`, or the legacy

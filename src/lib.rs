@@ -11,6 +11,7 @@ mod api;
 mod errors;
 mod gucs;
 mod log_redaction;
+mod payload_jsonb;
 mod verifier_cache;
 
 ::pgrx::pg_module_magic!(name, version);

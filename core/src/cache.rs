@@ -53,9 +53,9 @@ impl TokenCache {
             return Ok(hit);
         }
         let verified = verifier.verify(token, now)?;
-        // The decoded claims take about twice their JSON text, which is 3/4 of the payload's
-        // base64: charging three times the token's length covers token and claims.
-        let cost = 3 * token.len() + ENTRY_OVERHEAD;
+        // The payload's JSON text is 3/4 of its base64 and the decoded claims about twice that:
+        // charging four times the token's length covers token, payload text and claims.
+        let cost = 4 * token.len() + ENTRY_OVERHEAD;
         if self.used + cost > self.budget {
             self.entries.clear();
             self.used = 0;

@@ -17,6 +17,9 @@ pub struct VerifiedToken {
     pub user_id: String,
     /// The whole payload object.
     pub claims: Map<String, Value>,
+    /// The payload object's JSON text, exactly as signed (what `electric_auth.verify` returns,
+    /// so numbers keep every digit).
+    pub payload: String,
     /// The `exp` claim in Unix seconds, when present.
     pub expires_at: Option<f64>,
 }
@@ -41,7 +44,7 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::InvalidToken);
         }
-        let claims = match &self.config.mode {
+        let (claims, payload) = match &self.config.mode {
             ModeConfig::Secure { alg, key, iss, aud } => {
                 let (signing_input, signature_b64) =
                     token.rsplit_once('.').ok_or(TokenError::InvalidToken)?;
@@ -65,12 +68,12 @@ impl Verifier {
                     return Err(TokenError::InvalidSignature);
                 }
                 // 4. Payload.
-                let claims = decode_payload(payload_b64)?;
+                let (claims, payload) = decode_payload(payload_b64)?;
                 // 5.–7. Time claims, then iss/aud, then the required claims.
                 claims::check_time_claims(&claims, now, self.config.clock_drift)?;
                 claims::check_issuer_and_audience(&claims, iss.as_deref(), aud.as_deref())?;
                 claims::check_required(&claims, iss.is_some(), aud.is_some())?;
-                claims
+                (claims, payload)
             }
             ModeConfig::Insecure => {
                 // `header.payload.signature` or `header.payload`; header and signature unread.
@@ -81,9 +84,9 @@ impl Verifier {
                 if parts.next().is_some() {
                     return Err(TokenError::InvalidToken);
                 }
-                let claims = decode_payload(payload_b64)?;
+                let (claims, payload) = decode_payload(payload_b64)?;
                 claims::check_time_claims(&claims, now, self.config.clock_drift)?;
-                claims
+                (claims, payload)
             }
         };
         // 8. The user id.
@@ -94,6 +97,7 @@ impl Verifier {
         Ok(VerifiedToken {
             user_id,
             claims,
+            payload,
             expires_at,
         })
     }
@@ -121,13 +125,15 @@ fn decode_json_object_bytes(part: &str) -> Result<(Map<String, Value>, Vec<u8>),
 /// The payload object (spec §3.4). Beyond [`decode_json_object`], a string or key holding U+0000
 /// (written `\u0000`) is `Invalid token`: Postgres `text` and `jsonb` cannot hold it, so such a
 /// token could never be returned by `verify()` and is refused by both functions alike.
-fn decode_payload(part: &str) -> Result<Map<String, Value>, TokenError> {
+fn decode_payload(part: &str) -> Result<(Map<String, Value>, String), TokenError> {
     let (claims, json) = decode_json_object_bytes(part)?;
     let may_hold_nul = json.windows(6).any(|w| w == b"\\u0000");
     if may_hold_nul && map_holds_nul(&claims) {
         return Err(TokenError::InvalidToken);
     }
-    Ok(claims)
+    // serde_json has already refused anything that is not UTF-8.
+    let text = String::from_utf8(json).map_err(|_| TokenError::InvalidToken)?;
+    Ok((claims, text))
 }
 
 fn map_holds_nul(map: &Map<String, Value>) -> bool {
