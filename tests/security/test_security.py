@@ -221,7 +221,22 @@ REJECTED = "28000"
 
 
 class SecurityCase(unittest.TestCase):
-    cluster = None  # set by the subclasses' setUpClass
+    """Each subclass runs on a cluster of its own: CLUSTER = (name, port, preload)."""
+
+    CLUSTER = None
+
+    @classmethod
+    def setUpClass(cls):
+        name, port, preload = cls.CLUSTER
+        cls.cluster = Cluster(name, port, preload)
+        cls.cluster.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            check_log(cls.cluster)
+        finally:
+            cls.cluster.stop()
 
     def assert_verification_unchanged(self, session, refusal_allowed=False):
         """The superuser's configuration (HS256, the conf key, iss and aud) is in force,
@@ -345,15 +360,7 @@ class PrivilegesMixin:
 
 
 class PrivilegesWithoutPreload(PrivilegesMixin, SecurityCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = Cluster("ea-sec-lazy", 54331, preload=False)
-        cls.cluster.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        check_log(cls, cls.cluster)
-        cls.cluster.stop()
+    CLUSTER = ("ea-sec-lazy", 54331, False)
 
     def test_placeholder_is_really_created_before_the_library_loads(self):
         # Guards the tests above: in this cluster the first SET in a session really precedes
@@ -384,28 +391,12 @@ class PrivilegesWithoutPreload(PrivilegesMixin, SecurityCase):
 
 
 class PrivilegesWithPreload(PrivilegesMixin, SecurityCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = Cluster("ea-sec-pre", 54332, preload=True)
-        cls.cluster.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        check_log(cls, cls.cluster)
-        cls.cluster.stop()
+    CLUSTER = ("ea-sec-pre", 54332, True)
 
 
 class Secrecy(SecurityCase):
-    @classmethod
-    def setUpClass(cls):
-        # Preloaded: the log redaction hook must be in the postmaster, which logs reloads.
-        cls.cluster = Cluster("ea-sec-secret", 54333, preload=True)
-        cls.cluster.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        check_log(cls, cls.cluster)
-        cls.cluster.stop()
+    # Preloaded: the log redaction hook must be in the postmaster, which logs reloads.
+    CLUSTER = ("ea-sec-secret", 54333, True)
 
     def test_key_is_unreadable_by_an_unprivileged_role(self):
         s = Session(self.cluster)
@@ -518,15 +509,7 @@ class Secrecy(SecurityCase):
 
 
 class HostileTokens(SecurityCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.cluster = Cluster("ea-sec-hostile", 54334, preload=True)
-        cls.cluster.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        check_log(cls, cls.cluster)
-        cls.cluster.stop()
+    CLUSTER = ("ea-sec-hostile", 54334, True)
 
     def setUp(self):
         self.s = Session(self.cluster)
@@ -629,7 +612,7 @@ class HostileTokens(SecurityCase):
                 self.assertEqual(self.s.user_id(mint(headers=headers)), ("ok", "alice"))
 
 
-def check_log(case, cluster):
+def check_log(cluster):
     """After a cluster's tests: no secret in the debug5 server log, and no backend crashed."""
     log = cluster.log()
     if not any(line for line in log.splitlines() if "DEBUG" in line):
