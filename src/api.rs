@@ -73,14 +73,17 @@ pub mod electric_auth {
         ErrorReport::new(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!(
-                "{name} was set in this session's connection options or role/database settings \
-                 by a role without permission, so electric_auth will not verify tokens in this session"
+                "electric_auth will not verify tokens in this session: the value of {name} from \
+                 the connection options or a role/database setting was refused when the library loaded"
             ),
             "electric_auth",
         )
         .set_hint(
-            "Reconnect without setting electric_auth.* (for example in PGOPTIONS), or add \
-             electric_auth to shared_preload_libraries so such connections are refused outright.",
+            "Postgres refuses such values from roles without permission to set them (see the \
+             WARNING when electric_auth loaded), and the configured value is then lost for the \
+             session. Reconnect without setting electric_auth.* that way (for example in \
+             PGOPTIONS), or add electric_auth to shared_preload_libraries so such connections are \
+             refused outright.",
         )
     }
 

@@ -187,7 +187,8 @@ thread_local! {
 
 /// The name of an `electric_auth.*` setting that was set before this library was loaded in the
 /// session, at a level that replaces the configured default (connection options, `PGOPTIONS`,
-/// role or database settings), by a role without the privilege to set it.
+/// role or database settings), to a value Postgres then refused — typically because the role
+/// that set it has no privilege to.
 ///
 /// Postgres refuses such a value when the library defines the setting (with a WARNING), but the
 /// value it displaced — from postgresql.conf, `ALTER SYSTEM` or a superuser's `ALTER ... SET` —
@@ -321,13 +322,20 @@ pub fn init() {
     // SAFETY: a static NUL-terminated string; Postgres keeps its own copy.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"electric_auth".as_ptr()) };
 
-    // A placeholder's reset value that did not survive the definition was refused.
+    // A placeholder's reset value from a session-level source that did not survive the
+    // definition was refused. (Values from files and the command line are the superuser's; a
+    // bad one there is reported by Postgres and leaves the setting at its default.)
+    use pg_sys::GucSource::*;
+    // SAFETY: a plain read of a backend global set before any library is loaded.
+    let in_backend = unsafe { pg_sys::IsUnderPostmaster };
     let defined = reset_sources();
     for (name, source) in placeholders {
         let now = defined.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
-        if source != pg_sys::GucSource::PGC_S_DEFAULT
-            && now == Some(pg_sys::GucSource::PGC_S_DEFAULT)
-        {
+        let per_session = matches!(
+            source,
+            PGC_S_GLOBAL | PGC_S_DATABASE | PGC_S_USER | PGC_S_DATABASE_USER | PGC_S_CLIENT
+        );
+        if in_backend && per_session && now == Some(PGC_S_DEFAULT) {
             let name: &'static str = Box::leak(name.into_boxed_str());
             REFUSED_SETTING.set(Some(name));
             break;

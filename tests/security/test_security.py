@@ -384,7 +384,7 @@ class PrivilegesWithoutPreload(PrivilegesMixin, SecurityCase):
         try:
             status, message = s.user_id(mint())
             self.assertEqual(status, "42501")
-            self.assertIn("electric_auth.jwt_iss was set in this session", message)
+            self.assertIn("the value of electric_auth.jwt_iss from the connection options", message)
             self.assertEqual(s.user_id(mint(iss="anyone"))[0], "42501")
         finally:
             s.close()
