@@ -29,6 +29,7 @@ from jwt.api_jws import PyJWS
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = json.loads((ROOT / "core/tests/fixtures/interop.json").read_text())
 RSA_PUBLIC_PEM = FIXTURES["keys"]["RSA"]["public_spki"]
+P256_PUBLIC_PEM = FIXTURES["keys"]["P-256"]["public_spki"]
 
 # Each secret is distinctive so that the log search cannot match anything else.
 SECRET = "conf-secret-3c1f9a0b7e5d42e8a6b1c0d9f8e7a6b5"  # postgresql.conf
@@ -587,19 +588,21 @@ class HostileTokens(SecurityCase):
                        b'{"alg":"none"}', b'{"alg":"HS256 "}']:
             token = hand_signed(header, payload, SECRET.encode())
             self.assert_rejected("%s", "Signing algorithm mismatch", token)
-        # HS256 keyed with the RS256 public key's PEM text, against an RS256 configuration.
-        # (PyJWT refuses to produce this token; an attacker would not.)
-        self.cluster.alter_system("electric_auth.jwt_alg", "RS256")
-        self.cluster.alter_system("electric_auth.jwt_key", RSA_PUBLIC_PEM.replace("\n", "\\n"))
-        try:
-            self.assertEqual(self.s.user_id(mint()), (REJECTED, "Signing algorithm mismatch"))
-            for key in (RSA_PUBLIC_PEM, RSA_PUBLIC_PEM.strip(), RSA_PUBLIC_PEM.replace("\n", "")):
-                confused = hand_signed(b'{"alg":"HS256","typ":"JWT"}', payload, key.encode())
-                self.assert_rejected("%s", "Signing algorithm mismatch", confused)
-                relabelled = hand_signed(b'{"alg":"RS256","typ":"JWT"}', payload, key.encode())
-                self.assert_rejected("%s", "Invalid token signature", relabelled)
-        finally:
-            self.cluster.alter_system(None, None)
+        # HS256 keyed with the configured RS256/ES256 public key's PEM text. (PyJWT refuses to
+        # produce such a token; an attacker would not.)
+        for alg, pem in (("RS256", RSA_PUBLIC_PEM), ("ES256", P256_PUBLIC_PEM)):
+            self.cluster.alter_system("electric_auth.jwt_alg", alg)
+            self.cluster.alter_system("electric_auth.jwt_key", pem.replace("\n", "\\n"))
+            try:
+                self.assertEqual(self.s.user_id(mint()), (REJECTED, "Signing algorithm mismatch"))
+                for key in (pem, pem.strip(), pem.replace("\n", "")):
+                    confused = hand_signed(b'{"alg":"HS256","typ":"JWT"}', payload, key.encode())
+                    self.assert_rejected("%s", "Signing algorithm mismatch", confused)
+                    header = json.dumps({"alg": alg, "typ": "JWT"}).encode()
+                    relabelled = hand_signed(header, payload, key.encode())
+                    self.assert_rejected("%s", "Invalid token signature", relabelled)
+            finally:
+                self.cluster.alter_system(None, None)
 
     def test_keys_named_by_the_token_are_ignored(self):
         attacker_jwk = {"kty": "oct", "k": b64(ATTACKER.encode())}
