@@ -11,12 +11,11 @@ use electric_auth_core::{
     Config, ConfigError, Settings, TokenCache, Verifier, DEFAULT_BUDGET_BYTES,
 };
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
 
 struct CachedVerifier {
     generation: u64,
     settings: Settings,
-    verifier: Rc<Verifier>,
+    verifier: Verifier,
     tokens: TokenCache,
 }
 
@@ -38,17 +37,17 @@ pub fn with_verifier<R>(f: impl FnOnce(&Verifier, &mut TokenCache) -> R) -> Resu
                 Some(cached) => {
                     // Same settings, but a setting was assigned: start a fresh token cache.
                     cached.generation = generation;
-                    cached.tokens = TokenCache::new(&cached.verifier, DEFAULT_BUDGET_BYTES);
+                    cached.tokens = TokenCache::new(DEFAULT_BUDGET_BYTES);
                 }
                 None => {
                     *cache = None; // never keep tokens verified under other settings
                     REBUILDS.set(REBUILDS.get() + 1);
-                    let verifier = Rc::new(Verifier::new(Config::from_settings(&settings)?));
+                    let verifier = Verifier::new(Config::from_settings(&settings)?);
                     *cache = Some(CachedVerifier {
                         generation,
                         settings,
-                        tokens: TokenCache::new(&verifier, DEFAULT_BUDGET_BYTES),
                         verifier,
+                        tokens: TokenCache::new(DEFAULT_BUDGET_BYTES),
                     });
                 }
             }

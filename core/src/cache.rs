@@ -6,7 +6,8 @@
 //! token. The owner must drop the cache (or build a new one) whenever any setting changes.
 //!
 //! Memory is bounded by a byte budget counting each token and its decoded claims; when an insert
-//! would exceed it, the cache is emptied and starts over. Only successes are remembered.
+//! would exceed it, the cache is emptied and starts over, so it holds at most the budget (or one
+//! token, if that alone costs more). Only successes are remembered.
 
 use crate::claims;
 use crate::error::TokenError;
@@ -25,22 +26,21 @@ pub struct TokenCache {
     entries: HashMap<Box<str>, VerifiedToken>,
     used: usize,
     budget: usize,
-    clock_drift: i64,
 }
 
 impl TokenCache {
-    /// An empty cache for tokens verified by `verifier`, holding at most `budget` bytes.
-    pub fn new(verifier: &Verifier, budget: usize) -> TokenCache {
+    /// An empty cache charging at most `budget` bytes (see the module notes).
+    pub fn new(budget: usize) -> TokenCache {
         TokenCache {
             entries: HashMap::new(),
             used: 0,
             budget,
-            clock_drift: verifier.config().clock_drift(),
         }
     }
 
     /// Verifies `token` at `now` like [`Verifier::verify`], answering from the cache when the
-    /// same token already verified. The time claims are checked again on every call.
+    /// same token already verified. The time claims are checked again on every call. Always
+    /// pass the same verifier: the cache does not know which one filled it.
     pub fn verify<'a>(
         &'a mut self,
         verifier: &Verifier,
@@ -49,7 +49,7 @@ impl TokenCache {
     ) -> Result<&'a VerifiedToken, TokenError> {
         if self.entries.contains_key(token) {
             let hit = &self.entries[token];
-            claims::check_time_claims(&hit.claims, now, self.clock_drift)?;
+            claims::check_time_claims(&hit.claims, now, verifier.config().clock_drift())?;
             return Ok(hit);
         }
         let verified = verifier.verify(token, now)?;

@@ -13,7 +13,7 @@ fn claims(exp: i64) -> serde_json::Value {
 #[test]
 fn a_hit_answers_like_the_verifier() {
     let v = hs256_verifier();
-    let mut cache = TokenCache::new(&v, 1 << 20);
+    let mut cache = TokenCache::new(1 << 20);
     let token = hs256_claims(claims(NOW + 60));
     let first = cache.verify(&v, &token, NOW).unwrap().clone();
     assert_eq!(first, v.verify(&token, NOW).unwrap());
@@ -25,7 +25,7 @@ fn a_hit_answers_like_the_verifier() {
 #[test]
 fn time_claims_are_checked_again_on_every_hit() {
     let v = hs256_verifier();
-    let mut cache = TokenCache::new(&v, 1 << 20);
+    let mut cache = TokenCache::new(1 << 20);
     let token = hs256_claims(claims(NOW + 60));
     assert!(cache.verify(&v, &token, NOW).is_ok());
     // Within the 2 s drift it is still valid, then it expires although cached.
@@ -45,7 +45,7 @@ fn time_claims_are_checked_again_on_every_hit() {
 #[test]
 fn failures_are_not_remembered() {
     let v = hs256_verifier();
-    let mut cache = TokenCache::new(&v, 1 << 20);
+    let mut cache = TokenCache::new(1 << 20);
     let expired = hs256_claims(claims(NOW - 60));
     assert_eq!(
         cache.verify(&v, &expired, NOW).unwrap_err(),
@@ -60,7 +60,7 @@ fn failures_are_not_remembered() {
 fn memory_stays_within_the_budget() {
     let v = hs256_verifier();
     let budget = 16 * 1024;
-    let mut cache = TokenCache::new(&v, budget);
+    let mut cache = TokenCache::new(budget);
     let mut largest = 0;
     for i in 0..5_000 {
         let token = hs256_claims(json!({"sub": format!("user-{i}"), "iat": NOW, "exp": NOW + 9}));
