@@ -87,14 +87,19 @@ unsafe extern "C-unwind" fn int_assigned(_newval: c_int, _extra: *mut c_void) {
 /// The `GucSource` of the `electric_auth.jwt_key` value in force, recorded by its assign hook.
 static JWT_KEY_SOURCE: AtomicU32 = AtomicU32::new(pg_sys::GucSource::PGC_S_DEFAULT);
 
-/// Whether the key in force came from `ALTER DATABASE/ROLE ... SET`: Postgres keeps those values
-/// in `pg_db_role_setting`, which every role can read.
-pub fn jwt_key_from_role_or_database_setting() -> bool {
+/// Whether a value from `source` was set with `ALTER DATABASE/ROLE ... SET`: Postgres keeps those
+/// values in `pg_db_role_setting`, which every role can read.
+fn is_role_or_database_setting(source: pg_sys::GucSource::Type) -> bool {
     use pg_sys::GucSource::*;
     matches!(
-        JWT_KEY_SOURCE.load(Ordering::Relaxed),
+        source,
         PGC_S_GLOBAL | PGC_S_DATABASE | PGC_S_USER | PGC_S_DATABASE_USER
     )
+}
+
+/// Whether the key in force came from `ALTER DATABASE/ROLE ... SET`.
+pub fn jwt_key_from_role_or_database_setting() -> bool {
+    is_role_or_database_setting(JWT_KEY_SOURCE.load(Ordering::Relaxed))
 }
 
 /// Remembers where a candidate `electric_auth.jwt_key` comes from, in the value's `extra`, so the
@@ -223,9 +228,16 @@ fn reset_sources() -> Vec<(String, pg_sys::GucSource::Type)> {
 /// Registers every setting and reserves the `electric_auth.` prefix, so a misspelt setting is
 /// an error rather than a silent placeholder. Called once from `_PG_init`.
 pub fn init() {
-    // Placeholders made before the library loaded, whose values Postgres re-applies (and checks
-    // for privilege) as each setting is defined below.
-    let placeholders = reset_sources();
+    // In a backend (the library loaded on first use, or by session_preload_libraries), the
+    // placeholders made before it loaded, whose values Postgres re-applies (and checks for
+    // privilege) as each setting is defined below. The postmaster has no per-session values.
+    // SAFETY: a plain read of a backend global set before any library is loaded.
+    let in_backend = unsafe { pg_sys::IsUnderPostmaster };
+    let placeholders = if in_backend {
+        reset_sources()
+    } else {
+        Vec::new()
+    };
     // SAFETY: the assign hooks only bump an atomic counter and cannot panic.
     unsafe {
         GucRegistry::define_enum_guc_with_hooks(
@@ -325,17 +337,15 @@ pub fn init() {
     // A placeholder's reset value from a session-level source that did not survive the
     // definition was refused. (Values from files and the command line are the superuser's; a
     // bad one there is reported by Postgres and leaves the setting at its default.)
-    use pg_sys::GucSource::*;
-    // SAFETY: a plain read of a backend global set before any library is loaded.
-    let in_backend = unsafe { pg_sys::IsUnderPostmaster };
+    if placeholders.is_empty() {
+        return;
+    }
     let defined = reset_sources();
     for (name, source) in placeholders {
         let now = defined.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
-        let per_session = matches!(
-            source,
-            PGC_S_GLOBAL | PGC_S_DATABASE | PGC_S_USER | PGC_S_DATABASE_USER | PGC_S_CLIENT
-        );
-        if in_backend && per_session && now == Some(PGC_S_DEFAULT) {
+        let per_session =
+            source == pg_sys::GucSource::PGC_S_CLIENT || is_role_or_database_setting(source);
+        if per_session && now == Some(pg_sys::GucSource::PGC_S_DEFAULT) {
             let name: &'static str = Box::leak(name.into_boxed_str());
             REFUSED_SETTING.set(Some(name));
             break;
@@ -343,7 +353,8 @@ pub fn init() {
     }
 }
 
-fn text_setting(setting: &GucSetting<Option<CString>>) -> Option<String> {
+/// A text setting's current value (lossily decoded), `None` when unset.
+pub fn text_setting(setting: &GucSetting<Option<CString>>) -> Option<String> {
     setting
         .get()
         .map(|value| value.to_string_lossy().into_owned())

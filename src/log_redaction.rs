@@ -65,10 +65,9 @@ unsafe fn redact(edata: &mut pg_sys::ErrorData) {
         }
     }
     // Any other line that would show the key in force: message, detail, hint, statement.
-    let Some(key) = gucs::JWT_KEY.get() else {
+    let Some(key) = gucs::text_setting(&gucs::JWT_KEY) else {
         return;
     };
-    let key = key.to_string_lossy();
     if key.trim().len() < 8 {
         return; // too short to search for without redacting ordinary words
     }
@@ -80,15 +79,15 @@ unsafe fn redact(edata: &mut pg_sys::ErrorData) {
         &mut edata.context,
     ] {
         if let Some(text) = unsafe { c_str(*field) } {
-            if text.contains(key.as_ref()) {
-                if let Ok(clean) = CString::new(text.replace(key.as_ref(), REDACTED)) {
+            if text.contains(key.as_str()) {
+                if let Ok(clean) = CString::new(text.replace(key.as_str(), REDACTED)) {
                     *field = unsafe { pg_sys::pstrdup(clean.as_ptr()) };
                 }
             }
         }
     }
     let statement = unsafe { c_str(pg_sys::debug_query_string) };
-    if statement.is_some_and(|s| s.contains(key.as_ref())) {
+    if statement.is_some_and(|s| s.contains(key.as_str())) {
         edata.hide_stmt = true;
     }
 }
