@@ -17,7 +17,6 @@ import json
 import os
 import pathlib
 import subprocess
-import sys
 import time
 import unittest
 
@@ -57,10 +56,15 @@ def now():
     return int(time.time())
 
 
+def valid_claims(**extra):
+    """Claims the configuration accepts (alice, valid for an hour), overridden by `extra`."""
+    return {"sub": "alice", "iat": now() - 10, "exp": now() + 3600, "iss": ISS, "aud": AUD,
+            **extra}
+
+
 def mint(claims=None, key=SECRET, alg="HS256", headers=None, **extra):
     """A token minted by PyJWT, valid for an hour unless `claims` says otherwise."""
-    payload = {"sub": "alice", "iat": now() - 10, "exp": now() + 3600, "iss": ISS, "aud": AUD}
-    payload.update(claims or {}, **extra)
+    payload = valid_claims(**(claims or {}), **extra)
     return jwt.encode(payload, key, algorithm=alg, headers=headers)
 
 
@@ -81,9 +85,7 @@ def hand_signed(header: bytes, payload: bytes, hmac_key: bytes) -> str:
 
 
 def valid_payload(**extra) -> bytes:
-    claims = {"sub": "alice", "iat": now() - 10, "exp": now() + 3600, "iss": ISS, "aud": AUD,
-              **extra}
-    return json.dumps(claims).encode()
+    return json.dumps(valid_claims(**extra)).encode()
 
 
 class Cluster:
