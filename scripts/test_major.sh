@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Every test layer that needs a Postgres server, on one major (15, 16, 17 or 18): the
+# #[pg_test]s (cargo pgrx test), then the extension installed into that server for the
+# pg_regress contract suite, the security suite and the hot-standby replica test. Each layer
+# starts its own throwaway clusters and stops them; the first failure stops the script.
+#   scripts/test_major.sh NN
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/pg_versions.sh
+major=$1
+PG_CONFIG=$(pg_config_for "$major")
+export PG_CONFIG
+pgdata=/tmp/ea-pgdata-$major
+started=$(date +%s)
+
+step() { echo; echo "== Postgres $major: $* =="; }
+
+step "#[pg_test] (cargo pgrx test pg$major)"
+rm -rf "$pgdata"
+cargo pgrx test "pg$major" --runas postgres --pgdata "$pgdata"
+
+step "install into $("$PG_CONFIG" --version)"
+cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
+
+step "pg_regress contract suite"
+bash scripts/pg_regress.sh
+
+step "security suite"
+python3 tests/security/test_security.py
+
+step "hot standby"
+python3 tests/replica/test_replica.py
+
+echo "== Postgres $major: all layers passed in $(($(date +%s) - started)) s =="

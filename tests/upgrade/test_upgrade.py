@@ -1,0 +1,187 @@
+"""Upgrading in place: 0.1.0, built from its git tag, with objects that depend on it, is
+replaced by this version's build and `ALTER EXTENSION electric_auth UPDATE` runs the upgrade
+scripts in sql/. The dependent objects must keep working, and the upgraded catalog must equal a
+fresh install of this version: every member object, and each function's signature, result,
+volatility, strictness, parallel safety, security and grants.
+
+Run by `make test-upgrade` on Debian's Postgres 15 (0.1.0 supported nothing else). The old
+source comes from `git archive` of the tag v0.1.0 (or, in a clone without tags, of the commit
+it names); it builds in this checkout's target directory, so the dependencies compile once.
+"""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+import time
+import unittest
+
+import jwt
+import psycopg
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+OLD_VERSION = "0.1.0"
+OLD_TAG = "v0.1.0"
+OLD_COMMIT = "740a483"  # what v0.1.0 tags, for clones that did not fetch tags
+PG_CONFIG = "/usr/bin/pg_config"
+BIN = pathlib.Path(subprocess.run([PG_CONFIG, "--bindir"], capture_output=True, text=True,
+                                  check=True).stdout.strip())
+NAME, PORT = "ea-upgrade", 54338
+DATA = pathlib.Path(f"/tmp/{NAME}-data")
+SECRET = "upgrade-secret-1f2e3d4c5b6a79881726354453627180"
+CONF = ("electric_auth.mode = 'secure'\n"
+        "electric_auth.jwt_alg = 'HS256'\n"
+        f"electric_auth.jwt_key = '{SECRET}'\n")
+
+# The extension's member objects and, for functions, everything a caller depends on.
+CATALOG = """
+SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS member,
+       coalesce(p.oid::regprocedure::text, '') AS signature,
+       coalesce(pg_get_function_result(p.oid), '') AS result,
+       coalesce(p.provolatile::text, '') AS volatility,
+       coalesce(p.proisstrict::text, '') AS strict,
+       coalesce(p.proparallel::text, '') AS parallel,
+       coalesce(p.prosecdef::text, '') AS security_definer,
+       coalesce(p.proacl::text, '') AS grants,
+       coalesce(p.proconfig::text, '') AS config
+  FROM pg_depend d
+  JOIN pg_extension e ON e.oid = d.refobjid AND d.refclassid = 'pg_extension'::regclass
+  LEFT JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+ WHERE e.extname = 'electric_auth' AND d.deptype = 'e'
+UNION ALL
+SELECT 'schema grants', '', '', '', '', '', '', coalesce(nspacl::text, ''), ''
+  FROM pg_namespace WHERE nspname = 'electric_auth'
+ORDER BY 1, 2
+"""
+
+
+def run(*args, **kwargs):
+    return subprocess.run([str(a) for a in args], check=True, **kwargs)
+
+
+def as_postgres(*args, **kwargs):
+    return run("runuser", "-u", "postgres", "--", *args, **kwargs)
+
+
+def install(source_dir):
+    """`cargo pgrx install` of the tree at source_dir into Debian's Postgres 15."""
+    env = dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target"))
+    run("cargo", "pgrx", "install", "--pg-config", PG_CONFIG, cwd=source_dir, env=env,
+        stdout=subprocess.DEVNULL)
+
+
+def old_source(into):
+    ref = OLD_TAG
+    if subprocess.run(["git", "rev-parse", "--verify", "-q", f"{OLD_TAG}^{{commit}}"],
+                      cwd=ROOT, capture_output=True).returncode != 0:
+        ref = OLD_COMMIT
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True)
+    run("tar", "x", "-C", into, input=archive.stdout)
+
+
+def pg_ctl(*args):
+    as_postgres(BIN / "pg_ctl", "-D", DATA, "-w", *args, stdout=subprocess.DEVNULL)
+
+
+def connect(dbname):
+    return psycopg.connect(host=f"/tmp/{NAME}-sock", port=PORT, dbname=dbname, user="postgres",
+                           autocommit=True)
+
+
+def mint(sub):
+    now = int(time.time())
+    return jwt.encode({"sub": sub, "iat": now, "exp": now + 3600}, SECRET, algorithm="HS256")
+
+
+def version_under_test():
+    control = (ROOT / "Cargo.toml").read_text()
+    return next(line.split('"')[1] for line in control.splitlines()
+                if line.startswith("version = "))
+
+
+class UpgradeFromOldRelease(unittest.TestCase):
+    def setUp(self):
+        self.src = tempfile.mkdtemp(prefix="ea-0.1.0-")
+
+    def tearDown(self):
+        subprocess.run(["bash", "scripts/cluster.sh", "stop", NAME], cwd=ROOT)
+        shutil.rmtree(self.src, ignore_errors=True)
+        # Leave this version installed, as the other layers expect.
+        install(ROOT)
+
+    def assert_dependents_work(self, c):
+        c.execute("SELECT set_config('app.token', %s, false)", (mint("alice"),))
+        c.execute("INSERT INTO todos (title, token) VALUES ('t', %s)", (mint("alice"),))
+        self.assertEqual(
+            c.execute("SELECT owner_id, token FROM todos ORDER BY id DESC LIMIT 1").fetchone(),
+            ("alice", None))
+        c.execute("SET ROLE ea_reader")
+        self.assertEqual(c.execute("SELECT body FROM notes ORDER BY body").fetchall(),
+                         [("a1",), ("a2",)])
+        self.assertEqual(c.execute("SELECT uid FROM session_user_id").fetchone()[0], "alice")
+        c.execute("RESET ROLE")
+
+    def test_alter_extension_update_from_0_1_0(self):
+        new_version = version_under_test()
+        self.assertNotEqual(new_version, OLD_VERSION)
+        old_source(self.src)
+        self.assertIn(f'version = "{OLD_VERSION}"', (pathlib.Path(self.src) / "Cargo.toml").read_text())
+        install(self.src)
+        script = pathlib.Path(f"/usr/share/postgresql/15/extension/electric_auth--{OLD_VERSION}.sql")
+        self.assertTrue(script.exists(), "0.1.0's install script is in place")
+
+        # The old release, with the objects the README shows depending on it. No preload: the
+        # library file is replaced while the server is down, never under a running backend.
+        run("bash", "scripts/cluster.sh", "start", NAME, PORT, cwd=ROOT,
+            env=dict(os.environ, EA_PRELOAD="", EA_CONF=CONF, PG_CONFIG=PG_CONFIG))
+        with connect("postgres") as su:
+            su.execute("CREATE DATABASE upgraded")
+            su.execute("CREATE DATABASE fresh")
+            su.execute("CREATE ROLE ea_reader")
+        with connect("upgraded") as c:
+            c.execute("CREATE EXTENSION electric_auth")
+            self.assertEqual(c.execute("SELECT extversion FROM pg_extension "
+                                       "WHERE extname = 'electric_auth'").fetchone()[0],
+                             OLD_VERSION)
+            c.execute("""
+                CREATE TABLE todos (id serial PRIMARY KEY, title text, owner_id text, token text);
+                CREATE FUNCTION stamp_owner() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                  NEW.owner_id := electric_auth.user_id(NEW.token);
+                  NEW.token := NULL;
+                  RETURN NEW;
+                END $$;
+                CREATE TRIGGER todos_stamp_owner BEFORE INSERT OR UPDATE ON todos
+                  FOR EACH ROW EXECUTE FUNCTION stamp_owner();
+                CREATE TABLE notes (owner_id text, body text);
+                INSERT INTO notes VALUES ('alice', 'a1'), ('alice', 'a2'), ('bob', 'b1');
+                ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+                CREATE POLICY notes_owner ON notes
+                  USING (owner_id = electric_auth.user_id(current_setting('app.token', true)));
+                CREATE VIEW session_user_id AS
+                  SELECT electric_auth.user_id(current_setting('app.token', true)) AS uid;
+                GRANT SELECT ON notes, session_user_id TO ea_reader;
+            """)
+            self.assert_dependents_work(c)
+        pg_ctl("stop", "-m", "fast")
+
+        install(ROOT)
+        pg_ctl("start", "-l", DATA / "server.log", "-o",
+               f"-p {PORT} -k /tmp/{NAME}-sock -c listen_addresses=''")
+        with connect("upgraded") as c:
+            c.execute("ALTER EXTENSION electric_auth UPDATE")
+            self.assertEqual(c.execute("SELECT extversion FROM pg_extension "
+                                       "WHERE extname = 'electric_auth'").fetchone()[0],
+                             new_version)
+            self.assert_dependents_work(c)
+            upgraded = c.execute(CATALOG).fetchall()
+        with connect("fresh") as c:
+            c.execute("CREATE EXTENSION electric_auth")
+            fresh = c.execute(CATALOG).fetchall()
+        self.assertGreaterEqual(len(fresh), 3, "the catalog query sees the extension's objects")
+        self.assertEqual(upgraded, fresh)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
