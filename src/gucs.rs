@@ -1,5 +1,8 @@
 //! Every `electric_auth.*` setting (spec §1). All are `PGC_SUSET`: only a superuser, or a role
-//! granted `SET` on the parameter, can change them, by any route.
+//! granted `SET` on the parameter, can change them, by any route. All are `GUC_NO_RESET_ALL`:
+//! `RESET ALL` and `DISCARD ALL`, which Postgres runs without a privilege check, leave a
+//! superuser's session-level values in place (an unprivileged role could otherwise drop an
+//! `aud` check a SECURITY DEFINER function had set).
 //!
 //! Every setting has an assign hook that bumps [`settings_generation`], so the per-backend
 //! verifier cache (see `verifier_cache.rs`) knows when to look again — after `SET`, `SET LOCAL`,
@@ -7,10 +10,9 @@
 
 use electric_auth_core::{Algorithm, Mode, Settings, ALGORITHM_NAMES};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
-use pgrx::{pg_guard, pg_sys, PostgresGucEnum};
-use std::cell::Cell;
+use pgrx::{pg_guard, pg_sys, PgSqlErrorCode, PostgresGucEnum};
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// `electric_auth.mode`, default `secure`. Context: superuser.
 #[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -23,40 +25,37 @@ pub enum AuthMode {
 
 /// `electric_auth.mode`: `secure` (default) or `insecure`. Context: superuser.
 pub static MODE: GucSetting<AuthMode> = GucSetting::<AuthMode>::new(AuthMode::Secure);
-const MODE_NAME: &CStr = c"electric_auth.mode";
 
 /// `electric_auth.jwt_alg`: one of the nine JWS algorithms, case-sensitive; default empty.
 /// Checked at `SET` time. Context: superuser.
 pub static JWT_ALG: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-const JWT_ALG_NAME: &CStr = c"electric_auth.jwt_alg";
 
 /// `electric_auth.jwt_key`: the HS secret or the RS/ES PEM; default empty. Context: superuser,
-/// and readable only by superusers (`GUC_SUPERUSER_ONLY`).
+/// and readable only by superusers (`GUC_SUPERUSER_ONLY`). Refused where other roles could read
+/// it: `ALTER ROLE/DATABASE … SET` and a function's `SET` clause (see [`check_jwt_key`]).
 pub static JWT_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-const JWT_KEY_NAME: &CStr = c"electric_auth.jwt_key";
+pub const JWT_KEY_NAME: &CStr = c"electric_auth.jwt_key";
 
 /// `electric_auth.jwt_key_is_base64`: the HS secret is standard base64; default off.
 /// Context: superuser.
 pub static JWT_KEY_IS_BASE64: GucSetting<bool> = GucSetting::<bool>::new(false);
-const JWT_KEY_IS_BASE64_NAME: &CStr = c"electric_auth.jwt_key_is_base64";
 
 /// `electric_auth.jwt_namespace`: the claim holding `sub`/`user_id`; default empty (top level).
 /// Context: superuser.
 pub static JWT_NAMESPACE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-const JWT_NAMESPACE_NAME: &CStr = c"electric_auth.jwt_namespace";
 
 /// `electric_auth.jwt_iss`: the required issuer; default empty (not checked). Context: superuser.
 pub static JWT_ISS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-const JWT_ISS_NAME: &CStr = c"electric_auth.jwt_iss";
 
 /// `electric_auth.jwt_aud`: the required audience; default empty (not checked). Context: superuser.
 pub static JWT_AUD: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-const JWT_AUD_NAME: &CStr = c"electric_auth.jwt_aud";
 
 /// `electric_auth.clock_drift`: seconds of leeway for `iat`, `nbf`, `exp`; 0..3600, default 2.
 /// Context: superuser.
 pub static CLOCK_DRIFT: GucSetting<i32> = GucSetting::<i32>::new(2);
-const CLOCK_DRIFT_NAME: &CStr = c"electric_auth.clock_drift";
+
+/// Flags every setting carries (see the module notes).
+const FLAGS: GucFlags = GucFlags::NO_RESET_ALL;
 
 static SETTINGS_GENERATION: AtomicU64 = AtomicU64::new(0);
 
@@ -84,12 +83,9 @@ unsafe extern "C-unwind" fn int_assigned(_newval: c_int, _extra: *mut c_void) {
     bump_generation();
 }
 
-/// The `GucSource` of the `electric_auth.jwt_key` value in force, recorded by its assign hook.
-static JWT_KEY_SOURCE: AtomicU32 = AtomicU32::new(pg_sys::GucSource::PGC_S_DEFAULT);
-
 /// Whether a value from `source` was set with `ALTER DATABASE/ROLE ... SET`: Postgres keeps those
 /// values in `pg_db_role_setting`, which every role can read.
-fn is_role_or_database_setting(source: pg_sys::GucSource::Type) -> bool {
+pub fn is_role_or_database_setting(source: pg_sys::GucSource::Type) -> bool {
     use pg_sys::GucSource::*;
     matches!(
         source,
@@ -97,60 +93,65 @@ fn is_role_or_database_setting(source: pg_sys::GucSource::Type) -> bool {
     )
 }
 
-/// Whether the key in force came from `ALTER DATABASE/ROLE ... SET`.
-pub fn jwt_key_from_role_or_database_setting() -> bool {
-    is_role_or_database_setting(JWT_KEY_SOURCE.load(Ordering::Relaxed))
-}
-
-/// Remembers where a candidate `electric_auth.jwt_key` comes from, in the value's `extra`, so the
-/// assign hook can record the source of the value actually installed (a `SET` that is rolled
-/// back, or a reset, installs an older value with its own `extra`).
-#[pg_guard]
-unsafe extern "C-unwind" fn check_jwt_key(
-    _newval: *mut *mut c_char,
-    extra: *mut *mut c_void,
-    source: pg_sys::GucSource::Type,
-) -> bool {
-    // SAFETY: called from this check hook; NULL is checked before the write.
-    let slot = unsafe { guc_extra_alloc(std::mem::size_of::<pg_sys::GucSource::Type>()) }
-        .cast::<pg_sys::GucSource::Type>();
-    if slot.is_null() {
-        return false;
-    }
-    // SAFETY: `slot` is a fresh allocation of the right size; `extra` is Postgres's out-pointer.
-    unsafe {
-        slot.write(source);
-        *extra = slot.cast();
-    }
-    true
-}
-
-/// Memory for a setting's `extra`, from the allocator Postgres will release it with; NULL when
-/// out of memory.
+/// Makes a check hook's refusal say `message` (instead of Postgres's "invalid value for
+/// parameter", which would quote the value), with SQLSTATE `code`, a detail and a hint.
 ///
 /// # Safety
-/// Only from a check hook, whose `extra` Postgres then owns.
-unsafe fn guc_extra_alloc(size: usize) -> *mut c_void {
-    // Postgres 15 releases `extra` with free(); its guc_malloc() is static, so use malloc().
-    #[cfg(feature = "pg15")]
-    // SAFETY: a plain allocation; the caller checks for NULL.
-    let memory = unsafe { libc::malloc(size) };
-    // Postgres 16 keeps setting values in its GUC memory context and releases `extra` with
-    // pfree() (guc_free); guc_malloc() is exported for hooks and returns NULL at LOG level.
-    #[cfg(not(feature = "pg15"))]
-    // SAFETY: as above.
-    let memory = unsafe { pg_sys::guc_malloc(pg_sys::LOG as c_int, size) };
-    memory
+/// Only from a check hook about to return false; Postgres reads these right after it.
+unsafe fn refuse_in_check_hook(code: PgSqlErrorCode, message: &str, detail: &str, hint: &str) {
+    // SAFETY: the caller is a check hook; the strings are palloc'd copies in the current
+    // memory context, as Postgres expects of GUC_check_err*_string.
+    unsafe {
+        pg_sys::GUC_check_errcode(code as c_int);
+        for (text, slot) in [
+            (message, &raw mut pg_sys::GUC_check_errmsg_string),
+            (detail, &raw mut pg_sys::GUC_check_errdetail_string),
+            (hint, &raw mut pg_sys::GUC_check_errhint_string),
+        ] {
+            if let Ok(text) = CString::new(text) {
+                *slot = pg_sys::pstrdup(text.as_ptr());
+            }
+        }
+    }
 }
 
+/// Refuses an `electric_auth.jwt_key` on the routes that would store it where every role can
+/// read it. Postgres validates `ALTER ROLE/DATABASE … SET` and a function's `SET` clause with
+/// source `PGC_S_TEST` (the value is then stored in `pg_db_role_setting` / `pg_proc.proconfig`),
+/// and applies stored role/database values at session start with their own sources; all are
+/// refused, with an error that says where a key belongs. An empty value (no key) is allowed.
 #[pg_guard]
-unsafe extern "C-unwind" fn jwt_key_assigned(_newval: *const c_char, extra: *mut c_void) {
-    if !extra.is_null() {
-        // SAFETY: every `extra` of this setting was made by check_jwt_key.
-        let source = unsafe { *extra.cast::<pg_sys::GucSource::Type>() };
-        JWT_KEY_SOURCE.store(source, Ordering::Relaxed);
+unsafe extern "C-unwind" fn check_jwt_key(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    let readable_by_every_role =
+        source == pg_sys::GucSource::PGC_S_TEST || is_role_or_database_setting(source);
+    if !readable_by_every_role {
+        return true;
     }
-    bump_generation();
+    // SAFETY: Postgres passes a valid pointer to the candidate value, a C string or NULL.
+    let candidate = unsafe { *newval };
+    // SAFETY: a non-NULL candidate is a NUL-terminated string owned by the GUC machinery.
+    if candidate.is_null()
+        || unsafe { CStr::from_ptr(candidate) }
+            .to_bytes()
+            .trim_ascii()
+            .is_empty()
+    {
+        return true;
+    }
+    // SAFETY: a check hook about to return false.
+    unsafe {
+        refuse_in_check_hook(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "electric_auth.jwt_key cannot be set with ALTER ROLE, ALTER DATABASE or a function's SET clause",
+            "Such values are stored in pg_db_role_setting or pg_proc.proconfig, which every role can read.",
+            "Set the key in postgresql.conf or with ALTER SYSTEM (files only the server's OS user can read).",
+        );
+    }
+    false
 }
 
 /// Refuses an `electric_auth.jwt_alg` that is set but not one of the nine names.
@@ -179,14 +180,14 @@ unsafe extern "C-unwind" fn check_jwt_alg(
     false
 }
 
+/// A superuser text setting with the shared flags and the generation-bumping assign hook.
 fn define_string(
     name: &'static CStr,
     short: &'static CStr,
     long: &'static CStr,
     setting: &'static GucSetting<Option<CString>>,
-    flags: GucFlags,
 ) {
-    // SAFETY: the hooks only bump an atomic counter and cannot panic.
+    // SAFETY: the assign hook only bumps an atomic counter and cannot panic.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
             name,
@@ -194,7 +195,7 @@ fn define_string(
             long,
             setting,
             GucContext::Suset,
-            flags,
+            FLAGS,
             None,
             Some(string_assigned),
             None,
@@ -202,88 +203,19 @@ fn define_string(
     }
 }
 
-thread_local! {
-    /// A setting whose pre-load value Postgres refused when the library was loaded.
-    static REFUSED_SETTING: Cell<Option<&'static str>> = const { Cell::new(None) };
-}
-
-/// The name of an `electric_auth.*` setting that was set before this library was loaded in the
-/// session, at a level that replaces the configured default (connection options, `PGOPTIONS`,
-/// role or database settings), to a value Postgres then refused — typically because the role
-/// that set it has no privilege to.
-///
-/// Postgres refuses such a value when the library defines the setting (with a WARNING), but the
-/// value it displaced — from postgresql.conf, `ALTER SYSTEM` or a superuser's `ALTER ... SET` —
-/// is gone for the session: the setting falls back to its built-in default. That could drop an
-/// `iss`/`aud` check, so the SQL functions refuse to verify in such a session instead.
-pub fn refused_setting() -> Option<&'static str> {
-    REFUSED_SETTING.get()
-}
-
-/// Each `electric_auth.*` setting known to Postgres now, with the source of its reset value.
-fn reset_sources() -> Vec<(String, pg_sys::GucSource::Type)> {
-    let mut found = Vec::new();
-    // SAFETY: Postgres's own GUC table, read (not changed) in this backend's only thread; the
-    // array and its entries stay valid until the next setting is defined.
-    unsafe {
-        let (variables, count) = guc_variables();
-        for i in 0..count {
-            let variable = *variables.add(i);
-            if variable.is_null() || (*variable).name.is_null() {
-                continue;
-            }
-            let name = CStr::from_ptr((*variable).name).to_string_lossy();
-            if name.starts_with("electric_auth.") {
-                found.push((name.into_owned(), (*variable).reset_source));
-            }
-        }
-    }
-    found
-}
-
-/// Postgres's table of settings: a pointer to its entries and how many there are.
-///
-/// # Safety
-/// Only in a backend's main thread; valid until the next setting is defined.
-unsafe fn guc_variables() -> (*mut *mut pg_sys::config_generic, usize) {
-    // Postgres 15 keeps a sorted array and exposes its length through GetNumConfigOptions().
-    #[cfg(feature = "pg15")]
-    // SAFETY: plain reads of the GUC table, as the caller requires.
-    let (variables, count) =
-        unsafe { (pg_sys::get_guc_variables(), pg_sys::GetNumConfigOptions()) };
-    // Postgres 16 moved settings into a hash table; get_guc_variables(&count) returns a palloc'd
-    // snapshot array of it, and GetNumConfigOptions() is gone.
-    #[cfg(not(feature = "pg15"))]
-    // SAFETY: as above; `count` is written by Postgres before it is read.
-    let (variables, count) = unsafe {
-        let mut count: c_int = 0;
-        (pg_sys::get_guc_variables(&mut count), count)
-    };
-    (variables, usize::try_from(count).unwrap_or(0))
-}
-
 /// Registers every setting and reserves the `electric_auth.` prefix, so a misspelt setting is
-/// an error rather than a silent placeholder. Called once from `_PG_init`.
+/// an error rather than a silent placeholder. Called once from `_PG_init`, which first asks
+/// `tamper` for the placeholders these definitions will replace.
 pub fn init() {
-    // In a backend (the library loaded on first use, or by session_preload_libraries), the
-    // placeholders made before it loaded, whose values Postgres re-applies (and checks for
-    // privilege) as each setting is defined below. The postmaster has no per-session values.
-    // SAFETY: a plain read of a backend global set before any library is loaded.
-    let in_backend = unsafe { pg_sys::IsUnderPostmaster };
-    let placeholders = if in_backend {
-        reset_sources()
-    } else {
-        Vec::new()
-    };
-    // SAFETY: the assign hooks only bump an atomic counter and cannot panic.
+    // SAFETY: the assign hook only bumps an atomic counter and cannot panic.
     unsafe {
         GucRegistry::define_enum_guc_with_hooks(
-            MODE_NAME,
+            c"electric_auth.mode",
             c"How Electric client tokens are verified: secure (signed) or insecure (development).",
             c"Replaces Electric's AUTH_MODE.",
             &MODE,
             GucContext::Suset,
-            GucFlags::default(),
+            FLAGS,
             None,
             Some(int_assigned),
             None,
@@ -292,102 +224,83 @@ pub fn init() {
     // SAFETY: check_jwt_alg is guarded and only reads its argument; the assign hook bumps a counter.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
-            JWT_ALG_NAME,
+            c"electric_auth.jwt_alg",
             c"Signing algorithm tokens must use in secure mode (HS/RS/ES 256/384/512).",
             c"Replaces Electric's AUTH_JWT_ALG.",
             &JWT_ALG,
             GucContext::Suset,
-            GucFlags::default(),
+            FLAGS,
             Some(check_jwt_alg),
             Some(string_assigned),
             None,
         );
     }
-    // SAFETY: the hooks only allocate and read a source integer and bump a counter.
+    // SAFETY: check_jwt_key is guarded and only reads its arguments; the assign hook bumps a
+    // counter.
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
             JWT_KEY_NAME,
             c"Key that verifies token signatures: an HS secret or an RS/ES public key in PEM.",
-            c"Replaces Electric's AUTH_JWT_KEY. Visible to superusers only.",
+            c"Replaces Electric's AUTH_JWT_KEY. Visible to superusers only; refused in ALTER ROLE/DATABASE ... SET and function SET clauses.",
             &JWT_KEY,
             GucContext::Suset,
-            GucFlags::SUPERUSER_ONLY,
+            FLAGS | GucFlags::SUPERUSER_ONLY,
             Some(check_jwt_key),
-            Some(jwt_key_assigned),
+            Some(string_assigned),
             None,
         );
     }
     // SAFETY: the assign hook only bumps an atomic counter and cannot panic.
     unsafe {
         GucRegistry::define_bool_guc_with_hooks(
-            JWT_KEY_IS_BASE64_NAME,
+            c"electric_auth.jwt_key_is_base64",
             c"Whether electric_auth.jwt_key is base64-encoded (HS algorithms only).",
             c"Replaces Electric's AUTH_JWT_KEY_IS_BASE64_ENCODED.",
             &JWT_KEY_IS_BASE64,
             GucContext::Suset,
-            GucFlags::default(),
+            FLAGS,
             None,
             Some(bool_assigned),
             None,
         );
     }
     define_string(
-        JWT_NAMESPACE_NAME,
+        c"electric_auth.jwt_namespace",
         c"Top-level claim that holds sub/user_id; empty means the top level.",
         c"Replaces Electric's AUTH_JWT_NAMESPACE.",
         &JWT_NAMESPACE,
-        GucFlags::default(),
     );
     define_string(
-        JWT_ISS_NAME,
+        c"electric_auth.jwt_iss",
         c"Issuer that the iss claim must equal; empty means iss is not checked.",
         c"Replaces Electric's AUTH_JWT_ISS.",
         &JWT_ISS,
-        GucFlags::default(),
     );
     define_string(
-        JWT_AUD_NAME,
+        c"electric_auth.jwt_aud",
         c"Audience that the aud claim must contain; empty means aud is not checked.",
         c"Replaces Electric's AUTH_JWT_AUD.",
         &JWT_AUD,
-        GucFlags::default(),
     );
     // SAFETY: the assign hook only bumps an atomic counter and cannot panic.
     unsafe {
         GucRegistry::define_int_guc_with_hooks(
-            CLOCK_DRIFT_NAME,
+            c"electric_auth.clock_drift",
             c"Seconds of leeway when checking the iat, nbf and exp claims.",
             c"Electric fixed this at 2 seconds.",
             &CLOCK_DRIFT,
             0,
             3600,
             GucContext::Suset,
-            GucFlags::UNIT_S,
+            FLAGS | GucFlags::UNIT_S,
             None,
             Some(int_assigned),
             None,
         );
     }
+    crate::tamper::define_marker();
     // SAFETY: a static NUL-terminated string; Postgres keeps its own copy.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"electric_auth".as_ptr()) };
-
-    // A placeholder's reset value from a session-level source that did not survive the
-    // definition was refused. (Values from files and the command line are the superuser's; a
-    // bad one there is reported by Postgres and leaves the setting at its default.)
-    if placeholders.is_empty() {
-        return;
-    }
-    let defined = reset_sources();
-    for (name, source) in placeholders {
-        let now = defined.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
-        let per_session =
-            source == pg_sys::GucSource::PGC_S_CLIENT || is_role_or_database_setting(source);
-        if per_session && now == Some(pg_sys::GucSource::PGC_S_DEFAULT) {
-            let name: &'static str = Box::leak(name.into_boxed_str());
-            REFUSED_SETTING.set(Some(name));
-            break;
-        }
-    }
 }
 
 /// A text setting's current value (lossily decoded), `None` when unset.

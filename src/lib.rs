@@ -12,19 +12,22 @@ mod errors;
 mod gucs;
 mod log_redaction;
 mod payload_jsonb;
+mod tamper;
+mod token_text;
 mod verifier_cache;
 
 ::pgrx::pg_module_magic!(name, version);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    let placeholders = tamper::placeholders_before_definition();
     gucs::init();
+    tamper::mark_refused_placeholders(placeholders);
     log_redaction::init();
 }
 
 thread_local! {
     static INSECURE_MODE_WARNED: Cell<bool> = const { Cell::new(false) };
-    static CATALOG_SECRET_WARNED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Reports a WARNING the first time `flag` is raised in this session.
@@ -46,17 +49,6 @@ fn insecure_mode_warning() {
         &INSECURE_MODE_WARNED,
         "electric_auth.mode is insecure: token signatures are not verified",
         "Insecure mode is for development only; set electric_auth.mode = secure in production.",
-    );
-}
-
-/// Warns once per session that the HS secret in force is readable by every role, because it
-/// was set with ALTER DATABASE/ROLE ... SET and so sits in pg_db_role_setting.
-fn catalog_secret_warning() {
-    warn_once(
-        &CATALOG_SECRET_WARNED,
-        "electric_auth.jwt_key holds an HS secret set with ALTER DATABASE or ALTER ROLE ... SET, \
-         which every role can read in pg_db_role_setting",
-        "Set the key in postgresql.conf or with ALTER SYSTEM, or use an RS/ES public key.",
     );
 }
 

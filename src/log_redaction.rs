@@ -1,13 +1,18 @@
-//! Keeps `electric_auth.jwt_key` out of the server log.
+//! Keeps `electric_auth.jwt_key` out of the server log — the key in force, and a new key in a
+//! statement that sets one — with an `emit_log_hook` (the rules, on bytes, are in
+//! `electric_auth_core::redaction`).
 //!
 //! Postgres itself logs a reloaded setting's new value: the postmaster writes
 //! `parameter "electric_auth.jwt_key" changed to "<key>"` at LOG level on every reload that
-//! changes it. An `emit_log_hook` rewrites such lines before they are written, and also any
-//! other log line that would contain the key in force. It is installed by `_PG_init`, so it
-//! covers the postmaster only when the library is in `shared_preload_libraries` (the README
-//! says so).
+//! changes it. A statement that sets a key reaches the log as `STATEMENT:` after an error
+//! (`log_min_error_statement`), as the message of `log_statement` / `log_min_duration_statement`,
+//! and with its bind parameters (`parameters: $1 = '…'`). The hook rewrites each of those before
+//! the line is written or sent. It is installed by `_PG_init`, so it covers the postmaster only
+//! when the library is in `shared_preload_libraries`, and lines another hook emits before ours
+//! (list electric_auth last there); the README says so.
 
 use crate::gucs;
+use electric_auth_core::redaction;
 use pgrx::{pg_guard, pg_sys};
 use std::ffi::{c_char, CStr, CString};
 
@@ -25,8 +30,6 @@ const VALUE_TEMPLATES: [(&CStr, &CStr); 2] = [
         c"invalid value for parameter \"electric_auth.jwt_key\" (value hidden by electric_auth)",
     ),
 ];
-
-const REDACTED: &str = "[electric_auth.jwt_key hidden]";
 
 /// Installs the hook, keeping any hook installed before it. Called once from `_PG_init`.
 pub fn init() {
@@ -54,49 +57,46 @@ unsafe extern "C-unwind" fn redact_jwt_key(edata: *mut pg_sys::ErrorData) {
 /// # Safety
 /// `edata` must be the ErrorData being emitted, in ErrorContext.
 unsafe fn redact(edata: &mut pg_sys::ErrorData) {
-    let message = unsafe { c_str(edata.message) };
-    if message.is_some_and(|m| m.contains("\"electric_auth.jwt_key\"")) {
-        let id = unsafe { c_str(edata.message_id) };
+    let message = unsafe { bytes(edata.message) };
+    if message.is_some_and(redaction::names_jwt_key) {
+        let id = unsafe { bytes(edata.message_id) };
         if let Some((_, replacement)) = VALUE_TEMPLATES
             .iter()
-            .find(|(template, _)| Some(template.to_str().unwrap_or_default()) == id)
+            .find(|(template, _)| Some(template.to_bytes()) == id)
         {
             edata.message = unsafe { pg_sys::pstrdup(replacement.as_ptr()) };
         }
     }
-    // Any other line that would show the key in force: message, detail, hint, statement.
-    let Some(key) = gucs::text_setting(&gucs::JWT_KEY) else {
-        return;
-    };
-    if key.trim().len() < 8 {
-        return; // too short to search for without redacting ordinary words
-    }
-    for field in [
-        &mut edata.message,
-        &mut edata.detail,
-        &mut edata.detail_log,
-        &mut edata.hint,
-        &mut edata.context,
+    let key = gucs::JWT_KEY.get();
+    let key = key.as_ref().map(|k| k.to_bytes());
+    let statement = unsafe { bytes(pg_sys::debug_query_string) };
+    for (field, is_context) in [
+        (&mut edata.message, false),
+        (&mut edata.detail, false),
+        (&mut edata.detail_log, false),
+        (&mut edata.hint, false),
+        (&mut edata.context, true),
     ] {
-        if let Some(text) = unsafe { c_str(*field) } {
-            if text.contains(key.as_str()) {
-                if let Ok(clean) = CString::new(text.replace(key.as_str(), REDACTED)) {
-                    *field = unsafe { pg_sys::pstrdup(clean.as_ptr()) };
-                }
+        let Some(text) = (unsafe { bytes(*field) }) else {
+            continue;
+        };
+        if let Some(clean) = redaction::redact_field(text, is_context, statement, key) {
+            // The rules only splice in ASCII text: no NUL can appear.
+            if let Ok(clean) = CString::new(clean) {
+                *field = unsafe { pg_sys::pstrdup(clean.as_ptr()) };
             }
         }
     }
-    let statement = unsafe { c_str(pg_sys::debug_query_string) };
-    if statement.is_some_and(|s| s.contains(key.as_str())) {
+    if statement.is_some_and(|s| redaction::hide_statement(s, key)) {
         edata.hide_stmt = true;
     }
 }
 
 /// # Safety
 /// `ptr` must be NULL or a NUL-terminated string that outlives the returned borrow.
-unsafe fn c_str<'a>(ptr: *const c_char) -> Option<&'a str> {
+unsafe fn bytes<'a>(ptr: *const c_char) -> Option<&'a [u8]> {
     if ptr.is_null() {
         return None;
     }
-    unsafe { CStr::from_ptr(ptr) }.to_str().ok()
+    Some(unsafe { CStr::from_ptr(ptr) }.to_bytes())
 }

@@ -41,7 +41,13 @@ mod tests {
         let context = Spi::get_one::<i64>(
             "SELECT count(*) FROM pg_settings WHERE name LIKE 'electric_auth.%' AND context = 'superuser'",
         );
-        assert_eq!(context, Ok(Some(8)), "all eight settings are PGC_SUSET");
+        assert_eq!(
+            context,
+            Ok(Some(9)),
+            "the eight settings and the refused-setting mark are PGC_SUSET"
+        );
+        // In an untampered session the mark is empty.
+        assert_eq!(show("electric_auth.refused_setting"), "");
     }
 
     #[pg_test]

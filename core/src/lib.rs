@@ -10,6 +10,7 @@ mod claims;
 mod config;
 mod error;
 mod key;
+pub mod redaction;
 mod token;
 
 pub use cache::{TokenCache, DEFAULT_BUDGET_BYTES};

@@ -54,8 +54,13 @@ impl Verifier {
                 if payload_b64.contains('.') {
                     return Err(TokenError::InvalidToken);
                 }
-                // 1. Shape: the header must decode to a JSON object.
+                // 1. Shape: the header must decode to a JSON object. (Deviation) A header with
+                // `crit` names extensions the recipient must understand (RFC 7515 §4.1.11);
+                // we understand none, so the token is refused, as PyJWT refuses it.
                 let header = decode_json_object(header_b64)?;
+                if header.contains_key("crit") {
+                    return Err(TokenError::InvalidToken);
+                }
                 // 2. Algorithm: exactly the configured one; the key never comes from the token.
                 if header.get("alg").and_then(Value::as_str) != Some(alg.name()) {
                     return Err(TokenError::AlgorithmMismatch);

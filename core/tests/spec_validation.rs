@@ -631,3 +631,23 @@ fn docs_unsigned_token_in_insecure_mode() {
     assert_eq!(verified.claims["iat"], json!(1684878103));
     assert_eq!(verified.expires_at, None);
 }
+
+#[test]
+fn a_crit_header_is_an_invalid_token_in_secure_mode() {
+    // (Deviation) RFC 7515 §4.1.11: extensions listed in `crit` must be understood; we
+    // understand none, so a correctly signed token carrying `crit` is refused.
+    let v = hs256_verifier();
+    let payload = valid_claims().to_string();
+    for header in [
+        r#"{"alg":"HS256","crit":["b64"],"b64":false}"#,
+        r#"{"alg":"HS256","crit":["https://example.com/unknown"],"https://example.com/unknown":1}"#,
+        r#"{"alg":"HS256","crit":[]}"#,
+        r#"{"alg":"HS256","crit":null}"#,
+    ] {
+        let token = hs256_token(SECRET, header, &payload);
+        assert_eq!(rejected(&v, &token), TokenError::InvalidToken, "{header}");
+    }
+    // The same payload without `crit` verifies.
+    let plain = hs256_token(SECRET, r#"{"alg":"HS256"}"#, &payload);
+    assert!(v.verify(&plain, NOW).is_ok());
+}

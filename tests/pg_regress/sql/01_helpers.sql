@@ -27,6 +27,16 @@ BEGIN
 END $$;
 CREATE FUNCTION fx.token(scenario text, key text, library text) RETURNS text LANGUAGE sql STABLE
   RETURN (SELECT t.token FROM fx.tokens t WHERE t.scenario = token.scenario AND t.key = token.key AND t.library = token.library);
+-- RESET ALL leaves electric_auth.* alone (GUC_NO_RESET_ALL, see 03_settings): reset them by name.
+CREATE PROCEDURE fx.reset_settings() LANGUAGE plpgsql AS $$
+DECLARE setting text;
+BEGIN
+  RESET ALL;
+  FOR setting IN SELECT name FROM pg_settings
+                  WHERE name LIKE 'electric_auth.%' AND name <> 'electric_auth.refused_setting' LOOP
+    EXECUTE format('RESET %I', setting);
+  END LOOP;
+END $$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA fx TO PUBLIC;
 -- The functions as the catalog sees them: STRICT, STABLE, PARALLEL SAFE.
 SELECT p.oid::regprocedure AS function, p.prorettype::regtype AS returns,

@@ -57,4 +57,4 @@ SET electric_auth.jwt_key = E'-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49A
 SELECT fx.try_user_id('eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9.eyJ1c2VyX2lkIjoiMSIsImlhdCI6MTY4NDc0OTIxMywiZXhwIjoxNjg0NzU5MjEzfQ.dLd_bG5_VayLzTemgATu566NP3itwafMbu1zgef_8mB6VGHojczsXyh3g7QE4GM_l8kUQm9MJN7OWg8Kf-40YQ');
 SELECT fx.use_key('ES256', 'P-256', 'public_spki');
 SELECT fx.try_user_id('eyJ0eXAiOiJKV1QiLCJhbGciOiJFUzI1NiJ9.eyJ1c2VyX2lkIjoiMSIsImlhdCI6MTY4NDc0OTIxMywiZXhwIjoxNjg0NzU5MjEzfQ.dLd_bG5_VayLzTemgATu566NP3itwafMbu1zgef_8mB6VGHojczsXyh3g7QE4GM_l8kUQm9MJN7OWg8Kf-40YQ');
-RESET ALL;
+CALL fx.reset_settings();

@@ -29,11 +29,11 @@ SELECT fx.use_key('ES384', 'P-256', 'public_spki');
 SELECT fx.try_user_id('a.b.c');
 SET electric_auth.mode = insecure;
 SELECT fx.try_user_id('a.b.c');
-RESET ALL;
+CALL fx.reset_settings();
 SET electric_auth.mode = insecure;
 SET electric_auth.jwt_aud = 'electric';
 SELECT fx.try_user_id('a.b.c');
-RESET ALL;
+CALL fx.reset_settings();
 -- An unprivileged role can neither change the settings nor read the key.
 CREATE ROLE ea_app LOGIN;
 SET electric_auth.jwt_alg = 'HS256';
@@ -49,4 +49,21 @@ SHOW electric_auth.jwt_alg;
 SELECT electric_auth.user_id(fx.token('standard', 'HS256', 'node')) AS verified_as_app;
 RESET ROLE;
 SELECT name FROM pg_settings WHERE name = 'electric_auth.jwt_key';
+CALL fx.reset_settings();
+-- RESET ALL and DISCARD ALL leave electric_auth.* as they are (GUC_NO_RESET_ALL): Postgres runs
+-- them without a privilege check, so an unprivileged role could otherwise drop a superuser's
+-- session-level iss/aud check. RESET of one setting needs the privilege to set it.
+SET electric_auth.jwt_aud = 'kept-audience';
+SET ROLE ea_app;
 RESET ALL;
+SHOW electric_auth.jwt_aud;
+SELECT fx.outcome($$RESET electric_auth.jwt_aud$$);
+RESET ROLE;
+DISCARD ALL;
+SHOW electric_auth.jwt_aud;
+RESET electric_auth.jwt_aud;
+SHOW electric_auth.jwt_aud;
+-- electric_auth.refused_setting is set only by the library (see README, Security).
+SHOW electric_auth.refused_setting;
+SELECT fx.outcome($$SET electric_auth.refused_setting = 'electric_auth.jwt_iss'$$);
+SELECT fx.outcome($$SELECT set_config('electric_auth.refused_setting', 'x', false)$$);

@@ -9,4 +9,4 @@ SELECT fx.try_user_id(fx.token('expired', 'HS256', 'pyjwt'));
 SELECT fx.try_user_id('a.e30.');
 SELECT fx.try_user_id('a.b.c.d');
 SELECT electric_auth.verify('eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJ1c2VyX2lkIjoiMSIsImlhdCI6MTY4NDg3ODEwM30.');
-RESET ALL;
+CALL fx.reset_settings();

@@ -37,4 +37,4 @@ SELECT * FROM my_identity;
 SELECT set_config('app.token', fx.token('standard', 'HS256', 'node') || 'x', false) IS NOT NULL AS bad_token_presented;
 SELECT fx.outcome('SELECT body FROM notes');
 RESET ROLE;
-RESET ALL;
+CALL fx.reset_settings();

@@ -12,14 +12,27 @@ BEGIN;
 SET electric_auth.jwt_alg = 'RS256';
 ROLLBACK;
 SELECT electric_auth.user_id(fx.token('standard', 'HS256', 'node')) AS after_rollback;
-RESET ALL;
+CALL fx.reset_settings();
 -- ALTER DATABASE ... SET and ALTER ROLE ... SET apply to new sessions.
 CREATE DATABASE ea_other;
-DO $$ BEGIN
-  EXECUTE format('ALTER DATABASE ea_other SET electric_auth.jwt_alg = %L', 'ES256');
-  EXECUTE format('ALTER DATABASE ea_other SET electric_auth.jwt_key = %L', (SELECT value FROM fx.keys WHERE name = 'P-256' AND form = 'public_spki'));
-  EXECUTE format('ALTER ROLE ea_app SET electric_auth.jwt_namespace = %L', 'https://example.com/jwt/claims');
-END $$;
+ALTER DATABASE ea_other SET electric_auth.jwt_alg = 'ES256';
+ALTER ROLE ea_app SET electric_auth.jwt_namespace = 'https://example.com/jwt/claims';
+-- A key is refused wherever every role could read it: pg_db_role_setting (ALTER ROLE/DATABASE
+-- ... SET) and pg_proc.proconfig (a function's SET clause). Keys belong in postgresql.conf or
+-- ALTER SYSTEM.
+SELECT fx.outcome(format('ALTER DATABASE ea_other SET electric_auth.jwt_key = %L', (SELECT value FROM fx.keys WHERE name = 'P-256' AND form = 'private_pkcs8')));
+SELECT fx.outcome($$ALTER ROLE ea_app SET electric_auth.jwt_key = 'a-role-secret-of-at-least-32-bytes!'$$);
+SELECT fx.outcome($$ALTER ROLE ea_app IN DATABASE ea_other SET electric_auth.jwt_key = 'a-role-secret-of-at-least-32-bytes!'$$);
+SELECT fx.outcome($$ALTER ROLE ALL SET electric_auth.jwt_key = 'a-role-secret-of-at-least-32-bytes!'$$);
+SELECT fx.outcome($$CREATE FUNCTION fx.definer() RETURNS text LANGUAGE sql SECURITY DEFINER SET electric_auth.jwt_key = 'a-function-secret-of-32-bytes!!!' RETURN 'x'$$);
+CREATE FUNCTION fx.definer() RETURNS text LANGUAGE sql SECURITY DEFINER RETURN 'x';
+SELECT fx.outcome($$ALTER FUNCTION fx.definer() SET electric_auth.jwt_key = 'a-function-secret-of-32-bytes!!!'$$);
+SELECT count(*) AS keys_in_pg_db_role_setting FROM pg_db_role_setting, unnest(setconfig) c WHERE c LIKE 'electric_auth.jwt_key=%';
+SELECT count(*) AS keys_in_pg_proc FROM pg_proc, unnest(proconfig) c WHERE c LIKE 'electric_auth.jwt_key=%';
+-- No key (an empty value) may be set anywhere.
+ALTER DATABASE ea_other SET electric_auth.jwt_key = '';
+ALTER DATABASE ea_other RESET electric_auth.jwt_key;
+DROP FUNCTION fx.definer();
 \c ea_other
 CREATE EXTENSION electric_auth;
 SHOW electric_auth.jwt_alg;
