@@ -5,7 +5,7 @@ PG_VERSIONS := 15 16 17 18
 PG ?= $(PG_VERSIONS)
 
 .PHONY: test demo bootstrap install install-dev fmt-check clippy test-core test-majors \
-	test-upgrade test-package package regress-update fuzz bench
+	test-upgrade test-package package regress-update fuzz bench mutants
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -58,6 +58,12 @@ fuzz:
 
 # Regenerates tests/pg_regress/expected from every major in order (15 writes NAME.out; a later
 # major adds NAME_<M-15>.out only where it prints differently). Review with git diff.
+## make mutants: cargo-mutants on the pgrx-free core (not part of make test; ~15 minutes).
+## Survivors are listed in mutants.out/missed.txt.
+mutants:
+	command -v cargo-mutants >/dev/null || cargo install --locked cargo-mutants
+	cargo mutants --package electric_auth_core --timeout 120 --no-shuffle
+
 regress-update: bootstrap
 	rm -f tests/pg_regress/expected/*_[0-9].out
 	for v in $(PG_VERSIONS); do \
