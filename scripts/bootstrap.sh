@@ -6,6 +6,8 @@
 set -euo pipefail
 source "$(dirname "$0")/pg_versions.sh"
 
+# libssl-dev: not for electric_auth (it verifies on AWS-LC, built from crates.io), but pgrx's
+# bindings include Postgres's libpq/libpq-be.h, which includes <openssl/ssl.h>.
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang pkg-config libssl-dev sudo
   unzip python3-pip)
 PGRX_VERSION=0.18.0

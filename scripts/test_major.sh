@@ -22,6 +22,9 @@ cargo pgrx test "pg$major" --runas postgres --pgdata "$pgdata"
 step "install into $("$PG_CONFIG" --version)"
 cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
 
+step "no OpenSSL symbol clash (AWS-LC is prefixed)"
+bash tests/symbols/check_symbols.sh "$("$PG_CONFIG" --pkglibdir)/electric_auth.so"
+
 step "pg_regress contract suite"
 bash scripts/pg_regress.sh
 

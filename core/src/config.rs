@@ -235,6 +235,14 @@ impl Config {
         self.clock_drift
     }
 
+    /// The parsed key, in secure mode.
+    pub fn verifying_key(&self) -> Option<&VerifyingKey> {
+        match &self.mode {
+            ModeConfig::Secure { key, .. } => Some(key),
+            ModeConfig::Insecure => None,
+        }
+    }
+
     /// The configured algorithm, in secure mode.
     pub fn algorithm(&self) -> Option<Algorithm> {
         match &self.mode {

@@ -1,64 +1,99 @@
-//! Verification keys: parsing them once from the settings (spec §1 "Key formats") and checking
-//! a JWS signature with them.
+//! Verification keys: parsed once from the settings (spec §1 "Key formats"), then used to check
+//! JWS signatures.
 //!
-//! Backends, chosen on measured speed (see the README): HMAC with RustCrypto's `hmac`/`sha2`
-//! (a pre-keyed state cloned per token, constant-time tag comparison); RSA PKCS#1 v1.5 and
-//! ECDSA with OpenSSL, the same libcrypto the Postgres server links.
+//! The key formats the spec accepts are read by our own code in front of jsonwebtoken (see
+//! [`crate::pem`]): `\n`-escaped and one-line PEM, certificates, PKCS#1, and private keys reduced
+//! to their public half. The public key then becomes a jsonwebtoken [`DecodingKey`], whose PEM
+//! parser extracts the key from SPKI and certificates, and the RSA size and EC curve are checked.
+//!
+//! Signatures are checked on AWS-LC, by the path measured fastest for each algorithm
+//! (`cargo run --release -p electric_auth_core --example verify_paths`; figures in the README):
+//!
+//! | algorithm | path | why |
+//! |---|---|---|
+//! | ES384 | jsonwebtoken `crypto::verify` | its per-call key parse is lost in P-384's cost (≤ 1.0× of AWS-LC alone) |
+//! | ES256 | aws-lc-rs `ParsedPublicKey` | jsonwebtoken re-parses the key per call: 1.06× before the rest of the verify, no headroom under 1.1× |
+//! | RS256/384/512 | aws-lc-rs `ParsedPublicKey` | jsonwebtoken: 1.11–1.19× (key re-parsed per call) |
+//! | ES512 | aws-lc-rs `ParsedPublicKey` | jsonwebtoken has no ES512 |
+//! | HS256/384/512 | aws-lc-rs `hmac::Key` | jsonwebtoken re-keys the HMAC per call: about 2× |
+//!
+//! Every path is the same AWS-LC (jsonwebtoken's `aws_lc_rs` backend calls aws-lc-rs); HMAC
+//! tags are compared in constant time.
 
 use crate::config::{Algorithm, AlgorithmFamily};
 use crate::error::ConfigError;
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use openssl::bn::BigNum;
-use openssl::ec::EcKey;
-use openssl::ecdsa::EcdsaSig;
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{Id, PKey, Public};
-use openssl::rsa::Rsa;
-use openssl::x509::X509;
+use crate::pem::{self, PemBlock};
+use aws_lc_rs::signature::{self, KeyPair, ParsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::{hmac, rsa};
+use jsonwebtoken::{DecodingKey, DecodingKeyKind};
 use std::fmt;
 
 /// Electric's documented minimum RSA modulus size.
 pub const MIN_RSA_BITS: u32 = 2048;
 
 /// A parsed key, ready to check signatures for one algorithm. Never prints its material.
+// One key lives per backend, already boxed in `Config`; boxing the large HMAC state again
+// would only add an indirection to every verification.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum VerifyingKey {
-    Hs256(Hmac<sha2::Sha256>),
-    Hs384(Hmac<sha2::Sha384>),
-    Hs512(Hmac<sha2::Sha512>),
-    Rsa {
-        key: PKey<Public>,
-        digest: MessageDigest,
+    /// An HMAC key, keyed once.
+    Hmac(hmac::Key),
+    /// An RSA or EC public key, parsed once. `signature_len` is the exact length an ECDSA
+    /// signature (`r || s`) must have; RSA signatures are checked by AWS-LC alone.
+    Public {
+        key: ParsedPublicKey,
+        signature_len: Option<usize>,
     },
-    /// `scalar_bytes` is the curve's coordinate size: a JWS signature is exactly `r || s`
-    /// with each half that long (32, 48 or 66 bytes).
-    Ec {
-        key: EcKey<Public>,
-        digest: MessageDigest,
-        scalar_bytes: usize,
+    /// A public key checked through jsonwebtoken's own `crypto::verify`.
+    Jsonwebtoken {
+        key: DecodingKey,
+        alg: jsonwebtoken::Algorithm,
     },
 }
 
 impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let what = match self {
-            VerifyingKey::Hs256(_) => "HS256 secret",
-            VerifyingKey::Hs384(_) => "HS384 secret",
-            VerifyingKey::Hs512(_) => "HS512 secret",
-            VerifyingKey::Rsa { .. } => "RSA public key",
-            VerifyingKey::Ec { .. } => "EC public key",
+            VerifyingKey::Hmac(_) => "HMAC secret",
+            VerifyingKey::Public {
+                signature_len: None,
+                ..
+            } => "RSA public key",
+            VerifyingKey::Public { .. } | VerifyingKey::Jsonwebtoken { .. } => "EC public key",
         };
         write!(f, "VerifyingKey({what}, redacted)")
     }
 }
 
-fn digest_for(alg: Algorithm) -> MessageDigest {
-    match alg.hash_bits() {
-        256 => MessageDigest::sha256(),
-        384 => MessageDigest::sha384(),
-        _ => MessageDigest::sha512(),
+/// AWS-LC's verification algorithm for a JWS asymmetric algorithm.
+fn verification_algorithm(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
+    use Algorithm::*;
+    match alg {
+        RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+        RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+        RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+        ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+        ES384 => &signature::ECDSA_P384_SHA384_FIXED,
+        _ => &signature::ECDSA_P521_SHA512_FIXED,
+    }
+}
+
+/// The signing algorithm of the same curve, used only to read an EC private key.
+fn ec_signing_algorithm(alg: Algorithm) -> &'static signature::EcdsaSigningAlgorithm {
+    match alg {
+        Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+        _ => &signature::ECDSA_P521_SHA512_FIXED_SIGNING,
+    }
+}
+
+/// The curve's coordinate size in bytes: 32, 48 or 66.
+fn ec_scalar_bytes(alg: Algorithm) -> usize {
+    match alg {
+        Algorithm::ES256 => 32,
+        Algorithm::ES384 => 48,
+        _ => 66,
     }
 }
 
@@ -70,20 +105,13 @@ impl VerifyingKey {
         if secret.len() < min_bytes {
             return Err(ConfigError::KeyTooShort { alg, min_bytes });
         }
-        // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
-        let invalid = || ConfigError::KeyInvalid { alg };
-        Ok(match alg {
-            Algorithm::HS256 => {
-                VerifyingKey::Hs256(Hmac::new_from_slice(secret).map_err(|_| invalid())?)
-            }
-            Algorithm::HS384 => {
-                VerifyingKey::Hs384(Hmac::new_from_slice(secret).map_err(|_| invalid())?)
-            }
-            Algorithm::HS512 => {
-                VerifyingKey::Hs512(Hmac::new_from_slice(secret).map_err(|_| invalid())?)
-            }
-            _ => return Err(invalid()),
-        })
+        let algorithm = match alg {
+            Algorithm::HS256 => hmac::HMAC_SHA256,
+            Algorithm::HS384 => hmac::HMAC_SHA384,
+            Algorithm::HS512 => hmac::HMAC_SHA512,
+            _ => return Err(ConfigError::KeyInvalid { alg }),
+        };
+        Ok(VerifyingKey::Hmac(hmac::Key::new(algorithm, secret)))
     }
 
     /// An RSA or EC public key from PEM text: SPKI, PKCS#1 RSA public, PKCS#8 / RSA / EC
@@ -91,14 +119,14 @@ impl VerifyingKey {
     /// real, written as the two characters `\n`, or replaced by spaces (one-line PEM).
     pub fn from_pem(alg: Algorithm, text: &str) -> Result<VerifyingKey, ConfigError> {
         let invalid = || ConfigError::KeyInvalid { alg };
-        let (label, der) = decode_pem(text).ok_or_else(invalid)?;
-        let public = public_key_from_der(&label, &der).ok_or_else(invalid)?;
-        match alg.family() {
+        let block = pem::decode(text).ok_or_else(invalid)?;
+        let decoding_key = decoding_key(alg, &block).ok_or_else(invalid)?;
+        let DecodingKeyKind::SecretOrDer(public) = decoding_key.kind() else {
+            return Err(invalid());
+        };
+        let signature_len = match alg.family() {
             AlgorithmFamily::Rsa => {
-                if public.id() != Id::RSA {
-                    return Err(invalid());
-                }
-                let bits = public.bits();
+                let bits = pem::rsa_modulus_bits(public).ok_or_else(invalid)?;
                 if bits < MIN_RSA_BITS {
                     return Err(ConfigError::RsaKeyTooSmall {
                         alg,
@@ -106,136 +134,77 @@ impl VerifyingKey {
                         min_bits: MIN_RSA_BITS,
                     });
                 }
-                Ok(VerifyingKey::Rsa {
-                    key: public,
-                    digest: digest_for(alg),
-                })
+                None
             }
-            AlgorithmFamily::Ec => {
-                let (curve, scalar_bytes) = match alg {
-                    Algorithm::ES256 => (Nid::X9_62_PRIME256V1, 32),
-                    Algorithm::ES384 => (Nid::SECP384R1, 48),
-                    _ => (Nid::SECP521R1, 66),
-                };
-                let key = public.ec_key().map_err(|_| invalid())?;
-                if key.group().curve_name() != Some(curve) {
-                    return Err(invalid());
-                }
-                Ok(VerifyingKey::Ec {
-                    key,
-                    digest: digest_for(alg),
-                    scalar_bytes,
-                })
-            }
-            AlgorithmFamily::Hmac => Err(invalid()),
+            // The point must be on the algorithm's curve: AWS-LC checks that below.
+            AlgorithmFamily::Ec => Some(2 * ec_scalar_bytes(alg)),
+            AlgorithmFamily::Hmac => return Err(invalid()),
+        };
+        // AWS-LC validates the key: an RSA structure, or a point on the curve.
+        let key = ParsedPublicKey::new(verification_algorithm(alg), public.as_slice())
+            .map_err(|_| invalid())?;
+        if alg == Algorithm::ES384 {
+            return Ok(VerifyingKey::Jsonwebtoken {
+                key: decoding_key,
+                alg: jsonwebtoken::Algorithm::ES384,
+            });
         }
+        Ok(VerifyingKey::Public { key, signature_len })
     }
 
-    /// Checks a JWS signature (already base64url-decoded) over `message` (`header.payload`).
-    /// Any malformed signature is simply "not valid".
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+    /// Checks a JWS signature over `message` (`header.payload`): `signature` is the decoded
+    /// bytes of `signature_b64`, the token's third part. Any malformed signature is simply "not
+    /// valid".
+    pub fn verify(&self, message: &[u8], signature: &[u8], signature_b64: &str) -> bool {
         match self {
-            VerifyingKey::Hs256(mac) => verify_hmac(mac, message, signature),
-            VerifyingKey::Hs384(mac) => verify_hmac(mac, message, signature),
-            VerifyingKey::Hs512(mac) => verify_hmac(mac, message, signature),
-            VerifyingKey::Rsa { key, digest } => verify_rsa(key, *digest, message, signature),
-            VerifyingKey::Ec {
-                key,
-                digest,
-                scalar_bytes,
-            } => verify_ecdsa(key, *digest, *scalar_bytes, message, signature),
+            VerifyingKey::Jsonwebtoken { key, alg } => {
+                jsonwebtoken::crypto::verify(signature_b64, message, key, *alg).unwrap_or(false)
+            }
+            // Constant-time comparison of the full-length tag.
+            VerifyingKey::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
+            VerifyingKey::Public { key, signature_len } => {
+                signature_len.is_none_or(|len| signature.len() == len)
+                    && key.verify_sig(message, signature).is_ok()
+            }
         }
     }
 }
 
-fn verify_hmac<M: Mac + Clone>(keyed: &M, message: &[u8], signature: &[u8]) -> bool {
-    let mut mac = keyed.clone();
-    mac.update(message);
-    // Constant-time comparison (`subtle`), and the tag must have the full length.
-    mac.verify_slice(signature).is_ok()
-}
-
-fn verify_rsa(key: &PKey<Public>, digest: MessageDigest, message: &[u8], signature: &[u8]) -> bool {
-    // RSASSA-PKCS1-v1_5 is OpenSSL's default padding for an RSA key.
-    let Ok(mut verifier) = openssl::sign::Verifier::new(digest, key) else {
-        return false;
-    };
-    verifier.verify_oneshot(signature, message).unwrap_or(false)
-}
-
-fn verify_ecdsa(
-    key: &EcKey<Public>,
-    digest: MessageDigest,
-    scalar_bytes: usize,
-    message: &[u8],
-    signature: &[u8],
-) -> bool {
-    if signature.len() != 2 * scalar_bytes {
-        return false;
-    }
-    let (r, s) = signature.split_at(scalar_bytes);
-    let checked = || -> Result<bool, openssl::error::ErrorStack> {
-        let hash = openssl::hash::hash(digest, message)?;
-        let sig =
-            EcdsaSig::from_private_components(BigNum::from_slice(r)?, BigNum::from_slice(s)?)?;
-        sig.verify(&hash, key)
-    };
-    checked().unwrap_or(false)
-}
-
-/// Finds the first PEM block in `text`, tolerating literal `\n` escapes and one-line PEM, and
-/// returns its label and decoded DER. Encrypted PEM (with headers) is refused: no passphrase
-/// prompt can ever be reached.
-fn decode_pem(text: &str) -> Option<(String, Vec<u8>)> {
-    let text = text.replace("\\r", "").replace("\\n", "\n");
-    let after_begin = &text[text.find("-----BEGIN ")? + "-----BEGIN ".len()..];
-    let label_len = after_begin.find("-----")?;
-    let label = after_begin[..label_len].trim().to_owned();
-    let body_and_rest = &after_begin[label_len + "-----".len()..];
-    let end_marker = format!("-----END {label}-----");
-    let body = &body_and_rest[..body_and_rest.find(&end_marker)?];
-    let body: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-    use base64::engine::{
-        general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig,
-    };
-    const PEM_BASE64: GeneralPurpose = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    );
-    let der = PEM_BASE64.decode(body.as_bytes()).ok()?;
-    Some((label, der))
-}
-
-/// The public key inside a DER structure of the kind the PEM label names.
-fn public_key_from_der(label: &str, der: &[u8]) -> Option<PKey<Public>> {
-    match label {
-        "PUBLIC KEY" => PKey::public_key_from_der(der).ok(),
-        "RSA PUBLIC KEY" => PKey::from_rsa(Rsa::public_key_from_der_pkcs1(der).ok()?).ok(),
-        "CERTIFICATE" => X509::from_der(der).ok()?.public_key().ok(),
-        "PRIVATE KEY" => public_half(PKey::private_key_from_pkcs8(der).ok()?),
-        "RSA PRIVATE KEY" => {
-            public_half(PKey::from_rsa(Rsa::private_key_from_der(der).ok()?).ok()?)
+/// The public key of `block` as a jsonwebtoken [`DecodingKey`]: RSA keys as a PKCS#1
+/// `RSAPublicKey`, EC keys as an uncompressed point. Public keys and certificates go through
+/// jsonwebtoken's own PEM parser; private keys are reduced to their public half by AWS-LC first
+/// (the private material is dropped here). `None` when the block holds no key of `alg`'s kind.
+fn decoding_key(alg: Algorithm, block: &PemBlock) -> Option<DecodingKey> {
+    let rsa = alg.family() == AlgorithmFamily::Rsa;
+    match block.label.as_str() {
+        "PUBLIC KEY" | "RSA PUBLIC KEY" | "CERTIFICATE" => {
+            let canonical = block.to_canonical_pem();
+            if rsa {
+                DecodingKey::from_rsa_pem(canonical.as_bytes()).ok()
+            } else {
+                DecodingKey::from_ec_pem(canonical.as_bytes()).ok()
+            }
         }
-        "EC PRIVATE KEY" => {
-            public_half(PKey::from_ec_key(EcKey::private_key_from_der(der).ok()?).ok()?)
+        "PRIVATE KEY" if rsa => {
+            let pair = rsa::KeyPair::from_pkcs8(&block.der).ok()?;
+            Some(DecodingKey::from_rsa_der(pair.public_key().as_ref()))
         }
-        _ => None,
-    }
-}
-
-/// Keeps only the public half of a private key; the private material is dropped here.
-fn public_half(private: PKey<openssl::pkey::Private>) -> Option<PKey<Public>> {
-    match private.id() {
-        Id::RSA => {
-            let rsa = private.rsa().ok()?;
-            let public =
-                Rsa::from_public_components(rsa.n().to_owned().ok()?, rsa.e().to_owned().ok()?)
-                    .ok()?;
-            PKey::from_rsa(public).ok()
+        "RSA PRIVATE KEY" if rsa => {
+            let pair = rsa::KeyPair::from_der(&block.der).ok()?;
+            Some(DecodingKey::from_rsa_der(pair.public_key().as_ref()))
         }
-        Id::EC => {
-            let ec = private.ec_key().ok()?;
-            PKey::from_ec_key(EcKey::from_public_key(ec.group(), ec.public_key()).ok()?).ok()
+        "PRIVATE KEY" => {
+            let pair =
+                signature::EcdsaKeyPair::from_pkcs8(ec_signing_algorithm(alg), &block.der).ok()?;
+            Some(DecodingKey::from_ec_der(pair.public_key().as_ref()))
+        }
+        "EC PRIVATE KEY" if !rsa => {
+            let pair = signature::EcdsaKeyPair::from_private_key_der(
+                ec_signing_algorithm(alg),
+                &block.der,
+            )
+            .ok()?;
+            Some(DecodingKey::from_ec_der(pair.public_key().as_ref()))
         }
         _ => None,
     }

@@ -10,6 +10,7 @@ mod claims;
 mod config;
 mod error;
 mod key;
+mod pem;
 pub mod redaction;
 mod token;
 

@@ -69,7 +69,9 @@ impl Verifier {
                 let signature = URL_SAFE_NO_PAD
                     .decode(signature_b64)
                     .map_err(|_| TokenError::InvalidSignature)?;
-                if signature.is_empty() || !key.verify(signing_input.as_bytes(), &signature) {
+                if signature.is_empty()
+                    || !key.verify(signing_input.as_bytes(), &signature, signature_b64)
+                {
                     return Err(TokenError::InvalidSignature);
                 }
                 // 4. Payload.

@@ -1,7 +1,7 @@
 //! Spec §1: settings, configuration errors, key formats.
 mod common;
 use common::*;
-use electric_auth_core::{ConfigError, Error, ErrorKind, Mode, Settings};
+use electric_auth_core::{Config, ConfigError, Error, ErrorKind, Mode, Settings};
 
 fn msg(settings: &Settings) -> String {
     config_error(settings).to_string()
@@ -354,4 +354,32 @@ pub fn standard_token(f: &serde_json::Value, alg: &str, library: &str) -> String
         .as_str()
         .unwrap()
         .to_string()
+}
+
+#[test]
+fn a_parsed_key_never_prints_its_material() {
+    for (settings, what) in [
+        (secure("HS256", SECRET), "HMAC secret"),
+        (
+            secure(
+                "RS256",
+                fixtures()["keys"]["RSA"]["public_spki"].as_str().unwrap(),
+            ),
+            "RSA public key",
+        ),
+        (
+            secure(
+                "ES256",
+                fixtures()["keys"]["P-256"]["public_spki"].as_str().unwrap(),
+            ),
+            "EC public key",
+        ),
+    ] {
+        let shown = format!("{:?}", Config::from_settings(&settings).unwrap());
+        assert!(
+            shown.contains(&format!("VerifyingKey({what}, redacted)")),
+            "{shown}"
+        );
+        assert!(!shown.contains(SECRET) && !shown.contains("MII"), "{shown}");
+    }
 }

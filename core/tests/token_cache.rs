@@ -74,3 +74,21 @@ fn memory_stays_within_the_budget() {
     assert!(largest > 10, "the cache did hold tokens ({largest})");
     assert!(largest < 5_000, "and was emptied when full");
 }
+
+#[test]
+fn the_default_budget_holds_hundreds_of_typical_tokens() {
+    use electric_auth_core::DEFAULT_BUDGET_BYTES;
+    let v = hs256_verifier();
+    let mut cache = TokenCache::new(DEFAULT_BUDGET_BYTES);
+    for i in 0..200 {
+        let token =
+            hs256_claims(json!({"sub": format!("user-{i:03}"), "iat": NOW, "exp": NOW + 9}));
+        cache.verify(&v, &token, NOW).unwrap();
+    }
+    assert_eq!(
+        cache.len(),
+        200,
+        "200 typical tokens fit in {DEFAULT_BUDGET_BYTES} bytes"
+    );
+    assert!(cache.used_bytes() <= DEFAULT_BUDGET_BYTES);
+}

@@ -1,0 +1,141 @@
+//! Our PEM tolerance, in front of jsonwebtoken's strict PEM parser.
+//!
+//! `postgresql.conf` values are one line, so the spec accepts a PEM whose line breaks are real,
+//! written as the two characters `\n`, or replaced by spaces (one-line PEM). This module finds
+//! the first PEM block in such text, decodes it, and writes it back as canonical PEM (64-column
+//! base64 lines) for jsonwebtoken. Encrypted PEM (with headers) is refused: no passphrase
+//! prompt can ever be reached. It also reads the one DER fact jsonwebtoken does not give us: an
+//! RSA key's modulus size.
+
+use base64::engine::{general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig};
+use base64::Engine;
+
+const PEM_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// One decoded PEM block.
+pub struct PemBlock {
+    /// The label, e.g. `PUBLIC KEY`, `RSA PRIVATE KEY`, `CERTIFICATE`.
+    pub label: String,
+    pub der: Vec<u8>,
+}
+
+impl PemBlock {
+    /// The block as canonical PEM text.
+    pub fn to_canonical_pem(&self) -> String {
+        let body = PEM_BASE64.encode(&self.der);
+        let mut out = format!("-----BEGIN {}-----\n", self.label);
+        for line in body.as_bytes().chunks(64) {
+            // base64 output is ASCII, so every chunk is valid UTF-8.
+            out.push_str(std::str::from_utf8(line).unwrap_or_default());
+            out.push('\n');
+        }
+        out.push_str(&format!("-----END {}-----\n", self.label));
+        out
+    }
+}
+
+/// Finds the first PEM block in `text`, tolerating literal `\n` escapes and one-line PEM.
+pub fn decode(text: &str) -> Option<PemBlock> {
+    let text = text.replace("\\r", "").replace("\\n", "\n");
+    let after_begin = &text[text.find("-----BEGIN ")? + "-----BEGIN ".len()..];
+    let label_len = after_begin.find("-----")?;
+    let label = after_begin[..label_len].trim().to_owned();
+    let body_and_rest = &after_begin[label_len + "-----".len()..];
+    let end_marker = format!("-----END {label}-----");
+    let body = &body_and_rest[..body_and_rest.find(&end_marker)?];
+    if body.contains(':') {
+        return None; // RFC 1421 headers: an encrypted key
+    }
+    let body: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let der = PEM_BASE64.decode(body.as_bytes()).ok()?;
+    Some(PemBlock { label, der })
+}
+
+/// One DER element: its tag and contents, and what follows it.
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let len = rest[..count]
+            .iter()
+            .fold(0usize, |len, &b| (len << 8) | usize::from(b));
+        (len, &rest[count..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// The modulus size in bits of a PKCS#1 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, ... }`.
+pub fn rsa_modulus_bits(pkcs1: &[u8]) -> Option<u32> {
+    const SEQUENCE: u8 = 0x30;
+    const INTEGER: u8 = 0x02;
+    let (SEQUENCE, fields, _) = der_element(pkcs1)? else {
+        return None;
+    };
+    let (INTEGER, modulus, _) = der_element(fields)? else {
+        return None;
+    };
+    // A positive INTEGER may start with a zero byte; the size counts from the first 1 bit.
+    let first = modulus.iter().position(|&b| b != 0)?;
+    let significant = &modulus[first..];
+    let bits = (significant.len() as u32 - 1) * 8 + (8 - significant[0].leading_zeros());
+    Some(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modulus_bits_count_from_the_first_one_bit() {
+        // SEQUENCE { INTEGER 0x00 0x80 0x00 (16 bits), INTEGER 3 }
+        assert_eq!(
+            rsa_modulus_bits(&[0x30, 0x07, 0x02, 0x03, 0x00, 0x80, 0x00, 0x02, 0x01, 0x03][..]),
+            Some(16)
+        );
+        // SEQUENCE { INTEGER 0x01 0xff (9 bits) }
+        assert_eq!(
+            rsa_modulus_bits(&[0x30, 0x04, 0x02, 0x02, 0x01, 0xff]),
+            Some(9)
+        );
+        // Long-form length: SEQUENCE(0x81 0x05) { INTEGER 0x7f 0x00 0x00 (23 bits) }
+        assert_eq!(
+            rsa_modulus_bits(&[0x30, 0x81, 0x05, 0x02, 0x03, 0x7f, 0x00, 0x00]),
+            Some(23)
+        );
+        // Not a SEQUENCE, truncated, or a zero modulus.
+        assert_eq!(rsa_modulus_bits(&[0x31, 0x03, 0x02, 0x01, 0x01]), None);
+        assert_eq!(rsa_modulus_bits(&[0x30, 0x09, 0x02, 0x01]), None);
+        assert_eq!(rsa_modulus_bits(&[0x30, 0x03, 0x02, 0x01, 0x00]), None);
+    }
+
+    #[test]
+    fn canonical_pem_round_trips() {
+        let block = PemBlock {
+            label: "PUBLIC KEY".into(),
+            der: (0..=255u8).collect(),
+        };
+        let text = block.to_canonical_pem();
+        assert!(text.lines().all(|l| l.len() <= 64));
+        let again = decode(&text).unwrap();
+        assert_eq!((again.label, again.der), (block.label, block.der));
+        let one_line = text.replace('\n', " ");
+        assert_eq!(decode(&one_line).unwrap().der.len(), 256);
+        let escaped = text.replace('\n', "\\n");
+        assert_eq!(decode(&escaped).unwrap().der.len(), 256);
+    }
+
+    #[test]
+    fn encrypted_pem_is_refused() {
+        let text = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----";
+        assert!(decode(text).is_none());
+    }
+}
