@@ -1,9 +1,12 @@
 """electric_auth benchmark: `make bench` (builds and installs the release extension first).
 
-On a throwaway cluster (port 54335, library preloaded), for each of the nine algorithms:
+On a throwaway cluster (port 54335), for each of the nine algorithms:
   - µs per token for electric_auth.verify(t) and electric_auth.user_id(t) over a table of
     distinct tokens minted by PyJWT, and for length(t), the cost of scanning the column;
-  - the core crate's native verify over the same tokens (core/examples/bench_native.rs);
+  - the same user_id over the same tables with the 0.1.0 release (built from its tag, loaded as
+    electric_auth_010 in backends of its own): the baseline;
+  - the core crate's native verify over the same tokens, and AWS-LC's own pre-parsed-key
+    verify of them, the limit (core/examples/bench_native.rs);
   - OpenSSL's own verify figure (`openssl speed`) for the same key size/curve;
   - the same token verified again and again in one backend (the verified-token cache).
 Each figure is the median of RUNS runs. Then the backend's memory after 1M HS256 verifications
@@ -68,8 +71,44 @@ def mint_all():
 
 
 def cluster(action):
+    # Not preloaded: a backend loads whichever electric_auth it calls first, so this release
+    # and the 0.1.0 baseline (which define the same settings) each run in backends of their own.
     args = ["bash", "scripts/cluster.sh", action, NAME] + ([str(PORT)] if action == "start" else [])
-    subprocess.run(args, cwd=ROOT, check=True)
+    subprocess.run(args, cwd=ROOT, check=True, env=dict(os.environ, EA_PRELOAD=""))
+
+
+BASELINE_TAG, BASELINE_COMMIT = "v0.1.0", "740a483"  # the commit, for clones without tags
+BASELINE_LIB = "electric_auth_010"
+
+
+def install_baseline():
+    """Builds 0.1.0 (release, from its tag) and installs its library as electric_auth_010.so
+    into Debian's Postgres 15, next to this release's electric_auth.so."""
+    ref = BASELINE_TAG
+    if subprocess.run(["git", "rev-parse", "--verify", "-q", f"{BASELINE_TAG}^{{commit}}"],
+                      cwd=ROOT, capture_output=True).returncode != 0:
+        ref = BASELINE_COMMIT
+    src = WORK / "baseline-0.1.0"
+    subprocess.run(["rm", "-rf", str(src)], check=True)
+    src.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "x", "-C", str(src)], input=archive.stdout, check=True)
+    # Its own target directory: same crate names, other versions and dependencies.
+    target = ROOT / "target/baseline-0.1.0"
+    subprocess.run(["cargo", "build", "--release", "--lib", "--quiet", "--no-default-features",
+                    "--features", "pg15"], cwd=src, check=True,
+                   env=dict(os.environ, CARGO_TARGET_DIR=str(target)))
+    pkglibdir = subprocess.run(["/usr/bin/pg_config", "--pkglibdir"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    subprocess.run(["install", "-m", "755", str(target / "release/libelectric_auth.so"),
+                    f"{pkglibdir}/{BASELINE_LIB}.so"], check=True)
+
+
+def connect_baseline():
+    """A backend that loads only the 0.1.0 library, with its functions in schema baseline."""
+    conn = connect()
+    conn.execute(f"LOAD '{BASELINE_LIB}'")
+    return conn
 
 
 def connect():
@@ -86,6 +125,13 @@ def per_token(conn, sql, n):
         conn.execute(sql).fetchone()
         samples.append((time.perf_counter() - start) * 1e6 / n)
     return statistics.median(samples)
+
+
+def baseline_functions(conn):
+    conn.execute("CREATE SCHEMA baseline")
+    for name, returns in (("user_id", "text"), ("verify", "jsonb")):
+        conn.execute(f"CREATE FUNCTION baseline.{name}(text) RETURNS {returns} STRICT STABLE "
+                     f"PARALLEL SAFE LANGUAGE c AS '$libdir/{BASELINE_LIB}', '{name}_wrapper'")
 
 
 def configure(conn, alg, key):
@@ -150,14 +196,16 @@ def machine():
 def chart(rows, path):
     """A grouped horizontal bar chart (log scale) of µs per token: SQL, native, OpenSSL."""
     import math
-    series = [("electric_auth.user_id (SQL)", "sql", "#1f77b4"),
+    series = [("0.1.0 user_id (SQL)", "baseline", "#9e9e9e"),
+              ("electric_auth.user_id (SQL)", "sql", "#1f77b4"),
               ("core native verify", "native", "#ff7f0e"),
+              ("AWS-LC alone (limit)", "raw", "#d62728"),
               ("openssl speed verify", "openssl", "#2ca02c")]
     top, left, bar, gap, width = 40, 70, 9, 10, 520
     lo, hi = 0.1, 10000.0
     x = lambda v: left + width * (math.log10(max(v, lo)) - math.log10(lo)) / (
         math.log10(hi) - math.log10(lo))
-    height = top + len(rows) * (3 * bar + gap) + 40
+    height = top + len(rows) * (len(series) * bar + gap) + 40
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 230}" '
            f'height="{height}" font-family="sans-serif" font-size="11">',
            f'<text x="{left}" y="16" font-size="13">µs per token by algorithm (log scale; '
@@ -169,7 +217,7 @@ def chart(rows, path):
                    f'</text>')
     y = top
     for row in rows:
-        svg.append(f'<text x="{left - 8}" y="{y + 1.5 * bar + 4}" text-anchor="end">'
+        svg.append(f'<text x="{left - 8}" y="{y + len(series) * bar / 2 + 4}" text-anchor="end">'
                    f'{row["alg"]}</text>')
         for i, (_, field, colour) in enumerate(series):
             value = row[field]
@@ -178,7 +226,7 @@ def chart(rows, path):
                            f'height="{bar - 1}" fill="{colour}"/>')
                 svg.append(f'<text x="{x(value) + 3:.1f}" y="{y + i * bar + bar - 2}" '
                            f'font-size="9">{value:.1f}</text>')
-        y += 3 * bar + gap
+        y += len(series) * bar + gap
     for i, (label, _, colour) in enumerate(series):
         svg.append(f'<rect x="{left + width + 10}" y="{top + i * 16}" width="10" height="10" '
                    f'fill="{colour}"/><text x="{left + width + 24}" y="{top + i * 16 + 9}">'
@@ -201,6 +249,9 @@ def main():
 
     print("bench: openssl speed ...", flush=True)
     speed = openssl_speed()
+
+    print("bench: building the 0.1.0 baseline from its tag ...", flush=True)
+    install_baseline()
 
     cluster("start")
     try:
@@ -225,7 +276,8 @@ def main():
                     "floor": per_token(conn, scan.format("length(t)"), n),
                     "verify": per_token(conn, scan.format("electric_auth.verify(t)"), n),
                     "sql": per_token(conn, scan.format("electric_auth.user_id(t)"), n),
-                    "native": native[alg],
+                    "native": native[alg]["native"],
+                    "raw": native[alg]["raw"],
                     "openssl": openssl_for(alg, speed),
                     "repeat_floor": per_token(conn, one.format("length(t)"), REPEAT_CALLS),
                     # One token again and again: the first call verifies, the rest hit the cache.
@@ -233,6 +285,13 @@ def main():
                                         REPEAT_CALLS),
                 }
                 rows.append(row)
+        with connect_baseline() as conn:
+            baseline_functions(conn)
+            for row in rows:
+                print(f"bench: {row['alg']} through SQL with 0.1.0 ...", flush=True)
+                configure(conn, row["alg"], tokens[row["alg"]]["key"])
+                row["baseline"] = per_token(
+                    conn, f"SELECT count(baseline.user_id(t)) FROM tokens_{row['alg']}", row["n"])
             print("bench: backend memory over 1M HS256 verifications ...", flush=True)
         with connect() as conn:
             before, after, calls = rss_after_million(conn, tokens["HS256"])
@@ -250,33 +309,43 @@ def render(rows, before, after, calls):
     lines = [f"Machine: {machine()}. Median of {RUNS} runs; "
              f"{time.strftime('%Y-%m-%d', time.gmtime())}.", "",
              "| alg | tokens | `length(t)` floor | `verify` | `user_id` | `user_id` − floor "
-             "| core native | SQL / native | `openssl speed` verify | native / OpenSSL "
-             "| same token again (its floor) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| 0.1.0 `user_id` | 0.1.0 / now | core native | AWS-LC alone | native / AWS-LC "
+             "| SQL / AWS-LC | `openssl speed` verify | same token again (its floor) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        ratio = r["sql"] / r["native"]
         ossl = f'{r["openssl"]:.1f}' if r["openssl"] else "—"
-        vs_ossl = f'{r["native"] / r["openssl"]:.2f}×' if r["openssl"] else "—"
         lines.append(
             f'| {r["alg"]} | {r["n"]} | {r["floor"]:.2f} | {r["verify"]:.2f} | {r["sql"]:.2f} '
-            f'| {r["sql"] - r["floor"]:.2f} | {r["native"]:.2f} | {ratio:.2f}× | {ossl} '
-            f'| {vs_ossl} | {r["repeat"]:.2f} ({r["repeat_floor"]:.2f}) |')
-    lines += ["", "All figures are µs per token.", "", "Targets:", ""]
-    hs = next(r for r in rows if r["alg"] == "HS256")
+            f'| {r["sql"] - r["floor"]:.2f} | {r["baseline"]:.2f} '
+            f'| {r["baseline"] / r["sql"]:.2f}× | {r["native"]:.2f} | {r["raw"]:.2f} '
+            f'| {r["native"] / r["raw"]:.2f}× | {r["sql"] / r["raw"]:.2f}× | {ossl} '
+            f'| {r["repeat"]:.2f} ({r["repeat_floor"]:.2f}) |')
+    lines += ["", "All figures are µs per token. *0.1.0 / now* above 1 means this release is "
+              "faster.", "", "Targets:", ""]
+    by_alg = {r["alg"]: r for r in rows}
     check = lambda ok: "met" if ok else "**not met**"
-    lines.append(f'- HS256 `user_id` at most 2 µs above the floor: {hs["sql"] - hs["floor"]:.2f} '
-                 f'µs, {check(hs["sql"] - hs["floor"] <= 2)} (`verify`, which also builds the '
-                 f'jsonb result: {hs["verify"] - hs["floor"]:.2f} µs, '
-                 f'{check(hs["verify"] - hs["floor"] <= 2)})')
-    asym = [r for r in rows if r["openssl"]]
-    worst_sql = max(asym, key=lambda r: r["sql"] / r["native"])
-    worst_ossl = max(asym, key=lambda r: r["native"] / r["openssl"])
-    lines.append(f'- every asymmetric algorithm through SQL within 1.3× of native: worst '
-                 f'{worst_sql["alg"]} {worst_sql["sql"] / worst_sql["native"]:.2f}×, '
-                 f'{check(all(r["sql"] / r["native"] <= 1.3 for r in asym))}')
-    lines.append(f'- the core within 1.5× of `openssl speed`: worst {worst_ossl["alg"]} '
-                 f'{worst_ossl["native"] / worst_ossl["openssl"]:.2f}×, '
-                 f'{check(all(r["native"] / r["openssl"] <= 1.5 for r in asym))}')
+    asym = [r for r in rows if not r["alg"].startswith("HS")]
+    worst_native = max(asym, key=lambda r: r["native"] / r["raw"])
+    worst_sql = max(asym, key=lambda r: r["sql"] / r["raw"])
+    lines.append(f'- every asymmetric algorithm, core native within 1.1× of AWS-LC alone: worst '
+                 f'{worst_native["alg"]} {worst_native["native"] / worst_native["raw"]:.2f}×, '
+                 f'{check(all(r["native"] / r["raw"] <= 1.1 for r in asym))}')
+    lines.append(f'- ... and through SQL (`user_id`, distinct tokens) within 1.2×: worst '
+                 f'{worst_sql["alg"]} {worst_sql["sql"] / worst_sql["raw"]:.2f}×, '
+                 f'{check(all(r["sql"] / r["raw"] <= 1.2 for r in asym))}')
+    for alg, factor in (("ES384", 3.0), ("ES512", 1.4)):
+        r = by_alg[alg]
+        lines.append(f'- {alg} at least {factor:g}× faster than 0.1.0: '
+                     f'{r["baseline"] / r["sql"]:.2f}×, {check(r["baseline"] / r["sql"] >= factor)}')
+    slowest = max(rows, key=lambda r: r["sql"] / r["baseline"])
+    lines.append(f'- no algorithm slower than 0.1.0 by more than 5%: worst {slowest["alg"]} '
+                 f'{slowest["sql"] / slowest["baseline"]:.2f}× of 0.1.0\'s time, '
+                 f'{check(all(r["sql"] <= 1.05 * r["baseline"] for r in rows))}')
+    hs = by_alg["HS256"]
+    lines.append(f'- HS256 `user_id` at most 1.5 µs above the floor: '
+                 f'{hs["sql"] - hs["floor"]:.2f} µs, {check(hs["sql"] - hs["floor"] <= 1.5)}; '
+                 f'`verify` at most 2.5 µs above it: {hs["verify"] - hs["floor"]:.2f} µs, '
+                 f'{check(hs["verify"] - hs["floor"] <= 2.5)}')
     worst_repeat = max(rows, key=lambda r: r["repeat"])
     lines.append(f'- the same token again at most 3 µs: worst {worst_repeat["alg"]} '
                  f'{worst_repeat["repeat"]:.2f} µs, {check(worst_repeat["repeat"] <= 3)}')
@@ -299,8 +368,11 @@ BENCHMARKS_HEAD = """# electric_auth benchmarks
 Generated by `make bench` (bench/bench.py); rerun it to reproduce on your machine. It builds
 and installs the release extension, starts a throwaway cluster, mints distinct tokens with PyJWT
 for every algorithm, and times `SELECT count(f(t)) FROM tokens_<alg>` for `f` = `length`,
-`electric_auth.verify` and `electric_auth.user_id`. *core native* is
-`core/examples/bench_native.rs` over the same tokens (no SQL); *openssl speed* is
+`electric_auth.verify` and `electric_auth.user_id`. *0.1.0* is the same `user_id` with the
+0.1.0 release (OpenSSL 3.0 for RS/ES, RustCrypto for HS), built from its tag in the same run
+and loaded in backends of its own. *core native* is `core/examples/bench_native.rs` over the
+same tokens (no SQL); *AWS-LC alone* is aws-lc-rs verifying the same tokens with the key parsed
+once and the signature already decoded — the limit; *openssl speed* is
 `openssl speed -seconds 3 rsa2048 ecdsap256 ecdsap384 ecdsap521` (its verify/s column, as µs;
 RS384/RS512 use the same 2048-bit key as RS256). *Same token
 again* runs `user_id` 20,000 times on one token in one statement, which the per-backend cache of

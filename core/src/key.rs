@@ -39,11 +39,11 @@ pub const MIN_RSA_BITS: u32 = 2048;
 pub enum VerifyingKey {
     /// An HMAC key, keyed once.
     Hmac(hmac::Key),
-    /// An RSA or EC public key, parsed once. `signature_len` is the exact length an ECDSA
-    /// signature (`r || s`) must have; RSA signatures are checked by AWS-LC alone.
+    /// An RSA or EC public key, parsed once. (AWS-LC's `*_FIXED` ECDSA algorithms take the JWS
+    /// form of a signature, `r || s`, and refuse any other length.)
     Public {
         key: ParsedPublicKey,
-        signature_len: Option<usize>,
+        family: AlgorithmFamily,
     },
     /// A public key checked through jsonwebtoken's own `crypto::verify`.
     Jsonwebtoken {
@@ -57,7 +57,7 @@ impl fmt::Debug for VerifyingKey {
         let what = match self {
             VerifyingKey::Hmac(_) => "HMAC secret",
             VerifyingKey::Public {
-                signature_len: None,
+                family: AlgorithmFamily::Rsa,
                 ..
             } => "RSA public key",
             VerifyingKey::Public { .. } | VerifyingKey::Jsonwebtoken { .. } => "EC public key",
@@ -88,15 +88,6 @@ fn ec_signing_algorithm(alg: Algorithm) -> &'static signature::EcdsaSigningAlgor
     }
 }
 
-/// The curve's coordinate size in bytes: 32, 48 or 66.
-fn ec_scalar_bytes(alg: Algorithm) -> usize {
-    match alg {
-        Algorithm::ES256 => 32,
-        Algorithm::ES384 => 48,
-        _ => 66,
-    }
-}
-
 impl VerifyingKey {
     /// An HMAC key from the secret's bytes (already base64-decoded where configured).
     /// The minimum length is the hash output size: 32, 48 or 64 bytes.
@@ -124,23 +115,17 @@ impl VerifyingKey {
         let DecodingKeyKind::SecretOrDer(public) = decoding_key.kind() else {
             return Err(invalid());
         };
-        let signature_len = match alg.family() {
-            AlgorithmFamily::Rsa => {
-                let bits = pem::rsa_modulus_bits(public).ok_or_else(invalid)?;
-                if bits < MIN_RSA_BITS {
-                    return Err(ConfigError::RsaKeyTooSmall {
-                        alg,
-                        bits,
-                        min_bits: MIN_RSA_BITS,
-                    });
-                }
-                None
+        if alg.family() == AlgorithmFamily::Rsa {
+            let bits = pem::rsa_modulus_bits(public).ok_or_else(invalid)?;
+            if bits < MIN_RSA_BITS {
+                return Err(ConfigError::RsaKeyTooSmall {
+                    alg,
+                    bits,
+                    min_bits: MIN_RSA_BITS,
+                });
             }
-            // The point must be on the algorithm's curve: AWS-LC checks that below.
-            AlgorithmFamily::Ec => Some(2 * ec_scalar_bytes(alg)),
-            AlgorithmFamily::Hmac => return Err(invalid()),
-        };
-        // AWS-LC validates the key: an RSA structure, or a point on the curve.
+        }
+        // AWS-LC validates the key: an RSA structure, or a point on the algorithm's curve.
         let key = ParsedPublicKey::new(verification_algorithm(alg), public.as_slice())
             .map_err(|_| invalid())?;
         if alg == Algorithm::ES384 {
@@ -149,7 +134,10 @@ impl VerifyingKey {
                 alg: jsonwebtoken::Algorithm::ES384,
             });
         }
-        Ok(VerifyingKey::Public { key, signature_len })
+        Ok(VerifyingKey::Public {
+            key,
+            family: alg.family(),
+        })
     }
 
     /// Checks a JWS signature over `message` (`header.payload`): `signature` is the decoded
@@ -162,10 +150,7 @@ impl VerifyingKey {
             }
             // Constant-time comparison of the full-length tag.
             VerifyingKey::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
-            VerifyingKey::Public { key, signature_len } => {
-                signature_len.is_none_or(|len| signature.len() == len)
-                    && key.verify_sig(message, signature).is_ok()
-            }
+            VerifyingKey::Public { key, .. } => key.verify_sig(message, signature).is_ok(),
         }
     }
 }

@@ -118,6 +118,42 @@ mod tests {
     }
 
     #[test]
+    fn der_lengths_short_long_and_malformed() {
+        // Short form.
+        assert_eq!(
+            der_element(&[0x04, 0x01, 0xaa, 0xbb]),
+            Some((0x04, &[0xaa][..], &[0xbb][..]))
+        );
+        // Long form with one to four length bytes (the last exactly filling the input).
+        assert_eq!(
+            der_element(&[0x04, 0x81, 0x01, 0xaa]),
+            Some((0x04, &[0xaa][..], &[][..]))
+        );
+        assert_eq!(
+            der_element(
+                &[0x04, 0x82, 0x01, 0x00, 0xcc]
+                    .iter()
+                    .chain(&[0u8; 255])
+                    .copied()
+                    .collect::<Vec<_>>()
+            )
+            .map(|(t, c, r)| (t, c.len(), r.len())),
+            Some((0x04, 256, 0))
+        );
+        assert_eq!(
+            der_element(&[0x04, 0x84, 0, 0, 0, 1, 0xaa]),
+            Some((0x04, &[0xaa][..], &[][..]))
+        );
+        // Indefinite length (0x80), five length bytes, length bytes cut short, content cut short.
+        assert_eq!(der_element(&[0x04, 0x80, 0xaa, 0x00, 0x00]), None);
+        assert_eq!(der_element(&[0x04, 0x85, 0, 0, 0, 0, 1, 0xaa]), None);
+        assert_eq!(der_element(&[0x04, 0x82, 0x01]), None);
+        assert_eq!(der_element(&[0x04, 0x82]), None);
+        assert_eq!(der_element(&[0x04, 0x02, 0xaa]), None);
+        assert_eq!(der_element(&[0x04]), None);
+    }
+
+    #[test]
     fn canonical_pem_round_trips() {
         let block = PemBlock {
             label: "PUBLIC KEY".into(),

@@ -92,6 +92,25 @@ fn a_budget_that_is_exactly_full_is_not_exceeded_and_not_emptied() {
 }
 
 #[test]
+fn config_verifying_key_exists_in_secure_mode_only() {
+    let config = Config::from_settings(&secure("HS256", SECRET)).unwrap();
+    let token = hs256_claims(json!({"sub": "a", "iat": NOW, "exp": NOW + 9}));
+    let (message, signature_b64) = token.rsplit_once('.').unwrap();
+    let signature = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        signature_b64,
+    )
+    .unwrap();
+    let key = config.verifying_key().expect("a key in secure mode");
+    assert!(key.verify(message.as_bytes(), &signature, signature_b64));
+    assert!(!key.verify(b"another message", &signature, signature_b64));
+    assert!(Config::from_settings(&insecure())
+        .unwrap()
+        .verifying_key()
+        .is_none());
+}
+
+#[test]
 fn config_algorithm_is_the_configured_one_in_secure_mode_only() {
     for (name, alg) in [("HS256", Algorithm::HS256), ("HS512", Algorithm::HS512)] {
         let config = Config::from_settings(&secure(name, &"k".repeat(64))).unwrap();
