@@ -144,8 +144,18 @@ mod tests {
             der_element(&[0x04, 0x84, 0, 0, 0, 1, 0xaa]),
             Some((0x04, &[0xaa][..], &[][..]))
         );
-        // Indefinite length (0x80), five length bytes, length bytes cut short, content cut short.
+        // The length bytes end the input: an empty element.
+        assert_eq!(
+            der_element(&[0x04, 0x81, 0x00]),
+            Some((0x04, &[][..], &[][..]))
+        );
+        // Indefinite length (0x80, even with 128 bytes after it), five length bytes, length
+        // bytes cut short, content cut short.
         assert_eq!(der_element(&[0x04, 0x80, 0xaa, 0x00, 0x00]), None);
+        assert_eq!(
+            der_element(&[&[0x04, 0x80][..], &[0u8; 130]].concat()),
+            None
+        );
         assert_eq!(der_element(&[0x04, 0x85, 0, 0, 0, 0, 1, 0xaa]), None);
         assert_eq!(der_element(&[0x04, 0x82, 0x01]), None);
         assert_eq!(der_element(&[0x04, 0x82]), None);
