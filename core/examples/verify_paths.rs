@@ -8,12 +8,15 @@
 //! - `core`: `VerifyingKey::verify`, the path the verifier takes.
 //!
 //!   cargo run --release -p electric_auth_core --example verify_paths
-use aws_lc_rs::{hmac, signature};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use electric_auth_core::{Algorithm, Config, Settings};
 use serde_json::Value;
 use std::time::Instant;
+
+#[path = "common/aws_lc_raw.rs"]
+mod aws_lc_raw;
+use aws_lc_raw::raw_checker;
 
 fn per_call(iterations: u32, mut f: impl FnMut() -> bool) -> f64 {
     // Median of five passes.
@@ -86,36 +89,8 @@ fn main() {
         });
 
         // aws-lc-rs alone, key parsed once.
-        let raw = match algorithm.family() {
-            electric_auth_core::AlgorithmFamily::Hmac => {
-                let hmac_alg = match alg {
-                    "HS256" => hmac::HMAC_SHA256,
-                    "HS384" => hmac::HMAC_SHA384,
-                    _ => hmac::HMAC_SHA512,
-                };
-                let key = hmac::Key::new(hmac_alg, key_text.as_bytes());
-                per_call(iterations, || {
-                    hmac::verify(&key, message.as_bytes(), &signature).is_ok()
-                })
-            }
-            _ => {
-                let verification: &'static dyn signature::VerificationAlgorithm = match alg {
-                    "RS256" => &signature::RSA_PKCS1_2048_8192_SHA256,
-                    "RS384" => &signature::RSA_PKCS1_2048_8192_SHA384,
-                    "RS512" => &signature::RSA_PKCS1_2048_8192_SHA512,
-                    "ES256" => &signature::ECDSA_P256_SHA256_FIXED,
-                    "ES384" => &signature::ECDSA_P384_SHA384_FIXED,
-                    _ => &signature::ECDSA_P521_SHA512_FIXED,
-                };
-                let jsonwebtoken::DecodingKeyKind::SecretOrDer(public) = decoding_key.kind() else {
-                    unreachable!()
-                };
-                let parsed = signature::ParsedPublicKey::new(verification, public).unwrap();
-                per_call(iterations, || {
-                    parsed.verify_sig(message.as_bytes(), &signature).is_ok()
-                })
-            }
-        };
+        let raw_check = raw_checker(alg, key_text);
+        let raw = per_call(iterations, || raw_check(message.as_bytes(), &signature));
 
         // The core's path.
         let settings = Settings {
