@@ -93,6 +93,21 @@ pub fn is_role_or_database_setting(source: pg_sys::GucSource::Type) -> bool {
     )
 }
 
+/// A string check hook's candidate value; no value (NULL) reads as empty.
+///
+/// # Safety
+/// `newval` must be the pointer Postgres passes to a string check hook, read during the hook.
+pub unsafe fn check_hook_candidate<'a>(newval: *mut *mut c_char) -> &'a CStr {
+    // SAFETY: Postgres passes a valid pointer to the candidate value, a C string or NULL.
+    let candidate = unsafe { *newval };
+    if candidate.is_null() {
+        c""
+    } else {
+        // SAFETY: a non-NULL candidate is a NUL-terminated string owned by the GUC machinery.
+        unsafe { CStr::from_ptr(candidate) }
+    }
+}
+
 /// Makes a check hook's refusal say `message` (instead of Postgres's "invalid value for
 /// parameter", which would quote the value), with SQLSTATE `code`, a detail and a hint.
 ///
@@ -131,14 +146,11 @@ unsafe extern "C-unwind" fn check_jwt_key(
     if !readable_by_every_role {
         return true;
     }
-    // SAFETY: Postgres passes a valid pointer to the candidate value, a C string or NULL.
-    let candidate = unsafe { *newval };
-    // SAFETY: a non-NULL candidate is a NUL-terminated string owned by the GUC machinery.
-    if candidate.is_null()
-        || unsafe { CStr::from_ptr(candidate) }
-            .to_bytes()
-            .trim_ascii()
-            .is_empty()
+    // SAFETY: the pointer Postgres passed to this string check hook.
+    if unsafe { check_hook_candidate(newval) }
+        .to_bytes()
+        .trim_ascii()
+        .is_empty()
     {
         return true;
     }
@@ -161,13 +173,8 @@ unsafe extern "C-unwind" fn check_jwt_alg(
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    // SAFETY: Postgres passes a valid pointer to the candidate value, a C string or NULL.
-    let candidate = unsafe { *newval };
-    if candidate.is_null() {
-        return true;
-    }
-    // SAFETY: a non-NULL candidate is a NUL-terminated string owned by the GUC machinery.
-    let value = unsafe { CStr::from_ptr(candidate) }.to_string_lossy();
+    // SAFETY: the pointer Postgres passed to this string check hook.
+    let value = unsafe { check_hook_candidate(newval) }.to_string_lossy();
     if value.trim().is_empty() || Algorithm::from_name(&value).is_some() {
         return true;
     }

@@ -52,14 +52,8 @@ unsafe extern "C-unwind" fn check_marker(
     _extra: *mut *mut c_void,
     source: pg_sys::GucSource::Type,
 ) -> bool {
-    // SAFETY: Postgres passes a valid pointer to the candidate value, a C string or NULL.
-    let candidate = unsafe { *newval };
-    let candidate = if candidate.is_null() {
-        c""
-    } else {
-        // SAFETY: a non-NULL candidate is a NUL-terminated string owned by the GUC machinery.
-        unsafe { CStr::from_ptr(candidate) }
-    };
+    // SAFETY: the pointer Postgres passed to this string check hook.
+    let candidate = unsafe { crate::gucs::check_hook_candidate(newval) };
     let current = REFUSED_SETTING.get();
     let current = current.as_deref().unwrap_or(c"");
     // SAFETY: a plain read of a backend global.
