@@ -10,10 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg_versions.sh
+source scripts/common.sh
 major=$1
 pg_config=$(pg_config_for "$major")
-version=$(cargo metadata --no-deps --format-version 1 |
-  python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "electric_auth"))')
+version=$(extension_version)
 out=target/packages
 staging=target/packages/staging-pg$major
 rm -rf "$staging" && mkdir -p "$out"

@@ -6,8 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/common.sh
-version=$(cargo metadata --no-deps --format-version 1 |
-  python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "electric_auth"))')
+version=$(extension_version)
 deb=target/packages/postgresql-15-electric-auth_${version}_amd64.deb
 pkg=postgresql-15-electric-auth
 NAME=ea-deb PORT=54339
