@@ -70,11 +70,10 @@ pub fn redact_field(
 ) -> Option<Vec<u8>> {
     let mut changed: Option<Vec<u8>> = None;
     if let Some(statement) = statement.filter(|s| names_jwt_key(s)) {
-        let current = changed.as_deref().unwrap_or(field);
-        if is_context && names_jwt_key(current) {
+        if is_context && names_jwt_key(field) {
             changed = Some(STATEMENT_HIDDEN.to_vec());
-        } else if let Some(hidden) = replace_all(current, statement, STATEMENT_HIDDEN) {
-            changed = Some(hidden);
+        } else {
+            changed = replace_all(field, statement, STATEMENT_HIDDEN);
         }
         let current = changed.as_deref().unwrap_or(field);
         // "parameters: " (Postgres 16) or "Parameters: " (17 and later).
@@ -87,7 +86,7 @@ pub fn redact_field(
             changed = Some(hidden);
         }
     }
-    if let Some(key) = key.filter(|k| k.trim_ascii().len() >= MIN_KEY_BYTES_TO_SEARCH) {
+    if let Some(key) = searchable(key) {
         let current = changed.as_deref().unwrap_or(field);
         if let Some(hidden) = replace_all(current, key, KEY_HIDDEN) {
             changed = Some(hidden);
@@ -98,10 +97,12 @@ pub fn redact_field(
 
 /// Whether the statement text itself must be left out of a log line (`STATEMENT:`).
 pub fn hide_statement(statement: &[u8], key: Option<&[u8]>) -> bool {
-    names_jwt_key(statement)
-        || key
-            .filter(|k| k.trim_ascii().len() >= MIN_KEY_BYTES_TO_SEARCH)
-            .is_some_and(|k| find(statement, k).is_some())
+    names_jwt_key(statement) || searchable(key).is_some_and(|k| find(statement, k).is_some())
+}
+
+/// The key in force, when it is long enough to search for.
+fn searchable(key: Option<&[u8]>) -> Option<&[u8]> {
+    key.filter(|k| k.trim_ascii().len() >= MIN_KEY_BYTES_TO_SEARCH)
 }
 
 #[cfg(test)]
