@@ -77,24 +77,20 @@ def cluster(action):
     subprocess.run(args, cwd=ROOT, check=True, env=dict(os.environ, EA_PRELOAD=""))
 
 
-BASELINE_TAG, BASELINE_COMMIT = "v0.1.0", "740a483"  # the commit, for clones without tags
+BASELINE_VERSION = "0.1.0"
 BASELINE_LIB = "electric_auth_010"
 
 
 def install_baseline():
     """Builds 0.1.0 (release, from its tag) and installs its library as electric_auth_010.so
     into Debian's Postgres 15, next to this release's electric_auth.so."""
-    ref = BASELINE_TAG
-    if subprocess.run(["git", "rev-parse", "--verify", "-q", f"{BASELINE_TAG}^{{commit}}"],
-                      cwd=ROOT, capture_output=True).returncode != 0:
-        ref = BASELINE_COMMIT
     src = WORK / "baseline-0.1.0"
     subprocess.run(["rm", "-rf", str(src)], check=True)
-    src.mkdir(parents=True)
-    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True)
-    subprocess.run(["tar", "x", "-C", str(src)], input=archive.stdout, check=True)
-    # Its own target directory: same crate names, other versions and dependencies.
-    target = ROOT / "target/baseline-0.1.0"
+    subprocess.run(["bash", "scripts/release_source.sh", BASELINE_VERSION, str(src)], cwd=ROOT,
+                   check=True)
+    # Its own target directory (shared with the upgrade test): same crate names, other versions
+    # and dependencies.
+    target = ROOT / "target/release-0.1.0"
     subprocess.run(["cargo", "build", "--release", "--lib", "--quiet", "--no-default-features",
                     "--features", "pg15"], cwd=src, check=True,
                    env=dict(os.environ, CARGO_TARGET_DIR=str(target)))

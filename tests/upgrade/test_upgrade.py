@@ -5,8 +5,10 @@ fresh install of this version: every member object, and each function's signatur
 volatility, strictness, parallel safety, security and grants.
 
 Run by `make test-upgrade` on Debian's Postgres 15 (0.1.0 supported nothing else). The old
-source comes from `git archive` of the tag v0.1.0 (or, in a clone without tags, of the commit
-it names); it builds in this checkout's target directory, so the dependencies compile once.
+source comes from scripts/release_source.sh (the tag v0.1.0, or in a clone without tags the
+commit it names); it builds in a target directory of its own (target/release-0.1.0, shared with
+`make bench`'s baseline): in this checkout's, cargo would hand pgrx the library last built there
+(for another major, or this version) when the old crates are already fresh.
 """
 
 import os
@@ -22,8 +24,6 @@ import psycopg
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OLD_VERSION = "0.1.0"
-OLD_TAG = "v0.1.0"
-OLD_COMMIT = "740a483"  # what v0.1.0 tags, for clones that did not fetch tags
 PG_CONFIG = "/usr/bin/pg_config"
 BIN = pathlib.Path(subprocess.run([PG_CONFIG, "--bindir"], capture_output=True, text=True,
                                   check=True).stdout.strip())
@@ -64,20 +64,15 @@ def as_postgres(*args, **kwargs):
     return run("runuser", "-u", "postgres", "--", *args, **kwargs)
 
 
-def install(source_dir):
+def install(source_dir, target_dir=ROOT / "target"):
     """`cargo pgrx install` of the tree at source_dir into Debian's Postgres 15."""
-    env = dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target"))
+    env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir))
     run("cargo", "pgrx", "install", "--pg-config", PG_CONFIG, cwd=source_dir, env=env,
         stdout=subprocess.DEVNULL)
 
 
 def old_source(into):
-    ref = OLD_TAG
-    if subprocess.run(["git", "rev-parse", "--verify", "-q", f"{OLD_TAG}^{{commit}}"],
-                      cwd=ROOT, capture_output=True).returncode != 0:
-        ref = OLD_COMMIT
-    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True)
-    run("tar", "x", "-C", into, input=archive.stdout)
+    run("bash", "scripts/release_source.sh", OLD_VERSION, into, cwd=ROOT)
 
 
 def pg_ctl(*args):
@@ -127,7 +122,7 @@ class UpgradeFromOldRelease(unittest.TestCase):
         self.assertNotEqual(new_version, OLD_VERSION)
         old_source(self.src)
         self.assertIn(f'version = "{OLD_VERSION}"', (pathlib.Path(self.src) / "Cargo.toml").read_text())
-        install(self.src)
+        install(self.src, ROOT / "target/release-0.1.0")
         script = pathlib.Path(f"/usr/share/postgresql/15/extension/electric_auth--{OLD_VERSION}.sql")
         self.assertTrue(script.exists(), "0.1.0's install script is in place")
 
