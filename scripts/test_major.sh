@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test layer that needs a Postgres server, on one major (15, 16, 17 or 18): the
 # #[pg_test]s (cargo pgrx test), then the extension installed into that server for the
-# pg_regress contract suite, the security suite and the hot-standby replica test. Each layer
-# starts its own throwaway clusters and stops them; the first failure stops the script.
+# pg_regress contract suite, the security suite, the hot-standby replica test and the PgBouncer
+# test. Each layer starts its own throwaway clusters and stops them; the first failure stops
+# the script.
 #   scripts/test_major.sh NN
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,5 +34,8 @@ python3 tests/security/test_security.py
 
 step "hot standby"
 python3 tests/replica/test_replica.py
+
+step "PgBouncer (transaction and session pooling)"
+python3 tests/pooler/test_pgbouncer.py
 
 echo "== Postgres $major: all layers passed in $(($(date +%s) - started)) s =="

@@ -36,9 +36,10 @@ $require_utf8$;
 #[pg_schema]
 pub mod electric_auth {
     use crate::payload_jsonb::PayloadJsonb;
+    use crate::session::{self, CurrentClaims};
     use crate::token_text::TokenText;
-    use crate::{errors::error_report, insecure_mode_warning, tamper, verifier_cache};
-    use electric_auth_core::{Error, TokenError, VerifiedToken};
+    use crate::{errors::error_report, verify::verify_now};
+    use electric_auth_core::{Error, TokenError};
     use pgrx::pg_sys::panic::ErrorReport;
     use pgrx::prelude::*;
 
@@ -46,7 +47,7 @@ pub mod electric_auth {
     /// A rejected token raises SQLSTATE 28000; a bad configuration raises 22023.
     #[pg_extern(strict, stable, parallel_safe)]
     pub fn verify(token: TokenText) -> Result<PayloadJsonb, ErrorReport> {
-        verify_now(token, |verified| PayloadJsonb::new(&verified.payload))?
+        verify_now(token.0, |verified, _| PayloadJsonb::new(&verified.payload))?
             .ok_or_else(|| error_report(Error::Token(TokenError::InvalidToken)))
     }
 
@@ -54,73 +55,38 @@ pub mod electric_auth {
     /// `user_id`, inside `electric_auth.jwt_namespace` when set).
     #[pg_extern(strict, stable, parallel_safe)]
     pub fn user_id(token: TokenText) -> Result<String, ErrorReport> {
-        verify_now(token, |verified| verified.user_id.clone())
+        verify_now(token.0, |verified, _| verified.user_id.clone())
     }
 
-    /// Verifies `token` at statement time (through the per-backend cache of verified tokens) and
-    /// maps the result with `answer`.
-    fn verify_now<R>(
-        token: TokenText,
-        answer: impl FnOnce(&VerifiedToken) -> R,
-    ) -> Result<R, ErrorReport> {
-        if let Some(name) = tamper::refused_setting() {
-            return Err(refused_setting_error(&name));
-        }
-        // SAFETY: reads the backend's database encoding, fixed for its lifetime.
-        if unsafe { pg_sys::GetDatabaseEncoding() } != pg_sys::pg_enc::PG_UTF8 as i32 {
-            return Err(not_utf8_error());
-        }
-        // In a UTF8 database Postgres has already validated the text; this cannot fail there.
-        let Ok(token) = std::str::from_utf8(token.0) else {
-            return Err(error_report(Error::Token(TokenError::InvalidToken)));
-        };
-        let now = statement_time();
-        let (insecure, result) = verifier_cache::with_verifier(|verifier, tokens| {
-            let result = tokens.verify(verifier, token, now).map(answer);
-            (verifier.config().algorithm().is_none(), result)
-        })
-        .map_err(|e| error_report(Error::Config(e)))?;
-        // The warning is raised outside the cache's borrow.
-        if insecure {
-            insecure_mode_warning();
-        }
-        result.map_err(|e| error_report(Error::Token(e)))
+    /// Verifies `token` like `user_id(token)` and makes it the identity in force for the
+    /// transaction (scope `transaction`, like `SET LOCAL`) or the session (`session`, like
+    /// `SET`); returns the user id. A NULL token is refused like a bad one (28000), so a missing
+    /// token can never leave an earlier identity in force unnoticed.
+    #[pg_extern(volatile, parallel_unsafe)]
+    pub fn authenticate(
+        token: Option<TokenText>,
+        scope: default!(Option<&str>, "'transaction'"),
+    ) -> Result<String, ErrorReport> {
+        session::authenticate(token.map(|t| t.0), scope)
     }
 
-    /// See [`tamper::refused_setting`]: the session cannot verify as the superuser configured.
-    fn refused_setting_error(name: &str) -> ErrorReport {
-        ErrorReport::new(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!(
-                "electric_auth will not verify tokens in this session: the value of {name} from \
-                 the connection options or a role/database setting was refused when the library loaded"
-            ),
-            "electric_auth",
-        )
-        .set_hint(
-            "Postgres refuses such values from roles without permission to set them (see the \
-             WARNING when electric_auth loaded), and the configured value is then lost for the \
-             session. Reconnect without setting electric_auth.* that way (for example in \
-             PGOPTIONS), or add electric_auth to shared_preload_libraries so such connections are \
-             refused outright.",
-        )
+    /// The user id of the identity in force (see `authenticate`), NULL when there is none.
+    /// Raises 28000 `Expired token` once the token's `exp` (+ drift) is past.
+    #[pg_extern(stable, parallel_safe)]
+    pub fn current_user_id() -> Result<Option<String>, ErrorReport> {
+        session::current_user_id()
     }
 
-    /// A database that is not UTF8 (an install from before 0.2.0, which did not refuse one).
-    fn not_utf8_error() -> ErrorReport {
-        ErrorReport::new(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            "electric_auth requires a database with encoding UTF8",
-            "electric_auth",
-        )
-        .set_hint("Use electric_auth from a database created with ENCODING 'UTF8'.")
+    /// The claims (payload object) of the identity in force, NULL when there is none.
+    #[pg_extern(stable, parallel_safe)]
+    pub fn current_claims() -> Result<Option<CurrentClaims>, ErrorReport> {
+        session::current_claims()
     }
 
-    /// The current statement's start, in Unix seconds: one clock for the whole statement.
-    fn statement_time() -> i64 {
-        const POSTGRES_EPOCH_IN_UNIX_SECONDS: i64 = 946_684_800;
-        // SAFETY: reads a backend-local timestamp; callable whenever a statement runs.
-        let micros = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
-        micros.div_euclid(1_000_000) + POSTGRES_EPOCH_IN_UNIX_SECONDS
+    /// Drops the identity in force, of either scope (like `SET` to nothing: a rolled-back
+    /// transaction restores it).
+    #[pg_extern(volatile, parallel_unsafe)]
+    pub fn logout() {
+        session::logout()
     }
 }

@@ -113,7 +113,7 @@ pub unsafe fn check_hook_candidate<'a>(newval: *mut *mut c_char) -> &'a CStr {
 ///
 /// # Safety
 /// Only from a check hook about to return false; Postgres reads these right after it.
-unsafe fn refuse_in_check_hook(code: PgSqlErrorCode, message: &str, detail: &str, hint: &str) {
+pub unsafe fn refuse_in_check_hook(code: PgSqlErrorCode, message: &str, detail: &str, hint: &str) {
     // SAFETY: the caller is a check hook; the strings are palloc'd copies in the current
     // memory context, as Postgres expects of GUC_check_err*_string.
     unsafe {
@@ -306,6 +306,7 @@ pub fn init() {
         );
     }
     crate::tamper::define_marker();
+    crate::session::define_carrier();
     // SAFETY: a static NUL-terminated string; Postgres keeps its own copy.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"electric_auth".as_ptr()) };
 }

@@ -12,9 +12,11 @@ mod errors;
 mod gucs;
 mod log_redaction;
 mod payload_jsonb;
+mod session;
 mod tamper;
 mod token_text;
 mod verifier_cache;
+mod verify;
 
 ::pgrx::pg_module_magic!(name, version);
 

@@ -170,6 +170,11 @@ pub fn mark_refused_placeholders(placeholders: Vec<(String, pg_sys::GucSource::T
     }
     let defined = reset_sources();
     for (name, source) in placeholders {
+        // The identity carrier displaces no configured value: its placeholder is just refused
+        // (see `session.rs`), and the settings are intact.
+        if name.as_bytes() == crate::session::IDENTITY_TOKEN_NAME.to_bytes() {
+            continue;
+        }
         let now = defined.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
         let per_session =
             source == pg_sys::GucSource::PGC_S_CLIENT || is_role_or_database_setting(source);

@@ -29,23 +29,29 @@ fn seconds<'a>(
 
 /// `iat`, `nbf`, `exp`, each checked only when present, with `drift` seconds of leeway.
 pub(crate) fn check_time_claims(claims: &Claims, now: i64, drift: i64) -> Result<(), TokenError> {
-    let (now, drift) = (now as f64, drift as f64);
+    let (now_secs, drift_secs) = (now as f64, drift as f64);
     if let Some((iat, value)) = seconds(claims, "iat")? {
-        if iat - drift > now {
+        if iat - drift_secs > now_secs {
             return Err(invalid("iat", value));
         }
     }
     if let Some((nbf, _)) = seconds(claims, "nbf")? {
-        if nbf - drift > now {
+        if nbf - drift_secs > now_secs {
             return Err(TokenError::NotYetValid);
         }
     }
     if let Some((exp, _)) = seconds(claims, "exp")? {
-        if exp + drift < now {
+        if expired(exp, now, drift) {
             return Err(TokenError::Expired);
         }
     }
     Ok(())
+}
+
+/// Whether `exp` is past at `now`: valid iff `exp + drift >= now` (spec §3.5). Also the rule
+/// a session identity is checked against on every call.
+pub(crate) fn expired(exp: f64, now: i64, drift: i64) -> bool {
+    exp + (drift as f64) < (now as f64)
 }
 
 /// `iss` and `aud`, only when configured. `aud` may be a string or (RFC 7519) an array.

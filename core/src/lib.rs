@@ -9,6 +9,7 @@ mod cache;
 mod claims;
 mod config;
 mod error;
+pub mod identity;
 mod key;
 mod pem;
 pub mod redaction;

@@ -117,6 +117,23 @@ class UpgradeFromOldRelease(unittest.TestCase):
         self.assertEqual(c.execute("SELECT uid FROM session_user_id").fetchone()[0], "alice")
         c.execute("RESET ROLE")
 
+    def assert_session_identity_works(self, c):
+        """0.3.0's functions, added by the upgrade script, under an RLS policy."""
+        c.execute("""CREATE POLICY notes_identity ON notes AS RESTRICTIVE
+                       USING (owner_id = electric_auth.current_user_id())""")
+        c.execute("SET ROLE ea_reader")
+        with c.transaction():
+            self.assertEqual(c.execute("SELECT electric_auth.authenticate(%s)",
+                                       (mint("alice"),)).fetchone()[0], "alice")
+            self.assertEqual(c.execute("SELECT body FROM notes ORDER BY body").fetchall(),
+                             [("a1",), ("a2",)])
+            self.assertEqual(c.execute("SELECT electric_auth.current_claims()->>'sub'")
+                             .fetchone()[0], "alice")
+        self.assertIsNone(c.execute("SELECT electric_auth.current_user_id()").fetchone()[0])
+        self.assertEqual(c.execute("SELECT count(*) FROM notes").fetchone()[0], 0)
+        c.execute("RESET ROLE")
+        c.execute("DROP POLICY notes_identity ON notes")
+
     def test_alter_extension_update_from_0_1_0(self):
         new_version = version_under_test()
         self.assertNotEqual(new_version, OLD_VERSION)
@@ -170,6 +187,7 @@ class UpgradeFromOldRelease(unittest.TestCase):
                                        "WHERE extname = 'electric_auth'").fetchone()[0],
                              new_version)
             self.assert_dependents_work(c)
+            self.assert_session_identity_works(c)
             upgraded = c.execute(CATALOG).fetchall()
         with connect("fresh") as c:
             c.execute("CREATE EXTENSION electric_auth")

@@ -1,0 +1,271 @@
+//! The session identity's Postgres side: `authenticate()`, `current_user_id()`,
+//! `current_claims()`, `logout()` (the rules are in `electric_auth_core::identity`).
+//!
+//! The identity travels as the verified token in the setting `electric_auth.identity_token`
+//! (the *carrier*), so Postgres's own setting machinery gives it its lifetime and its reach:
+//! - `authenticate(token, 'transaction')` sets it like `SET LOCAL` and `'session'` like `SET`,
+//!   so COMMIT, ROLLBACK, PREPARE TRANSACTION, `ROLLBACK TO SAVEPOINT` and `DISCARD ALL` (it is
+//!   not `GUC_NO_RESET_ALL`) end or restore it exactly as they do any setting;
+//! - parallel workers receive it with the leader's other settings and verify it themselves.
+//!
+//! It cannot be forged: its check hook refuses every value except an empty one unless
+//! `authenticate()` is setting it (a flag only this module raises, around one
+//! `set_config_option` call) or a parallel worker is restoring its leader's settings. And it is
+//! never trusted as it stands: the token is verified again in any process, or under any
+//! settings, that has not verified it yet (through the verified-token cache).
+#![allow(clippy::result_large_err)] // ErrorReport unboxed, as pgrx expects (see api.rs)
+
+use crate::errors::error_report;
+use crate::gucs::{self, check_hook_candidate, refuse_in_check_hook};
+use crate::verify::{check_session, statement_time, verify_at, verify_now};
+use electric_auth_core::identity::{
+    carries_nothing, may_carry, Identity, IdentityState, Origin, Scope,
+};
+use electric_auth_core::{Error, TokenError};
+use pgrx::callconv::{BoxRet, FcInfo};
+use pgrx::datum::Datum;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use pgrx::IntoDatum;
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_char, c_void, CStr, CString};
+
+/// `electric_auth.identity_token`: the carrier (see the module notes). Hidden from `SHOW ALL`
+/// and readable by superusers only: it holds a bearer token.
+static IDENTITY_TOKEN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub const IDENTITY_TOKEN_NAME: &CStr = c"electric_auth.identity_token";
+
+thread_local! {
+    /// Bumped whenever the carrier is assigned: set, reset, or restored at rollback.
+    static EPOCH: Cell<u64> = const { Cell::new(0) };
+    /// Raised only while `authenticate()` puts a token it verified into the carrier.
+    static AUTHENTICATING: Cell<bool> = const { Cell::new(false) };
+    static STATE: RefCell<IdentityState> = const { RefCell::new(IdentityState::new()) };
+    /// The held identity's claims as a jsonb value's bytes, built once per identity (by serial).
+    static CLAIMS_JSONB: RefCell<Option<(u64, Vec<u8>)>> = const { RefCell::new(None) };
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn check_identity_token(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: the pointer Postgres passed to this string check hook.
+    let candidate = unsafe { check_hook_candidate(newval) };
+    // SAFETY: a plain read of a backend global.
+    let restoring_in_worker = unsafe { pg_sys::InitializingParallelWorker };
+    let origin = if AUTHENTICATING.get() {
+        Origin::Authenticate
+    } else if restoring_in_worker {
+        Origin::ParallelWorkerRestore
+    } else {
+        Origin::Other
+    };
+    if may_carry(candidate.to_bytes(), origin) {
+        return true;
+    }
+    // SAFETY: a check hook about to return false.
+    unsafe {
+        refuse_in_check_hook(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "electric_auth.identity_token can only be set by electric_auth.authenticate()",
+            "It carries the token a successful electric_auth.authenticate() verified; no SET, set_config(), role, database, function or connection setting can supply one.",
+            "Call electric_auth.authenticate(token) instead.",
+        );
+    }
+    false
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn identity_token_assigned(_newval: *const c_char, _extra: *mut c_void) {
+    EPOCH.set(EPOCH.get().wrapping_add(1));
+}
+
+/// Defines the carrier; called from `gucs::init` before the prefix is reserved. Not
+/// `GUC_NO_RESET_ALL`: `RESET ALL` and `DISCARD ALL` end a session identity.
+pub fn define_carrier() {
+    // SAFETY: the hooks are guarded; they read their arguments and thread-locals, and bump a
+    // counter.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            IDENTITY_TOKEN_NAME,
+            c"The token of the identity in force, set only by electric_auth.authenticate().",
+            c"Read it with electric_auth.current_user_id() and electric_auth.current_claims().",
+            &IDENTITY_TOKEN,
+            GucContext::Userset,
+            GucFlags::NO_SHOW_ALL
+                | GucFlags::SUPERUSER_ONLY
+                | GucFlags::DISALLOW_IN_FILE
+                | GucFlags::DISALLOW_IN_AUTO_FILE,
+            Some(check_identity_token),
+            Some(identity_token_assigned),
+            None,
+        );
+    }
+}
+
+/// Puts `value` into the carrier with `action` (`GUC_ACTION_LOCAL`: like `SET LOCAL`;
+/// `GUC_ACTION_SET`: like `SET`). Postgres raises any error (e.g. in a parallel operation).
+fn set_carrier(value: &CStr, action: pg_sys::GucAction::Type) {
+    struct Lower;
+    impl Drop for Lower {
+        fn drop(&mut self) {
+            AUTHENTICATING.set(false);
+        }
+    }
+    AUTHENTICATING.set(!value.is_empty());
+    let _lower = Lower; // also on error, which unwinds through here
+                        // SAFETY: an ordinary setting assignment with NUL-terminated strings that outlive the call;
+                        // with elevel ERROR it either succeeds or raises.
+    unsafe {
+        pg_sys::set_config_option(
+            IDENTITY_TOKEN_NAME.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            action,
+            true,
+            PgLogLevel::ERROR as i32,
+            false,
+        );
+    }
+}
+
+/// `electric_auth.authenticate(token, scope)`.
+pub fn authenticate(token: Option<&[u8]>, scope: Option<&str>) -> Result<String, ErrorReport> {
+    let scope = scope.and_then(Scope::from_name).ok_or_else(|| {
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "invalid scope: {}",
+                scope.map_or("NULL".to_owned(), |s| format!("\"{}\"", s.escape_default()))
+            ),
+            "electric_auth",
+        )
+        .set_hint("The scope must be 'transaction' (the default) or 'session'.")
+    })?;
+    let Some(token) = token else {
+        return Err(error_report(Error::Token(TokenError::InvalidToken))
+            .set_hint("electric_auth.authenticate() was given NULL instead of a token."));
+    };
+    let identity = verify_now(token, |verified, verifier| {
+        Identity::new(verified, verifier.config().clock_drift())
+    })?;
+    // A verified token is UTF-8 text without NUL (Postgres text cannot hold one).
+    let token = CString::new(token).map_err(|_| error_report(TokenError::InvalidToken.into()))?;
+    let action = match scope {
+        Scope::Transaction => pg_sys::GucAction::GUC_ACTION_LOCAL,
+        Scope::Session => pg_sys::GucAction::GUC_ACTION_SET,
+    };
+    set_carrier(&token, action);
+    let user_id = identity.user_id.clone();
+    STATE
+        .with_borrow_mut(|state| state.install(EPOCH.get(), gucs::settings_generation(), identity));
+    Ok(user_id)
+}
+
+/// `electric_auth.logout()`: empties the carrier like `SET` (so both scopes end, and a
+/// rolled-back transaction restores what was in force).
+pub fn logout() {
+    set_carrier(c"", pg_sys::GucAction::GUC_ACTION_SET);
+}
+
+/// Runs `answer` on the identity in force at statement time, with its serial.
+fn with_current<R>(answer: impl FnOnce(&Identity, u64) -> R) -> Result<Option<R>, ErrorReport> {
+    check_session()?;
+    let (epoch, generation, now) = (EPOCH.get(), gucs::settings_generation(), statement_time());
+    STATE.with_borrow_mut(|state| {
+        let current = state
+            .current(epoch, generation, now, resolve_carrier)
+            .map_err(error_report)?;
+        Ok(current.map(|(identity, serial)| answer(identity, serial)))
+    })
+}
+
+/// The carrier's token, verified under the settings in force now (`None`: the carrier is empty).
+fn resolve_carrier() -> Result<Option<Identity>, Error> {
+    let Some(token) = IDENTITY_TOKEN.get() else {
+        return Ok(None);
+    };
+    if carries_nothing(token.to_bytes()) {
+        return Ok(None);
+    }
+    let token = token.to_str().map_err(|_| TokenError::InvalidToken)?;
+    verify_at(token, statement_time(), |verified, verifier| {
+        Identity::new(verified, verifier.config().clock_drift())
+    })
+    .map(Some)
+}
+
+/// `electric_auth.current_user_id()`.
+pub fn current_user_id() -> Result<Option<String>, ErrorReport> {
+    with_current(|identity, _| identity.user_id.clone())
+}
+
+/// `electric_auth.current_claims()`.
+pub fn current_claims() -> Result<Option<CurrentClaims>, ErrorReport> {
+    with_current(|identity, serial| {
+        CLAIMS_JSONB.with_borrow_mut(|cached| {
+            if cached.as_ref().is_none_or(|(s, _)| *s != serial) {
+                *cached = Some((serial, jsonb_bytes(&identity.payload)));
+            }
+            // SAFETY: copies bytes this module holds into a palloc'd chunk in the current
+            // memory context, which Postgres then owns as the function's result.
+            let bytes = &cached.as_ref().expect("filled above").1;
+            CurrentClaims(unsafe { palloc_copy(bytes) })
+        })
+    })
+}
+
+/// `json` (the verified payload's text) as the bytes of a jsonb value, built by `jsonb_in`.
+fn jsonb_bytes(json: &str) -> Vec<u8> {
+    let json = CString::new(json).expect("a verified payload holds no NUL");
+    // SAFETY: jsonb_in reads one NUL-terminated string and returns a palloc'd, untoasted
+    // varlena whose first four bytes give its total size.
+    unsafe {
+        let datum = pgrx::fcinfo::direct_function_call_as_datum(
+            pg_sys::jsonb_in,
+            &[Some(json.as_ptr().into())],
+        )
+        .expect("jsonb_in returns a value");
+        let varlena = datum.cast_mut_ptr::<pg_sys::varlena>();
+        let size = pgrx::varsize_any(varlena);
+        std::slice::from_raw_parts(varlena.cast::<u8>(), size).to_vec()
+    }
+}
+
+/// # Safety
+/// In a backend, with a current memory context.
+unsafe fn palloc_copy(bytes: &[u8]) -> pg_sys::Datum {
+    // SAFETY: as the caller guarantees; the chunk is exactly `bytes.len()` long.
+    unsafe {
+        let chunk = pg_sys::palloc(bytes.len()).cast::<u8>();
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), chunk, bytes.len());
+        pg_sys::Datum::from(chunk)
+    }
+}
+
+/// `current_claims()`'s result: a jsonb datum copied from the identity's cached bytes.
+pub struct CurrentClaims(pg_sys::Datum);
+
+impl IntoDatum for CurrentClaims {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        Some(self.0)
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::JSONBOID
+    }
+}
+
+// SAFETY: returns a palloc'd jsonb datum, as pgrx does for its own JsonB.
+unsafe impl BoxRet for CurrentClaims {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+        // SAFETY: a valid jsonb datum in the current memory context.
+        unsafe { fcinfo.return_raw_datum(self.0) }
+    }
+}
+
+pgrx::impl_sql_translatable!(CurrentClaims, "jsonb");

@@ -1,0 +1,93 @@
+//! Verifying a token in this backend: the session checks, "now", the cached verifier. Shared by
+//! the SQL functions (`api.rs`) and the session identity (`session.rs`).
+#![allow(clippy::result_large_err)]
+
+use crate::{errors::error_report, insecure_mode_warning, tamper, verifier_cache};
+use electric_auth_core::{Error, TokenError, VerifiedToken, Verifier};
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+
+/// Verifies `token` (a text argument's bytes) at statement time and maps the result with
+/// `answer`; every refusal as the Postgres error the spec gives it.
+pub fn verify_now<R>(
+    token: &[u8],
+    answer: impl FnOnce(&VerifiedToken, &Verifier) -> R,
+) -> Result<R, ErrorReport> {
+    check_session()?;
+    // In a UTF8 database Postgres has already validated the text; this cannot fail there.
+    let Ok(token) = std::str::from_utf8(token) else {
+        return Err(error_report(Error::Token(TokenError::InvalidToken)));
+    };
+    verify_at(token, statement_time(), answer).map_err(error_report)
+}
+
+/// Refuses to verify in a session that cannot verify as the superuser configured it (a refused
+/// setting, see `tamper.rs`) or in a database that is not UTF8.
+pub fn check_session() -> Result<(), ErrorReport> {
+    if let Some(name) = tamper::refused_setting() {
+        return Err(refused_setting_error(&name));
+    }
+    // SAFETY: reads the backend's database encoding, fixed for its lifetime.
+    if unsafe { pg_sys::GetDatabaseEncoding() } != pg_sys::pg_enc::PG_UTF8 as i32 {
+        return Err(not_utf8_error());
+    }
+    Ok(())
+}
+
+/// Verifies `token` at `now` through the per-backend cache of verified tokens, after
+/// [`check_session`]; warns (once) when the mode is insecure.
+pub fn verify_at<R>(
+    token: &str,
+    now: i64,
+    answer: impl FnOnce(&VerifiedToken, &Verifier) -> R,
+) -> Result<R, Error> {
+    let (insecure, result) = verifier_cache::with_verifier(|verifier, tokens| {
+        let result = tokens
+            .verify(verifier, token, now)
+            .map(|verified| answer(verified, verifier));
+        (verifier.config().algorithm().is_none(), result)
+    })
+    .map_err(Error::Config)?;
+    // The warning is raised outside the cache's borrow.
+    if insecure {
+        insecure_mode_warning();
+    }
+    result.map_err(Error::Token)
+}
+
+/// See [`tamper::refused_setting`]: the session cannot verify as the superuser configured.
+fn refused_setting_error(name: &str) -> ErrorReport {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!(
+            "electric_auth will not verify tokens in this session: the value of {name} from \
+             the connection options or a role/database setting was refused when the library loaded"
+        ),
+        "electric_auth",
+    )
+    .set_hint(
+        "Postgres refuses such values from roles without permission to set them (see the \
+         WARNING when electric_auth loaded), and the configured value is then lost for the \
+         session. Reconnect without setting electric_auth.* that way (for example in \
+         PGOPTIONS), or add electric_auth to shared_preload_libraries so such connections are \
+         refused outright.",
+    )
+}
+
+/// A database that is not UTF8 (an install from before 0.2.0, which did not refuse one).
+fn not_utf8_error() -> ErrorReport {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        "electric_auth requires a database with encoding UTF8",
+        "electric_auth",
+    )
+    .set_hint("Use electric_auth from a database created with ENCODING 'UTF8'.")
+}
+
+/// The current statement's start, in Unix seconds: one clock for the whole statement.
+pub fn statement_time() -> i64 {
+    const POSTGRES_EPOCH_IN_UNIX_SECONDS: i64 = 946_684_800;
+    // SAFETY: reads a backend-local timestamp; callable whenever a statement runs.
+    let micros = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
+    micros.div_euclid(1_000_000) + POSTGRES_EPOCH_IN_UNIX_SECONDS
+}

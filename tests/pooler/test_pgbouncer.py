@@ -1,0 +1,182 @@
+"""The session identity behind a real pooler: PgBouncer (Debian's package), started here on a
+local port in front of a throwaway cluster of the server $PG_CONFIG names, stopped at the end.
+
+- Transaction pooling: 20 clients x 200 transactions, concurrently, through 3 server
+  connections. Each transaction checks that it starts with no identity, authenticates as its
+  client's user (a token minted by PyJWT) and reads an RLS-protected table: it must see exactly
+  that user's rows. Afterwards: the 3 server connections served every user, so identities really
+  shared backends.
+- Session pooling with server_reset_query = DISCARD ALL: a client authenticates with scope
+  `session` and leaves; the next client, on the same server connection, starts with none.
+
+Run by scripts/test_major.sh on every major; alone: PG_CONFIG=... python3 tests/pooler/test_pgbouncer.py
+"""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import threading
+import time
+import unittest
+
+import jwt
+import psycopg
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+NAME, PORT, POOLER_PORT = "ea-pooler", 54345, 54346
+SECRET = "pooler-secret-7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d"
+POOL_DIR = pathlib.Path("/tmp/ea-pgbouncer")
+CLIENTS, TRANSACTIONS, SERVER_CONNECTIONS, ROWS_EACH = 20, 200, 3, 5
+
+
+def mint(sub):
+    now = int(time.time())
+    return jwt.encode({"sub": sub, "iat": now - 5, "exp": now + 3600}, SECRET, algorithm="HS256")
+
+
+def through_pooler(database):
+    # PgBouncer 1.18 (Debian 12) cannot keep server-side prepared statements in transaction
+    # pooling: psycopg must not prepare (prepare_threshold=None).
+    return psycopg.connect(host="127.0.0.1", port=POOLER_PORT, user="ea_app", dbname=database,
+                           autocommit=True, prepare_threshold=None)
+
+
+class PgBouncer(unittest.TestCase):
+    pooler = None
+
+    @classmethod
+    def setUpClass(cls):
+        env = dict(os.environ, EA_CONF="electric_auth.jwt_alg = 'HS256'\n"
+                                       f"electric_auth.jwt_key = '{SECRET}'")
+        subprocess.run(["bash", "scripts/cluster.sh", "start", NAME, str(PORT)], cwd=ROOT,
+                       env=env, check=True)
+        with psycopg.connect(host=f"/tmp/{NAME}-sock", port=PORT, user="postgres",
+                             dbname="postgres", autocommit=True) as su:
+            su.execute("CREATE ROLE ea_app LOGIN")
+            su.execute("CREATE DATABASE ea_pool")
+        with psycopg.connect(host=f"/tmp/{NAME}-sock", port=PORT, user="postgres",
+                             dbname="ea_pool", autocommit=True) as su:
+            su.execute("CREATE EXTENSION electric_auth")
+            su.execute("CREATE TABLE notes (owner_id text NOT NULL, body text)")
+            su.execute("INSERT INTO notes SELECT 'user-' || c, 'note ' || n "
+                       "FROM generate_series(0, %s) c, generate_series(1, %s) n",
+                       (CLIENTS - 1, ROWS_EACH))
+            su.execute("ALTER TABLE notes ENABLE ROW LEVEL SECURITY")
+            su.execute("CREATE POLICY own_notes ON notes "
+                       "USING (owner_id = electric_auth.current_user_id())")
+            su.execute("GRANT SELECT ON notes TO ea_app")
+        shutil.rmtree(POOL_DIR, ignore_errors=True)
+        POOL_DIR.mkdir()
+        (POOL_DIR / "userlist.txt").write_text('"ea_app" ""\n')
+        (POOL_DIR / "pgbouncer.ini").write_text(f"""\
+[databases]
+pool_tx = host=/tmp/{NAME}-sock port={PORT} dbname=ea_pool pool_mode=transaction pool_size={SERVER_CONNECTIONS}
+pool_session = host=/tmp/{NAME}-sock port={PORT} dbname=ea_pool pool_mode=session pool_size=1
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {POOLER_PORT}
+unix_socket_dir =
+auth_type = trust
+auth_file = {POOL_DIR}/userlist.txt
+max_client_conn = 100
+server_reset_query = DISCARD ALL
+logfile = {POOL_DIR}/pgbouncer.log
+pidfile = {POOL_DIR}/pgbouncer.pid
+""")
+        shutil.chown(POOL_DIR, "postgres")
+        for f in POOL_DIR.iterdir():
+            shutil.chown(f, "postgres")
+        cls.pooler = subprocess.Popen(
+            ["runuser", "-u", "postgres", "--", "pgbouncer", str(POOL_DIR / "pgbouncer.ini")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                through_pooler("pool_tx").close()
+                break
+            except psycopg.OperationalError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("PgBouncer did not start: "
+                                 + (POOL_DIR / "pgbouncer.log").read_text(errors="replace"))
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            if cls.pooler is not None:
+                cls.pooler.terminate()
+                cls.pooler.wait(timeout=30)
+        finally:
+            subprocess.run(["bash", "scripts/cluster.sh", "stop", NAME], cwd=ROOT)
+
+    def test_transaction_pooling_never_mixes_identities(self):
+        failures, served = [], {}  # served: backend pid -> users it authenticated
+        lock = threading.Lock()
+
+        def client(number):
+            user = f"user-{number}"
+            token = mint(user)
+            try:
+                with through_pooler("pool_tx") as conn:
+                    for _ in range(TRANSACTIONS):
+                        with conn.transaction():
+                            before = conn.execute(
+                                "SELECT electric_auth.current_user_id()").fetchone()[0]
+                            got = conn.execute("SELECT electric_auth.authenticate(%s)",
+                                               (token,)).fetchone()[0]
+                            row = conn.execute(
+                                "SELECT electric_auth.current_user_id(), count(*), "
+                                "count(*) FILTER (WHERE owner_id <> %s), pg_backend_pid() "
+                                "FROM notes", (user,)).fetchone()
+                        if before is not None or got != user or row[:3] != (user, ROWS_EACH, 0):
+                            with lock:
+                                failures.append((user, before, got, row))
+                        with lock:
+                            served.setdefault(row[3], set()).add(user)
+            except Exception as e:  # reported below, with the others
+                with lock:
+                    failures.append((user, repr(e)))
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - started
+        print(f"\n{CLIENTS} clients x {TRANSACTIONS} transactions through "
+              f"{len(served)} server connections in {elapsed:.1f} s", flush=True)
+        self.assertEqual(failures[:5], [], f"{len(failures)} transactions saw a wrong identity")
+        self.assertLessEqual(len(served), SERVER_CONNECTIONS)
+        users_seen = set().union(*served.values())
+        self.assertEqual(len(users_seen), CLIENTS)
+        self.assertTrue(any(len(users) > 1 for users in served.values()),
+                        "some server connection served several users in turn")
+        # And nothing is left behind: a transaction without authenticate() sees no identity
+        # and no row, whichever server connection it lands on.
+        with through_pooler("pool_tx") as conn:
+            for _ in range(3 * SERVER_CONNECTIONS):
+                with conn.transaction():
+                    self.assertEqual(conn.execute(
+                        "SELECT electric_auth.current_user_id(), count(*) FROM notes")
+                        .fetchone(), (None, 0))
+
+    def test_session_pooling_resets_the_identity_with_discard_all(self):
+        with through_pooler("pool_session") as first:
+            self.assertEqual(first.execute("SELECT electric_auth.authenticate(%s, 'session')",
+                                           (mint("user-1"),)).fetchone()[0], "user-1")
+            pid = first.execute("SELECT pg_backend_pid()").fetchone()[0]
+            self.assertEqual(first.execute(
+                "SELECT electric_auth.current_user_id(), count(*) FROM notes").fetchone(),
+                ("user-1", ROWS_EACH))
+        with through_pooler("pool_session") as second:
+            self.assertEqual(second.execute("SELECT pg_backend_pid()").fetchone()[0], pid,
+                             "the same server connection (pool_size = 1)")
+            self.assertEqual(second.execute(
+                "SELECT electric_auth.current_user_id(), electric_auth.current_claims(), "
+                "count(*) FROM notes").fetchone(), (None, None, 0))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
