@@ -106,8 +106,8 @@ def valid_payload(**extra) -> bytes:
 class Cluster:
     """A throwaway cluster from scripts/cluster.sh, logging at debug5."""
 
-    def __init__(self, name, port, preload):
-        self.name, self.port, self.preload = name, port, preload
+    def __init__(self, name, port, preload, options=()):
+        self.name, self.port, self.preload, self.options = name, port, preload, options
         self.sock = f"/tmp/{name}-sock"
         self.data = pathlib.Path(f"/tmp/{name}-data")
 
@@ -122,7 +122,7 @@ class Cluster:
         env = dict(os.environ, EA_PRELOAD="electric_auth" if self.preload else "", EA_CONF=conf)
         subprocess.run(
             ["bash", "scripts/cluster.sh", "start", self.name, str(self.port),
-             "-c log_min_messages=debug5"],
+             "-c log_min_messages=debug5", *self.options],
             cwd=ROOT, env=env, check=True,
         )
         with self.connect(dbname="postgres") as su:
@@ -242,11 +242,12 @@ class SecurityCase(unittest.TestCase):
     """Each subclass runs on a cluster of its own: CLUSTER = (name, port, preload)."""
 
     CLUSTER = None
+    SERVER_OPTIONS = ()
 
     @classmethod
     def setUpClass(cls):
         name, port, preload = cls.CLUSTER
-        cls.cluster = Cluster(name, port, preload)
+        cls.cluster = Cluster(name, port, preload, cls.SERVER_OPTIONS)
         cls.cluster.start()
 
     @classmethod
@@ -376,6 +377,135 @@ class PrivilegesMixin:
                     finally:
                         s.close()
 
+
+    def assert_no_identity(self, s):
+        """The session has no identity, and the configured verification still applies."""
+        self.assertEqual(s.execute("SELECT electric_auth.current_user_id(), "
+                                   "electric_auth.current_claims()").fetchone(), (None, None))
+        self.assert_verification_unchanged(s)
+
+    def test_the_identity_cannot_be_forged_with_set(self):
+        carrier = "electric_auth.identity_token"
+        for value in (mint(), "alice", '{"sub": "alice"}'):
+            attempts = [
+                f"SET {carrier} = '{value}'",
+                f"SELECT set_config('{carrier}', '{value}', false)",
+                f"BEGIN; SET LOCAL {carrier} = '{value}'",
+                f"BEGIN; SELECT set_config('{carrier}', '{value}', true)",
+            ]
+            for attempt in attempts:
+                with self.subTest(attempt=attempt[:60]):
+                    s = Session(self.cluster)
+                    try:
+                        # The first statement of a fresh session: without preload this makes
+                        # a placeholder, refused when the library loads.
+                        try:
+                            for statement in attempt.split("; "):
+                                s.conn.execute(statement)
+                        except psycopg.errors.InsufficientPrivilege as e:
+                            self.assertIn("can only be set by electric_auth.authenticate()",
+                                          e.diag.message_primary)
+                            if "BEGIN" in attempt:
+                                s.conn.execute("ROLLBACK")
+                        self.assert_no_identity(s)
+                        if s.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                            s.conn.execute("COMMIT")
+                            self.assert_no_identity(s)
+                    finally:
+                        s.close()
+
+    def test_the_identity_cannot_be_forged_with_connection_options(self):
+        option = f"-c electric_auth.identity_token={mint()}"
+        for how in ("options", "PGOPTIONS"):
+            with self.subTest(how=how):
+                saved = os.environ.get("PGOPTIONS")
+                try:
+                    if how == "PGOPTIONS":
+                        os.environ["PGOPTIONS"] = option
+                        s = Session(self.cluster)
+                    else:
+                        s = Session(self.cluster, options=option)
+                except psycopg.OperationalError as e:
+                    # Refused at connection time (the library is preloaded).
+                    self.assertIn("can only be set by electric_auth.authenticate()", str(e))
+                    continue
+                finally:
+                    if saved is None:
+                        os.environ.pop("PGOPTIONS", None)
+                    else:
+                        os.environ["PGOPTIONS"] = saved
+                try:
+                    self.assert_no_identity(s)
+                finally:
+                    s.close()
+
+    def test_the_identity_cannot_be_forged_with_role_database_or_function_settings(self):
+        carrier = "electric_auth.identity_token"
+        token = mint()
+        for db, statement in [
+            ("ea_sec", f"ALTER ROLE ea_app SET {carrier} = '{token}'"),
+            ("ea_sec", f"ALTER ROLE ea_app IN DATABASE ea_owned SET {carrier} = '{token}'"),
+            ("ea_owned", f"ALTER DATABASE ea_owned SET {carrier} = '{token}'"),
+        ]:
+            with self.subTest(statement=statement[:60]):
+                s = Session(self.cluster, dbname=db)
+                try:
+                    s.conn.execute(statement)
+                    stored = True
+                except psycopg.errors.InsufficientPrivilege:
+                    stored = False
+                finally:
+                    s.close()
+                try:
+                    for target in ("ea_sec", "ea_owned"):
+                        s = Session(self.cluster, dbname=target)
+                        try:
+                            self.assert_no_identity(s)
+                        finally:
+                            s.close()
+                finally:
+                    if stored:
+                        with self.cluster.connect() as su:
+                            su.execute("ALTER ROLE ea_app RESET ALL")
+                            su.execute("ALTER ROLE ea_app IN DATABASE ea_owned RESET ALL")
+                            su.execute("ALTER DATABASE ea_owned RESET ALL")
+        # A function's SET clause, created by the role in the database it owns.
+        s = Session(self.cluster, dbname="ea_owned")
+        try:
+            try:
+                s.conn.execute(f"CREATE OR REPLACE FUNCTION public.as_alice() RETURNS text "
+                               f"LANGUAGE sql SET {carrier} = '{token}' "
+                               f"RETURN electric_auth.current_user_id()")
+                self.assertIsNone(s.execute("SELECT public.as_alice()").fetchone()[0])
+            except psycopg.errors.InsufficientPrivilege as e:
+                # Ours with the library loaded; Postgres's own for a placeholder.
+                self.assertRegex(e.diag.message_primary,
+                                 "can only be set by electric_auth.authenticate()|"
+                                 "permission denied to set parameter")
+            self.assert_no_identity(s)
+        finally:
+            s.close()
+            with self.cluster.connect(dbname="ea_owned") as su:
+                su.execute("DROP FUNCTION IF EXISTS public.as_alice()")
+        # A superuser's session that has not loaded the library can store one (Postgres only
+        # knows a placeholder then); applying it when the function runs is refused.
+        with self.cluster.connect() as su:
+            try:
+                su.execute(f"CREATE FUNCTION public.as_alice_su() RETURNS text LANGUAGE sql "
+                           f"SET {carrier} = '{token}' RETURN electric_auth.current_user_id()")
+                stored = True
+            except psycopg.errors.InsufficientPrivilege:
+                stored = False  # the library is preloaded: refused at CREATE FUNCTION
+        if stored:
+            s = Session(self.cluster)
+            try:
+                self.assertIsNone(s.execute("SELECT public.as_alice_su()").fetchone()[0])
+                self.assert_no_identity(s)
+            finally:
+                s.close()
+                with self.cluster.connect() as su:
+                    su.execute("DROP FUNCTION public.as_alice_su()")
+        self.assertEqual(stored, not self.cluster.preload)
 
     def test_reset_all_and_discard_all_keep_a_superusers_session_settings(self):
         # A SECURITY DEFINER function (owned by the superuser) makes the issuer check stricter
@@ -886,6 +1016,192 @@ class ParallelWorkers(SecurityCase):
                              (REJECTED, 'Invalid "iss" claim value: "someone-else"'))
         finally:
             s.close()
+
+
+class SessionIdentity(SecurityCase):
+    """authenticate() / current_user_id() where backend memory does not reach (parallel
+    workers), across PREPARE TRANSACTION, at expiry and across a key rotation in live backends."""
+
+    CLUSTER = ("ea-sec-identity", 54344, True)
+    SERVER_OPTIONS = ("-c max_prepared_transactions=4",)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        with cls.cluster.connect() as su:
+            su.execute("CREATE TABLE public.docs (owner_id text NOT NULL, body text)")
+            su.execute("INSERT INTO public.docs SELECT CASE WHEN n % 4 = 0 THEN 'alice' "
+                       "ELSE 'user-' || (n % 50) END, 'doc ' || n "
+                       "FROM generate_series(1, 20000) n")
+            su.execute("ALTER TABLE public.docs ENABLE ROW LEVEL SECURITY")
+            su.execute("CREATE POLICY docs_owner ON public.docs "
+                       "USING (owner_id = electric_auth.current_user_id())")
+            su.execute("ANALYZE public.docs")
+            su.execute("GRANT SELECT ON public.docs TO ea_app")
+            cls.alices_rows = su.execute(
+                "SELECT count(*) FROM public.docs WHERE owner_id = 'alice'").fetchone()[0]
+
+    def whoami(self, s):
+        return s.execute("SELECT electric_auth.current_user_id()").fetchone()[0]
+
+    def plan(self, s, query):
+        return "\n".join(r[0] for r in s.execute(f"EXPLAIN (COSTS OFF) {query}"))
+
+    def test_forced_parallel_plans_see_the_leaders_identity(self):
+        with self.cluster.connect() as su:
+            version = int(su.execute("SHOW server_version_num").fetchone()[0])
+        force = "force_parallel_mode" if version < 160000 else "debug_parallel_query"
+        query = ("SELECT count(*), count(*) FILTER (WHERE owner_id <> 'alice'), "
+                 "min(electric_auth.current_user_id()) FROM public.docs")
+        for scope in ("transaction", "session"):
+            with self.subTest(scope=scope):
+                s = Session(self.cluster)
+                try:
+                    for setting in (f"{force} = on", "parallel_setup_cost = 0",
+                                    "parallel_tuple_cost = 0"):
+                        s.execute(f"SET {setting}")
+                    s.execute("BEGIN")
+                    s.execute("SELECT electric_auth.authenticate(%s, %s)", mint(), scope)
+                    self.assertIn("Gather", self.plan(s, query))
+                    self.assertEqual(s.execute(query).fetchone(),
+                                     (self.alices_rows, 0, "alice"))
+                    self.assertEqual(s.execute(
+                        "SELECT electric_auth.current_claims()->>'iss'").fetchone()[0], ISS)
+                    s.execute("COMMIT")
+                    expected = (self.alices_rows, 0, "alice") if scope == "session" else (0, 0, None)
+                    self.assertEqual(s.execute(query).fetchone(), expected)
+                finally:
+                    s.close()
+
+    def test_only_workers_scan_and_still_see_only_the_users_rows(self):
+        s = Session(self.cluster)
+        try:
+            for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0",
+                            "min_parallel_table_scan_size = 0",
+                            "max_parallel_workers_per_gather = 2",
+                            # Only workers scan, so a wrong answer could not hide behind the
+                            # leader.
+                            "parallel_leader_participation = off"):
+                s.execute(f"SET {setting}")
+            query = "SELECT count(*), count(DISTINCT owner_id) FROM public.docs"
+            self.assertIn("Parallel Seq Scan", self.plan(s, query))
+            self.assertEqual(s.execute(query).fetchone(), (0, 0))
+            s.execute("BEGIN")
+            s.execute("SELECT electric_auth.authenticate(%s)", mint())
+            self.assertEqual(s.execute(query).fetchone(), (self.alices_rows, 1))
+            s.execute("SELECT electric_auth.authenticate(%s)", mint(sub="user-7"))
+            self.assertEqual(s.execute(query).fetchone()[1], 1)
+            self.assertEqual(s.execute(
+                "SELECT min(owner_id) FROM public.docs").fetchone()[0], "user-7")
+            s.execute("ROLLBACK")
+            self.assertEqual(s.execute(query).fetchone(), (0, 0))
+        finally:
+            s.close()
+
+    def test_prepare_transaction_ends_a_transaction_identity(self):
+        s = Session(self.cluster)
+        try:
+            s.execute("BEGIN")
+            self.assertEqual(s.execute("SELECT electric_auth.authenticate(%s)", mint())
+                             .fetchone()[0], "alice")
+            s.execute("PREPARE TRANSACTION 'ea_identity'")
+            self.assertIsNone(self.whoami(s))
+            s.execute("COMMIT PREPARED 'ea_identity'")
+            self.assertIsNone(self.whoami(s))
+        finally:
+            s.close()
+
+    def test_expiry_is_checked_at_each_statement(self):
+        # exp two seconds from now; clock_drift is 2: the identity lapses after exp + 2.
+        s = Session(self.cluster)
+        try:
+            exp = now() + 2
+            self.assertEqual(s.execute("SELECT electric_auth.authenticate(%s, 'session')",
+                                       mint(exp=exp)).fetchone()[0], "alice")
+            self.assertEqual(self.whoami(s), "alice")
+            time.sleep(max(0.0, exp + 2 + 1.1 - time.time()))
+            with self.assertRaises(psycopg.errors.InvalidAuthorizationSpecification) as caught:
+                self.whoami(s)
+            self.assertEqual(caught.exception.diag.message_primary, "Expired token")
+            with self.assertRaises(psycopg.errors.InvalidAuthorizationSpecification):
+                s.execute("SELECT count(*) FROM public.docs")
+            s.execute("SELECT electric_auth.logout()")
+            self.assertIsNone(self.whoami(s))
+        finally:
+            s.close()
+
+    def test_a_key_rotation_reverifies_or_drops_identities_in_live_backends(self):
+        a, b = Session(self.cluster), Session(self.cluster)
+        try:
+            old = mint()
+            for s in (a, b):
+                s.execute("SELECT electric_auth.authenticate(%s, 'session')", old)
+                self.assertEqual(self.whoami(s), "alice")
+            b.execute("BEGIN")  # a transaction identity over the session one
+            b.execute("SELECT electric_auth.authenticate(%s)", mint(sub="user-7"))
+            self.cluster.alter_system("electric_auth.jwt_key", ROTATED)
+            self.assertIsNone(self.whoami(a))
+            self.assertIsNone(self.whoami(b))
+            self.assertEqual(b.execute("SELECT count(*) FROM public.docs").fetchone()[0], 0)
+            b.execute("COMMIT")
+            self.assertIsNone(self.whoami(b), "the session identity underneath is dropped too")
+            self.assertEqual(a.call("authenticate", "%s", old),
+                             (REJECTED, "Invalid token signature"))
+            new = mint(key=ROTATED)
+            self.assertEqual(a.call("authenticate", "%s, 'session'", new), ("ok", "alice"))
+            # The old key back: what was dropped stays dropped; the new identity is verified
+            # again and refused.
+            self.cluster.alter_system("electric_auth.jwt_key", None)
+            self.assertIsNone(self.whoami(a))
+            self.assertIsNone(self.whoami(b))
+        finally:
+            a.close()
+            b.close()
+
+    def test_the_readme_rls_recipe(self):
+        block = readme_sql_block("<!-- example: session identity RLS -->")
+        with self.cluster.connect() as su:
+            su.execute("CREATE DATABASE ea_readme_identity")
+        try:
+            with self.cluster.connect(dbname="ea_readme_identity") as su:
+                su.execute("CREATE EXTENSION electric_auth")
+                su.execute(block)
+                su.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO ea_app")
+                su.execute("GRANT SELECT ON my_identity TO ea_app")
+            s = Session(self.cluster, dbname="ea_readme_identity")
+            try:
+                self.assertEqual(s.execute("SELECT count(*) FROM notes").fetchone()[0], 0)
+                # No identity: the policy's WITH CHECK refuses the row (owner NULL).
+                with self.assertRaises(psycopg.errors.InsufficientPrivilege):
+                    s.execute("INSERT INTO notes (body) VALUES ('from nobody')")
+                s.execute("BEGIN")
+                s.execute("SELECT electric_auth.authenticate(%s)", mint(email="alice@example.com"))
+                s.execute("INSERT INTO notes (body) VALUES ('hello')")
+                self.assertEqual(s.execute("SELECT owner_id, body FROM notes").fetchall(),
+                                 [("alice", "hello")])
+                self.assertEqual(s.execute("SELECT * FROM my_identity").fetchone(),
+                                 ("alice", "alice@example.com"))
+                s.execute("SAVEPOINT other_owner")
+                with self.assertRaises(psycopg.errors.InsufficientPrivilege):
+                    s.execute("INSERT INTO notes (owner_id, body) VALUES ('bob', 'as bob')")
+                s.execute("ROLLBACK TO SAVEPOINT other_owner")
+                s.execute("COMMIT")
+                self.assertEqual(s.execute("SELECT count(*) FROM notes").fetchone()[0], 0)
+                self.assertEqual(s.execute("SELECT * FROM my_identity").fetchone(), (None, None))
+                s.execute("BEGIN")
+                s.execute("SELECT electric_auth.authenticate(%s)", mint(sub="bob"))
+                self.assertEqual(s.execute("SELECT count(*) FROM notes").fetchone()[0], 0)
+                self.assertEqual(s.execute("UPDATE notes SET body = 'mine now'").rowcount, 0)
+                self.assertEqual(s.execute("DELETE FROM notes").rowcount, 0)
+                s.execute("COMMIT")
+            finally:
+                s.close()
+            with self.cluster.connect(dbname="ea_readme_identity") as su:
+                self.assertEqual(su.execute("SELECT owner_id, body FROM notes").fetchall(),
+                                 [("alice", "hello")])
+        finally:
+            with self.cluster.connect() as su:
+                su.execute("DROP DATABASE ea_readme_identity WITH (FORCE)")
 
 
 README = (ROOT / "README.md").read_text()
