@@ -8,7 +8,9 @@ On a throwaway cluster (port 54335), for each of the nine algorithms:
   - the core crate's native verify over the same tokens, and AWS-LC's own pre-parsed-key
     verify of them, the limit (core/examples/bench_native.rs);
   - OpenSSL's own verify figure (`openssl speed`) for the same key size/curve;
-  - the same token verified again and again in one backend (the verified-token cache).
+  - the same token verified again and again in one backend (the verified-token cache);
+  - key sets: RS256 with one key, four keys with kid, four keys without kid (matching first, and
+    last), and the session identity's readers.
 Each figure is the median of RUNS runs. Then the backend's memory after 1M HS256 verifications
 in one session. Writes BENCHMARKS.md and bench/chart.svg, and prints the table.
 """
@@ -25,6 +27,8 @@ import time
 import jwt
 import psycopg
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FIXTURES = json.loads((ROOT / "core/tests/fixtures/interop.json").read_text())
@@ -150,6 +154,51 @@ def identity_costs(conn, hs256):
     )}
     conn.execute("SELECT electric_auth.logout()")
     costs["calls"] = calls
+    return costs
+
+
+KEYSET_TOKENS = 5000
+
+
+def keyset_costs(conn):
+    """µs per RS256 token with one key, four keys with kid (the token's key listed last), four
+    keys without kid (its key first, then last). Each scan over distinct PyJWT tokens."""
+    signing = serialization.load_pem_private_key(
+        FIXTURES["keys"]["RSA"]["private_pkcs8"].encode(), password=None)
+    others = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(3)]
+    now = int(time.time())
+
+    def jwk(key, kid):
+        value = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
+        if kid:
+            value["kid"] = kid
+        return value
+
+    def jwks(keys):
+        return json.dumps({"keys": keys})
+
+    for table, kid in (("ks_nokid", None), ("ks_kid", "signer")):
+        conn.execute(f"CREATE TABLE tokens_{table} (t text)")
+        with conn.cursor().copy(f"COPY tokens_{table} (t) FROM STDIN") as copy:
+            for i in range(KEYSET_TOKENS):
+                copy.write_row((jwt.encode({"sub": f"user-{i}", "iat": now - 60, "exp": now + 86400},
+                                           signing, algorithm="RS256",
+                                           headers={"kid": kid} if kid else None),))
+        conn.execute(f"VACUUM ANALYZE tokens_{table}")
+    cases = {
+        "one_key": (FIXTURES["keys"]["RSA"]["public_spki"], "ks_nokid"),
+        "four_with_kid": (jwks([jwk(k, f"other-{i}") for i, k in enumerate(others)]
+                               + [jwk(signing, "signer")]), "ks_kid"),
+        "four_no_kid_first": (jwks([jwk(signing, None)] + [jwk(k, None) for k in others]),
+                              "ks_nokid"),
+        "four_no_kid_last": (jwks([jwk(k, None) for k in others] + [jwk(signing, None)]),
+                             "ks_nokid"),
+    }
+    costs = {}
+    for name, (key, table) in cases.items():
+        configure(conn, "RS256", key)
+        costs[name] = per_token(conn, f"SELECT count(electric_auth.user_id(t)) FROM tokens_{table}",
+                                KEYSET_TOKENS)
     return costs
 
 
@@ -306,6 +355,8 @@ def main():
                 rows.append(row)
             print("bench: session identity (current_user_id, current_claims) ...", flush=True)
             identity = identity_costs(conn, tokens["HS256"])
+            print("bench: key sets (RS256: 1 key, 4 with kid, 4 without) ...", flush=True)
+            keysets = keyset_costs(conn)
         with connect_baseline() as conn:
             baseline_functions(conn)
             for row in rows:
@@ -319,14 +370,14 @@ def main():
     finally:
         cluster("stop")
 
-    report = render(rows, before, after, calls, identity)
+    report = render(rows, before, after, calls, identity, keysets)
     print(report)
     (ROOT / "BENCHMARKS.md").write_text(BENCHMARKS_HEAD + report + BENCHMARKS_TAIL)
     chart(rows, ROOT / "bench/chart.svg")
     print("bench: wrote BENCHMARKS.md and bench/chart.svg")
 
 
-def render(rows, before, after, calls, identity):
+def render(rows, before, after, calls, identity, keysets):
     lines = [f"Machine: {machine()}. Median of {RUNS} runs; "
              f"{time.strftime('%Y-%m-%d', time.gmtime())}.", "",
              "| alg | tokens | `length(t)` floor | `verify` | `user_id` | `user_id` − floor "
@@ -378,6 +429,23 @@ def render(rows, before, after, calls, identity):
     lines.append(f"- `current_user_id()` and `current_claims()` well under a microsecond per call "
                  f"(under 0.5 µs above the floor): {uid:.3f} and {claims:.3f} µs, "
                  f"{check(uid < 0.5 and claims < 0.5)}")
+    one = keysets["one_key"]
+    lines.append(f'- 4 keys with `kid` cost the same as 1 key (RS256, within 5%): '
+                 f'{keysets["four_with_kid"] / one:.3f}×, '
+                 f'{check(keysets["four_with_kid"] <= 1.05 * one)}')
+    lines.append(f'- 4 keys without `kid`, the first matching, within 1.1× of 1 key: '
+                 f'{keysets["four_no_kid_first"] / one:.3f}×, '
+                 f'{check(keysets["four_no_kid_first"] <= 1.1 * one)}')
+    lines += ["",
+              f"Key sets, µs per RS256 token over {KEYSET_TOKENS:,} distinct tokens (PyJWT):", "",
+              "| `electric_auth.jwt_key` | µs per token | vs. 1 key |", "|---|---:|---:|",
+              f"| one PEM key | {one:.2f} | 1.00× |",
+              f'| JWKS of 4 keys with `kid`, the token\'s listed last | '
+              f'{keysets["four_with_kid"]:.2f} | {keysets["four_with_kid"] / one:.2f}× |',
+              f'| JWKS of 4 keys without `kid`, the token\'s key first | '
+              f'{keysets["four_no_kid_first"]:.2f} | {keysets["four_no_kid_first"] / one:.2f}× |',
+              f'| JWKS of 4 keys without `kid`, the token\'s key last (tried after 3 failures) | '
+              f'{keysets["four_no_kid_last"]:.2f} | {keysets["four_no_kid_last"] / one:.2f}× |']
     lines += ["",
               f"Session identity, µs per call over {identity['calls']:,} calls in one statement "
               f"(an HS256 identity in force, scope `session`), above the floor of the same query "

@@ -30,7 +30,8 @@ pub static MODE: GucSetting<AuthMode> = GucSetting::<AuthMode>::new(AuthMode::Se
 /// Checked at `SET` time. Context: superuser.
 pub static JWT_ALG: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
-/// `electric_auth.jwt_key`: the HS secret or the RS/ES PEM; default empty. Context: superuser,
+/// `electric_auth.jwt_key`: the HS secret, one or more PEM keys, a JWK or a JWKS (see the core's
+/// `key_set.rs`); default empty. Context: superuser,
 /// and readable only by superusers (`GUC_SUPERUSER_ONLY`). Refused where other roles could read
 /// it: `ALTER ROLE/DATABASE … SET` and a function's `SET` clause (see [`check_jwt_key`]).
 pub static JWT_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -232,7 +233,7 @@ pub fn init() {
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
             c"electric_auth.jwt_alg",
-            c"Signing algorithm tokens must use in secure mode (HS/RS/ES 256/384/512).",
+            c"Signing algorithm tokens must use in secure mode (HS/RS/ES/PS 256/384/512, EdDSA).",
             c"Replaces Electric's AUTH_JWT_ALG.",
             &JWT_ALG,
             GucContext::Suset,
@@ -247,7 +248,7 @@ pub fn init() {
     unsafe {
         GucRegistry::define_string_guc_with_hooks(
             JWT_KEY_NAME,
-            c"Key that verifies token signatures: an HS secret or an RS/ES public key in PEM.",
+            c"Key(s) that verify token signatures: an HS secret, PEM keys, a JWK or a JWKS.",
             c"Replaces Electric's AUTH_JWT_KEY. Visible to superusers only; refused in ALTER ROLE/DATABASE ... SET and function SET clauses.",
             &JWT_KEY,
             GucContext::Suset,

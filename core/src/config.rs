@@ -2,6 +2,7 @@
 
 use crate::error::ConfigError;
 use crate::key::VerifyingKey;
+use crate::key_set::KeySet;
 use base64::Engine;
 use std::fmt;
 
@@ -37,7 +38,7 @@ pub enum Mode {
     Insecure,
 }
 
-/// The nine JWS algorithms Electric supported.
+/// The JWS algorithms: Electric's nine, then (beyond Electric) RSASSA-PSS and EdDSA (Ed25519).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
     HS256,
@@ -49,21 +50,32 @@ pub enum Algorithm {
     ES256,
     ES384,
     ES512,
+    PS256,
+    PS384,
+    PS512,
+    EdDSA,
 }
 
+/// What kind of key an algorithm verifies with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlgorithmFamily {
+    /// A shared secret (HS*); a JWK of `kty` `oct`.
     Hmac,
+    /// An RSA public key (RS* and PS*); `kty` `RSA`.
     Rsa,
+    /// An EC public key on the algorithm's curve (ES*); `kty` `EC`.
     Ec,
+    /// An Ed25519 public key (EdDSA); `kty` `OKP`, `crv` `Ed25519`.
+    Ed,
 }
 
 /// The algorithm names accepted by `electric_auth.jwt_alg`, in the order error messages list them.
-pub const ALGORITHM_NAMES: [&str; 9] = [
-    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512",
+pub const ALGORITHM_NAMES: [&str; 13] = [
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256",
+    "PS384", "PS512", "EdDSA",
 ];
 
-const ALGORITHMS: [Algorithm; 9] = [
+const ALGORITHMS: [Algorithm; 13] = [
     Algorithm::HS256,
     Algorithm::HS384,
     Algorithm::HS512,
@@ -73,6 +85,10 @@ const ALGORITHMS: [Algorithm; 9] = [
     Algorithm::ES256,
     Algorithm::ES384,
     Algorithm::ES512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::EdDSA,
 ];
 
 /// `["HS256", "HS384", ...]`, as in Electric's message.
@@ -82,7 +98,7 @@ pub(crate) fn algorithm_list() -> String {
 }
 
 impl Algorithm {
-    /// Parses a name exactly as the spec requires: case-sensitive, one of the nine.
+    /// Parses a name exactly as the spec requires: case-sensitive, one of [`ALGORITHM_NAMES`].
     pub fn from_name(name: &str) -> Option<Algorithm> {
         ALGORITHM_NAMES
             .iter()
@@ -91,36 +107,27 @@ impl Algorithm {
     }
 
     pub fn name(self) -> &'static str {
-        use Algorithm::*;
-        match self {
-            HS256 => "HS256",
-            HS384 => "HS384",
-            HS512 => "HS512",
-            RS256 => "RS256",
-            RS384 => "RS384",
-            RS512 => "RS512",
-            ES256 => "ES256",
-            ES384 => "ES384",
-            ES512 => "ES512",
-        }
+        let index = ALGORITHMS.iter().position(|a| *a == self);
+        ALGORITHM_NAMES[index.expect("every algorithm is listed")]
     }
 
     pub fn family(self) -> AlgorithmFamily {
         use Algorithm::*;
         match self {
             HS256 | HS384 | HS512 => AlgorithmFamily::Hmac,
-            RS256 | RS384 | RS512 => AlgorithmFamily::Rsa,
+            RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => AlgorithmFamily::Rsa,
             ES256 | ES384 | ES512 => AlgorithmFamily::Ec,
+            EdDSA => AlgorithmFamily::Ed,
         }
     }
 
-    /// The SHA-2 output size in bits: 256, 384 or 512.
+    /// The SHA-2 output size in bits: 256, 384 or 512 (EdDSA: SHA-512, inside Ed25519).
     pub fn hash_bits(self) -> u32 {
         use Algorithm::*;
         match self {
-            HS256 | RS256 | ES256 => 256,
-            HS384 | RS384 | ES384 => 384,
-            HS512 | RS512 | ES512 => 512,
+            HS256 | RS256 | ES256 | PS256 => 256,
+            HS384 | RS384 | ES384 | PS384 => 384,
+            HS512 | RS512 | ES512 | PS512 | EdDSA => 512,
         }
     }
 }
@@ -143,7 +150,7 @@ pub struct Config {
 pub(crate) enum ModeConfig {
     Secure {
         alg: Algorithm,
-        key: Box<VerifyingKey>,
+        keys: Box<KeySet>,
         iss: Option<String>,
         aud: Option<String>,
     },
@@ -195,22 +202,16 @@ impl Config {
                 let alg = Algorithm::from_name(alg_name)
                     .ok_or_else(|| ConfigError::AlgInvalid(alg_name.to_owned()))?;
                 let key_text = set_value(&settings.jwt_key).ok_or(ConfigError::KeyNotSet)?;
-                let key = match alg.family() {
-                    AlgorithmFamily::Hmac => {
-                        let secret = if settings.jwt_key_is_base64 {
-                            decode_base64_key(key_text)?
-                        } else {
-                            key_text.as_bytes().to_vec()
-                        };
-                        VerifyingKey::hmac(alg, &secret)?
+                let keys = KeySet::parse(alg, key_text, |secret| {
+                    if settings.jwt_key_is_base64 {
+                        decode_base64_key(secret)
+                    } else {
+                        Ok(secret.as_bytes().to_vec())
                     }
-                    AlgorithmFamily::Rsa | AlgorithmFamily::Ec => {
-                        VerifyingKey::from_pem(alg, key_text)?
-                    }
-                };
+                })?;
                 ModeConfig::Secure {
                     alg,
-                    key: Box::new(key),
+                    keys: Box::new(keys),
                     iss: set_value(&settings.jwt_iss).map(str::to_owned),
                     aud: set_value(&settings.jwt_aud).map(str::to_owned),
                 }
@@ -235,10 +236,15 @@ impl Config {
         self.clock_drift
     }
 
-    /// The parsed key, in secure mode.
+    /// The first parsed key (Electric's configuration has one), in secure mode.
     pub fn verifying_key(&self) -> Option<&VerifyingKey> {
+        self.key_set().map(KeySet::first)
+    }
+
+    /// Every usable key, in secure mode.
+    pub fn key_set(&self) -> Option<&KeySet> {
         match &self.mode {
-            ModeConfig::Secure { key, .. } => Some(key),
+            ModeConfig::Secure { keys, .. } => Some(keys),
             ModeConfig::Insecure => None,
         }
     }

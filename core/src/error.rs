@@ -64,6 +64,26 @@ pub enum ConfigError {
     /// A secure-mode-only setting is set while `electric_auth.mode = insecure`.
     #[error("{setting} is not valid in insecure mode")]
     NotValidInInsecureMode { setting: &'static str },
+    /// One of several PEM blocks is not a key for the algorithm (or not PEM at all).
+    #[error("electric_auth.jwt_key, PEM block {index} of {count}: {error}")]
+    PemBlockInvalid {
+        index: usize,
+        count: usize,
+        error: Box<ConfigError>,
+    },
+    /// A JWK or JWKS (`{"keys": [...]}`) that is not one: its `reason`, never key material.
+    #[error("electric_auth.jwt_key is not a valid JWK or JWKS: {reason}")]
+    JwkSetInvalid { reason: String },
+    /// A JWK or JWKS without a key that can verify the algorithm; `reasons` says why for each.
+    #[error("electric_auth.jwt_key has no key usable for electric_auth.jwt_alg={alg}: {reasons}")]
+    NoUsableKey { alg: Algorithm, reasons: String },
+    /// More usable keys than a forged token may cost verifications.
+    #[error("electric_auth.jwt_key has {count} keys usable for electric_auth.jwt_alg={alg}; at most {max} are allowed")]
+    TooManyKeys {
+        alg: Algorithm,
+        count: usize,
+        max: usize,
+    },
 }
 
 impl ConfigError {
@@ -72,6 +92,17 @@ impl ConfigError {
             ConfigError::KeyInvalid { alg } | ConfigError::RsaKeyTooSmall { alg, .. } => {
                 Some(pem_hint(*alg))
             }
+            ConfigError::PemBlockInvalid { error, .. } => error.hint(),
+            ConfigError::NoUsableKey { .. } => Some(
+                "A usable key has the algorithm's key type (and curve), no \"alg\" or the same \"alg\", \
+                 no \"use\" or \"use\": \"sig\", and no \"key_ops\" or one that lists \"verify\"."
+                    .to_string(),
+            ),
+            ConfigError::TooManyKeys { .. } => Some(
+                "Keep only the keys that sign tokens now: a token without a matching kid may be \
+                 checked against each usable key."
+                    .to_string(),
+            ),
             ConfigError::NotValidInInsecureMode { .. } => {
                 Some("Did you forget to set electric_auth.mode = secure?".to_string())
             }
@@ -88,6 +119,7 @@ fn pem_hint(alg: Algorithm) -> String {
             Algorithm::ES384 => "an EC public key on curve P-384 (secp384r1)",
             _ => "an EC public key on curve P-521 (secp521r1)",
         },
+        crate::config::AlgorithmFamily::Ed => "an Ed25519 public key",
         crate::config::AlgorithmFamily::Hmac => "a shared secret",
     };
     format!(

@@ -16,6 +16,10 @@
 //! | RS256/384/512 | aws-lc-rs `ParsedPublicKey` | jsonwebtoken: 1.11–1.19× (key re-parsed per call) |
 //! | ES512 | aws-lc-rs `ParsedPublicKey` | jsonwebtoken has no ES512 |
 //! | HS256/384/512 | aws-lc-rs `hmac::Key` | jsonwebtoken re-keys the HMAC per call: about 2× |
+//! | PS256/384/512, EdDSA | aws-lc-rs `ParsedPublicKey` | as RS (beyond Electric; not measured apart) |
+//!
+//! A key also comes from a JWK ([`VerifyingKey::from_jwk`]), which jsonwebtoken parses; see
+//! `key_set.rs` for sets of keys.
 //!
 //! Every path is the same AWS-LC (jsonwebtoken's `aws_lc_rs` backend calls aws-lc-rs); HMAC
 //! tags are compared in constant time.
@@ -25,6 +29,7 @@ use crate::error::ConfigError;
 use crate::pem::{self, PemBlock};
 use aws_lc_rs::signature::{self, KeyPair, ParsedPublicKey, VerificationAlgorithm};
 use aws_lc_rs::{hmac, rsa};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
 use jsonwebtoken::{DecodingKey, DecodingKeyKind};
 use std::fmt;
 
@@ -60,6 +65,10 @@ impl fmt::Debug for VerifyingKey {
                 family: AlgorithmFamily::Rsa,
                 ..
             } => "RSA public key",
+            VerifyingKey::Public {
+                family: AlgorithmFamily::Ed,
+                ..
+            } => "Ed25519 public key",
             VerifyingKey::Public { .. } | VerifyingKey::Jsonwebtoken { .. } => "EC public key",
         };
         write!(f, "VerifyingKey({what}, redacted)")
@@ -73,8 +82,13 @@ fn verification_algorithm(alg: Algorithm) -> &'static dyn VerificationAlgorithm 
         RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
         RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
         RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+        // RFC 7518 §3.5: MGF1 with the same hash, salt as long as the hash (what AWS-LC checks).
+        PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+        PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+        PS512 => &signature::RSA_PSS_2048_8192_SHA512,
         ES256 => &signature::ECDSA_P256_SHA256_FIXED,
         ES384 => &signature::ECDSA_P384_SHA384_FIXED,
+        EdDSA => &signature::ED25519,
         _ => &signature::ECDSA_P521_SHA512_FIXED,
     }
 }
@@ -112,6 +126,37 @@ impl VerifyingKey {
         let invalid = || ConfigError::KeyInvalid { alg };
         let block = pem::decode(text).ok_or_else(invalid)?;
         let decoding_key = decoding_key(alg, &block).ok_or_else(invalid)?;
+        VerifyingKey::from_decoding_key(alg, decoding_key)
+    }
+
+    /// A key from one JWK, for `alg`: an `oct` secret for HS, `RSA` for RS/PS, `EC` on the
+    /// algorithm's curve for ES, `OKP` `Ed25519` for EdDSA. Whether the JWK *may* be used
+    /// (`use`, `key_ops`, `alg`) is decided in `key_set.rs`; this only reads the material.
+    pub fn from_jwk(alg: Algorithm, jwk: &Jwk) -> Result<VerifyingKey, ConfigError> {
+        let invalid = || ConfigError::KeyInvalid { alg };
+        if !jwk_fits(alg, jwk) {
+            return Err(invalid());
+        }
+        let decoding_key = DecodingKey::from_jwk(jwk).map_err(|_| invalid())?;
+        match decoding_key.kind() {
+            DecodingKeyKind::SecretOrDer(secret) if alg.family() == AlgorithmFamily::Hmac => {
+                VerifyingKey::hmac(alg, secret)
+            }
+            DecodingKeyKind::RsaModulusExponent { n, e } => VerifyingKey::from_decoding_key(
+                alg,
+                DecodingKey::from_rsa_der(&pem::rsa_public_key_der(n, e)),
+            ),
+            DecodingKeyKind::SecretOrDer(_) => VerifyingKey::from_decoding_key(alg, decoding_key),
+        }
+    }
+
+    /// A public key of `alg`'s family, as jsonwebtoken holds it (an RSA key as a PKCS#1
+    /// `RSAPublicKey`, an EC key as an uncompressed point, an Ed25519 key as its 32 bytes).
+    fn from_decoding_key(
+        alg: Algorithm,
+        decoding_key: DecodingKey,
+    ) -> Result<VerifyingKey, ConfigError> {
+        let invalid = || ConfigError::KeyInvalid { alg };
         let DecodingKeyKind::SecretOrDer(public) = decoding_key.kind() else {
             return Err(invalid());
         };
@@ -155,11 +200,46 @@ impl VerifyingKey {
     }
 }
 
+/// Whether a JWK's `kty` (and curve) is the key type `alg` verifies with.
+pub(crate) fn jwk_fits(alg: Algorithm, jwk: &Jwk) -> bool {
+    match (&jwk.algorithm, alg.family()) {
+        (AlgorithmParameters::OctetKey(_), AlgorithmFamily::Hmac)
+        | (AlgorithmParameters::RSA(_), AlgorithmFamily::Rsa) => true,
+        (AlgorithmParameters::EllipticCurve(ec), AlgorithmFamily::Ec) => {
+            ec.curve
+                == match alg {
+                    Algorithm::ES256 => EllipticCurve::P256,
+                    Algorithm::ES384 => EllipticCurve::P384,
+                    _ => EllipticCurve::P521,
+                }
+        }
+        (AlgorithmParameters::OctetKeyPair(okp), AlgorithmFamily::Ed) => {
+            okp.curve == EllipticCurve::Ed25519
+        }
+        _ => false,
+    }
+}
+
 /// The public key of `block` as a jsonwebtoken [`DecodingKey`]: RSA keys as a PKCS#1
-/// `RSAPublicKey`, EC keys as an uncompressed point. Public keys and certificates go through
-/// jsonwebtoken's own PEM parser; private keys are reduced to their public half by AWS-LC first
-/// (the private material is dropped here). `None` when the block holds no key of `alg`'s kind.
+/// `RSAPublicKey`, EC keys as an uncompressed point, Ed25519 keys as their 32 bytes. Public keys
+/// and certificates go through jsonwebtoken's own PEM parser; private keys are reduced to their
+/// public half by AWS-LC first (the private material is dropped here). `None` when the block
+/// holds no key of `alg`'s kind.
 fn decoding_key(alg: Algorithm, block: &PemBlock) -> Option<DecodingKey> {
+    if alg.family() == AlgorithmFamily::Ed {
+        return match block.label.as_str() {
+            "PUBLIC KEY" | "CERTIFICATE" => {
+                DecodingKey::from_ed_pem(block.to_canonical_pem().as_bytes()).ok()
+            }
+            "PRIVATE KEY" => {
+                // PKCS#8 v1 (no public key inside), as OpenSSL and Python's cryptography write it.
+                let pair =
+                    signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&block.der).ok()?;
+                Some(DecodingKey::from_ed_der(pair.public_key().as_ref()))
+            }
+            _ => None,
+        };
+    }
     let rsa = alg.family() == AlgorithmFamily::Rsa;
     match block.label.as_str() {
         "PUBLIC KEY" | "RSA PUBLIC KEY" | "CERTIFICATE" => {

@@ -2,8 +2,8 @@
 //!
 //! `postgresql.conf` values are one line, so the spec accepts a PEM whose line breaks are real,
 //! written as the two characters `\n`, or replaced by spaces (one-line PEM). This module finds
-//! the first PEM block in such text, decodes it, and writes it back as canonical PEM (64-column
-//! base64 lines) for jsonwebtoken. Encrypted PEM (with headers) is refused: no passphrase
+//! the first PEM block in such text (or splits text into its blocks), decodes it, and writes it
+//! back as canonical PEM (64-column base64 lines) for jsonwebtoken. Encrypted PEM (with headers) is refused: no passphrase
 //! prompt can ever be reached. It also reads the one DER fact jsonwebtoken does not give us: an
 //! RSA key's modulus size.
 
@@ -90,9 +90,101 @@ pub fn rsa_modulus_bits(pkcs1: &[u8]) -> Option<u32> {
     Some(bits)
 }
 
+/// The PEM blocks of `text`, one slice each, in order: `text` split before each
+/// `-----BEGIN ` (so every form [`decode`] tolerates splits the same way). Text before the
+/// first block is dropped; no block yields an empty list.
+pub fn blocks(text: &str) -> Vec<&str> {
+    const BEGIN: &str = "-----BEGIN ";
+    let starts: Vec<usize> = text.match_indices(BEGIN).map(|(at, _)| at).collect();
+    starts
+        .iter()
+        .enumerate()
+        .map(|(i, &start)| &text[start..starts.get(i + 1).copied().unwrap_or(text.len())])
+        .collect()
+}
+
+/// A DER length.
+fn der_length(len: usize, out: &mut Vec<u8>) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&b| b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+}
+
+/// A DER INTEGER holding the unsigned big-endian `magnitude` (leading zeros dropped, one zero
+/// byte added when the high bit is set, so it stays positive).
+fn der_unsigned_integer(magnitude: &[u8], out: &mut Vec<u8>) {
+    let first = magnitude
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(magnitude.len());
+    let significant = &magnitude[first..];
+    let pad = significant.first().is_none_or(|&b| b & 0x80 != 0);
+    out.push(0x02);
+    der_length(significant.len() + usize::from(pad), out);
+    if pad {
+        out.push(0);
+    }
+    out.extend_from_slice(significant);
+}
+
+/// The PKCS#1 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` of a
+/// JWK's `n` and `e` (decoded), as AWS-LC and [`rsa_modulus_bits`] read RSA keys.
+pub fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let mut fields = Vec::with_capacity(n.len() + e.len() + 16);
+    der_unsigned_integer(n, &mut fields);
+    der_unsigned_integer(e, &mut fields);
+    let mut out = vec![0x30];
+    der_length(fields.len(), &mut out);
+    out.extend_from_slice(&fields);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rsa_public_key_der_round_trips_through_the_reader() {
+        // A 2048-bit modulus with the high bit set gets a zero byte; e = 65537.
+        let mut n = vec![0xc5u8; 256];
+        n[255] = 0x01;
+        let der = rsa_public_key_der(&n, &[0x01, 0x00, 0x01]);
+        assert_eq!(rsa_modulus_bits(&der), Some(2048));
+        assert_eq!(&der[..4], &[0x30, 0x82, 0x01, 0x0a]); // 266 bytes of fields
+        assert_eq!(&der[4..9], &[0x02, 0x82, 0x01, 0x01, 0x00]);
+        assert_eq!(&der[der.len() - 5..], &[0x02, 0x03, 0x01, 0x00, 0x01]);
+        // Leading zeros in n are dropped; a small value has a short length.
+        assert_eq!(
+            rsa_public_key_der(&[0, 0, 0x7f], &[3]),
+            [0x30, 0x06, 0x02, 0x01, 0x7f, 0x02, 0x01, 0x03]
+        );
+        assert_eq!(
+            rsa_public_key_der(&[], &[3]),
+            [0x30, 0x06, 0x02, 0x01, 0x00, 0x02, 0x01, 0x03]
+        );
+    }
+
+    #[test]
+    fn blocks_split_before_each_begin_in_every_tolerated_form() {
+        let one = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+        assert_eq!(blocks(one), vec![one]);
+        let two = format!("  {one}{one}");
+        assert_eq!(blocks(&two), vec![one, one]);
+        let escaped =
+            r"-----BEGIN A-----\nAA==\n-----END A-----\n-----BEGIN B-----\nAA==\n-----END B-----";
+        let split = blocks(escaped);
+        assert_eq!(split.len(), 2);
+        assert!(split[1].starts_with("-----BEGIN B"));
+        let one_line =
+            "-----BEGIN A----- AA== -----END A----- -----BEGIN B----- AA== -----END B-----";
+        assert_eq!(blocks(one_line).len(), 2);
+        assert!(blocks("no pem here").is_empty());
+    }
 
     #[test]
     fn modulus_bits_count_from_the_first_one_bit() {

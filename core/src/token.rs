@@ -45,7 +45,12 @@ impl Verifier {
             return Err(TokenError::InvalidToken);
         }
         let (claims, payload) = match &self.config.mode {
-            ModeConfig::Secure { alg, key, iss, aud } => {
+            ModeConfig::Secure {
+                alg,
+                keys,
+                iss,
+                aud,
+            } => {
                 let (signing_input, signature_b64) =
                     token.rsplit_once('.').ok_or(TokenError::InvalidToken)?;
                 let (header_b64, payload_b64) = signing_input
@@ -69,8 +74,14 @@ impl Verifier {
                 let signature = URL_SAFE_NO_PAD
                     .decode(signature_b64)
                     .map_err(|_| TokenError::InvalidSignature)?;
+                // The key: chosen by `kid` among the configured ones (never from the token).
                 if signature.is_empty()
-                    || !key.verify(signing_input.as_bytes(), &signature, signature_b64)
+                    || !keys.verify(
+                        header.get("kid"),
+                        signing_input.as_bytes(),
+                        &signature,
+                        signature_b64,
+                    )
                 {
                     return Err(TokenError::InvalidSignature);
                 }

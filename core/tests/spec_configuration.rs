@@ -20,12 +20,13 @@ fn alg_not_set_whether_absent_empty_or_blank() {
 }
 
 #[test]
-fn alg_must_be_one_of_nine_case_sensitive() {
+fn alg_must_be_one_of_the_thirteen_case_sensitive() {
+    // Electric's nine, then PS256/384/512 and EdDSA (beyond Electric, issue 14).
     assert_eq!(
-        msg(&secure("PS256", SECRET)),
-        r#"electric_auth.jwt_alg has invalid value: "PS256". Must be one of ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"]"#
+        msg(&secure("ES256K", SECRET)),
+        r#"electric_auth.jwt_alg has invalid value: "ES256K". Must be one of ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "EdDSA"]"#
     );
-    for bad in ["hs256", "none", "HS256 ", "EdDSA"] {
+    for bad in ["hs256", "none", "HS256 ", "eddsa", "Ed25519", "ps256"] {
         assert!(
             matches!(config_error(&secure(bad, SECRET)), ConfigError::AlgInvalid(ref v) if v == bad),
             "{bad}"

@@ -1,6 +1,6 @@
 -- The eight settings, their defaults, and what is refused at SET time (SQLSTATE 22023).
 SELECT name, setting, unit, context, vartype FROM pg_settings WHERE name LIKE 'electric_auth.%' ORDER BY name;
-SELECT fx.outcome($$SET electric_auth.jwt_alg = 'PS256'$$);
+SELECT fx.outcome($$SET electric_auth.jwt_alg = 'ES256K'$$);
 SELECT fx.outcome($$SET electric_auth.jwt_alg = 'hs256'$$);
 SELECT fx.outcome($$SET electric_auth.mode = 'debug'$$);
 SELECT fx.outcome($$SET electric_auth.clock_drift = 3601$$);
