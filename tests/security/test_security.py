@@ -1204,6 +1204,53 @@ class SessionIdentity(SecurityCase):
                 su.execute("DROP DATABASE ea_readme_identity WITH (FORCE)")
 
 
+class KeySetRotation(SecurityCase):
+    """Issue 14's rotation, in live backends: a JWKS with the old key, then old and new, then
+    the new one alone (ALTER SYSTEM + pg_reload_conf()); tokens minted here by PyJWT with kid."""
+
+    CLUSTER = ("ea-sec-keysets", 54347, True)
+    KEYSETS = json.loads((ROOT / "core/tests/fixtures/keysets.json").read_text())
+
+    def token(self, name, sub):
+        private = self.KEYSETS["keys"][name]["private_pkcs8"]
+        return jwt.encode(valid_claims(sub=sub), private, algorithm="RS256",
+                          headers={"kid": name})
+
+    def use_jwks(self, name):
+        self.cluster.alter_system("electric_auth.jwt_key", json.dumps(self.KEYSETS["jwks"][name]))
+
+    def test_rotation_without_downtime_then_the_old_key_is_gone(self):
+        self.cluster.alter_system("electric_auth.jwt_alg", "RS256")
+        self.use_jwks("rotation_old")
+        old, new = self.token("rsa-1", "old-user"), self.token("rsa-2", "new-user")
+        s, other = Session(self.cluster), Session(self.cluster)
+        try:
+            self.assertEqual(s.call("authenticate", "%s, 'session'", old), ("ok", "old-user"))
+            for session in (s, other):
+                for _ in range(3):  # warm the verifier and the verified-token cache
+                    self.assertEqual(session.user_id(old), ("ok", "old-user"))
+                self.assertEqual(session.user_id(new), (REJECTED, "Invalid token signature"))
+            # Publish the new key beside the old one: both kinds of token verify.
+            self.use_jwks("rotation_both")
+            for session in (s, other):
+                self.assertEqual(session.user_id(old), ("ok", "old-user"))
+                self.assertEqual(session.user_id(new), ("ok", "new-user"))
+            self.assertEqual(s.execute("SELECT electric_auth.current_user_id()").fetchone()[0],
+                             "old-user")
+            # Remove the old key: its tokens fail on the next call, the cached one included,
+            # and the session identity it carried is dropped.
+            self.use_jwks("rotation_new")
+            for session in (s, other):
+                self.assertEqual(session.user_id(old), (REJECTED, "Invalid token signature"))
+                self.assertEqual(session.user_id(new), ("ok", "new-user"))
+            self.assertIsNone(s.execute("SELECT electric_auth.current_user_id()").fetchone()[0])
+            self.assertEqual(s.call("authenticate", "%s", old),
+                             (REJECTED, "Invalid token signature"))
+        finally:
+            s.close()
+            other.close()
+
+
 README = (ROOT / "README.md").read_text()
 
 
