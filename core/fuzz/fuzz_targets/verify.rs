@@ -1,7 +1,7 @@
 //! Fuzzes `Verifier::verify` in both modes and every algorithm family.
 //!
 //! The first input byte picks a case; the rest is either a whole token (checked against an HS,
-//! RS or ES key, or in insecure mode) or, for the last cases, a payload that the target signs
+//! RS, ES, PS or EdDSA key, a JWKS, or in insecure mode) or, for the last cases, a payload that the target signs
 //! with the HS256 key itself, so that mutations reach the claim rules behind the signature.
 //! Whatever the input: no panic, anything accepted obeys the spec's invariants, and the
 //! verified-token cache answers exactly like the verifier.
@@ -30,6 +30,8 @@ fn cases() -> &'static (Vec<Case>, Vec<u8>) {
         let fixtures: Value =
             serde_json::from_str(include_str!("../../tests/fixtures/interop.json")).unwrap();
         let key = |name: &str, field: &str| fixtures["keys"][name][field].as_str().unwrap().to_owned();
+        let keysets: Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/keysets.json")).unwrap();
         let hs_secret = key("HS256", "secret");
         let secure = |alg: &str, key: String, iss: Option<&str>| Settings {
             jwt_alg: Some(alg.into()),
@@ -44,6 +46,10 @@ fn cases() -> &'static (Vec<Case>, Vec<u8>) {
             secure("RS256", key("RSA", "public_spki"), None),
             secure("ES256", key("P-256", "public_spki"), None),
             secure("ES512", key("P-521", "public_spki"), None),
+            // Beyond Electric: a whole JWKS (kid selection), EdDSA, PS256.
+            secure("RS256", keysets["jwks"]["idp"].to_string(), None),
+            secure("EdDSA", keysets["keys"]["ed-1"]["public_spki"].as_str().unwrap().into(), None),
+            secure("PS256", key("RSA", "public_spki"), None),
             Settings { mode: Mode::Insecure, ..Settings::new() },
             secure("HS256", hs_secret.clone(), Some("https://issuer.example")),
             secure("HS256", hs_secret.clone(), None),
@@ -60,7 +66,7 @@ fn cases() -> &'static (Vec<Case>, Vec<u8>) {
 }
 
 /// How many cases take a whole token; the others take a payload to sign.
-const TOKEN_CASES: usize = 5;
+const TOKEN_CASES: usize = 8;
 
 fn hs256(secret: &[u8], payload: &[u8]) -> String {
     let input = format!(
