@@ -5,7 +5,7 @@ PG_VERSIONS := 15 16 17 18
 PG ?= $(PG_VERSIONS)
 
 .PHONY: test demo bootstrap install install-dev fmt-check clippy test-core test-majors \
-	test-upgrade test-package package regress-update fuzz bench mutants
+	test-upgrade test-package package regress-update fuzz bench mutants test-citus
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -41,6 +41,11 @@ test-upgrade:
 	python3 tests/upgrade/test_upgrade.py
 
 # The Postgres 15 .deb installed into Debian's Postgres 15, used, and removed.
+## make test-citus CITUS_SRC=<dir>: the Citus layer (coordinator + two workers on Postgres 17),
+## not in `make test`: Citus's source is in no registry. Without CITUS_SRC it says it skipped.
+test-citus: bootstrap
+	@CITUS_SRC="$(CITUS_SRC)" bash scripts/test_citus.sh
+
 test-package:
 	$(MAKE) package PG=15
 	bash tests/package/test_deb.sh

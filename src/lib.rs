@@ -33,7 +33,7 @@ thread_local! {
 }
 
 /// Reports a WARNING the first time `flag` is raised in this session.
-fn warn_once(
+pub(crate) fn warn_once(
     flag: &'static std::thread::LocalKey<Cell<bool>>,
     message: &'static str,
     hint: &'static str,

@@ -9,17 +9,24 @@
 //! - parallel workers receive it with the leader's other settings and verify it themselves.
 //!
 //! It cannot be forged: its check hook refuses every value except an empty one unless
-//! `authenticate()` is setting it (a flag only this module raises, around one
-//! `set_config_option` call) or a parallel worker is restoring its leader's settings. And it is
-//! never trusted as it stands: the token is verified again in any process, or under any
-//! settings, that has not verified it yet (through the verified-token cache).
+//! `authenticate()` is setting it (a flag only this module raises, around one assignment) or a
+//! parallel worker is restoring its leader's settings. And it is never trusted as it stands: the
+//! token is verified again in any process, or under any settings, that has not verified it yet
+//! (through the verified-token cache).
+//!
+//! Citus: backend memory does not reach the connections Citus opens from a coordinator to its
+//! workers, but a `SET LOCAL` does (with `citus.propagate_set_commands = 'local'`). So where
+//! Citus is loaded, a transaction-scope `authenticate()` assigns the carrier with an SPI
+//! `SET LOCAL` statement, which Citus forwards; and a node whose superuser set
+//! `electric_auth.accept_propagated_identity` (the workers) accepts a session's `SET` of the
+//! carrier if, and only if, its token verifies there — nothing `authenticate()` would refuse.
 #![allow(clippy::result_large_err)] // ErrorReport unboxed, as pgrx expects (see api.rs)
 
 use crate::errors::error_report;
 use crate::gucs::{self, check_hook_candidate, refuse_in_check_hook};
 use crate::verify::{check_session, statement_time, verify_at, verify_now};
 use electric_auth_core::identity::{
-    carries_nothing, may_carry, Identity, IdentityState, Origin, Scope,
+    admission, carries_nothing, Admission, Identity, IdentityState, Origin, Scope,
 };
 use electric_auth_core::{Error, TokenError};
 use pgrx::callconv::{BoxRet, FcInfo};
@@ -36,6 +43,10 @@ use std::ffi::{c_char, c_void, CStr, CString};
 static IDENTITY_TOKEN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub const IDENTITY_TOKEN_NAME: &CStr = c"electric_auth.identity_token";
 
+/// `electric_auth.accept_propagated_identity`: whether a session's `SET` of the carrier is
+/// accepted when its token verifies (for Citus workers). Only in the configuration files.
+static ACCEPT_PROPAGATED: GucSetting<bool> = GucSetting::<bool>::new(false);
+
 thread_local! {
     /// Bumped whenever the carrier is assigned: set, reset, or restored at rollback.
     static EPOCH: Cell<u64> = const { Cell::new(0) };
@@ -44,13 +55,15 @@ thread_local! {
     static STATE: RefCell<IdentityState> = const { RefCell::new(IdentityState::new()) };
     /// The held identity's claims as a jsonb value's bytes, built once per identity (by serial).
     static CLAIMS_JSONB: RefCell<Option<(u64, Vec<u8>)>> = const { RefCell::new(None) };
+    static CITUS_PROPAGATION_WARNED: Cell<bool> = const { Cell::new(false) };
+    static CITUS_SESSION_SCOPE_WARNED: Cell<bool> = const { Cell::new(false) };
 }
 
 #[pg_guard]
 unsafe extern "C-unwind" fn check_identity_token(
     newval: *mut *mut c_char,
     _extra: *mut *mut c_void,
-    _source: pg_sys::GucSource::Type,
+    source: pg_sys::GucSource::Type,
 ) -> bool {
     // SAFETY: the pointer Postgres passed to this string check hook.
     let candidate = unsafe { check_hook_candidate(newval) };
@@ -60,11 +73,16 @@ unsafe extern "C-unwind" fn check_identity_token(
         Origin::Authenticate
     } else if restoring_in_worker {
         Origin::ParallelWorkerRestore
+    } else if source == pg_sys::GucSource::PGC_S_SESSION {
+        Origin::SessionSet
     } else {
         Origin::Other
     };
-    if may_carry(candidate.to_bytes(), origin) {
-        return true;
+    match admission(candidate.to_bytes(), origin, ACCEPT_PROPAGATED.get()) {
+        Admission::Accept => return true,
+        // SAFETY: the candidate read above, still owned by the GUC machinery.
+        Admission::AcceptIfItVerifies => return unsafe { propagated_token_verifies(candidate) },
+        Admission::Refuse => {}
     }
     // SAFETY: a check hook about to return false.
     unsafe {
@@ -73,6 +91,35 @@ unsafe extern "C-unwind" fn check_identity_token(
             "electric_auth.identity_token can only be set by electric_auth.authenticate()",
             "It carries the token a successful electric_auth.authenticate() verified; no SET, set_config(), role, database, function or connection setting can supply one.",
             "Call electric_auth.authenticate(token) instead.",
+        );
+    }
+    false
+}
+
+/// A propagated `SET` of the carrier (see the module notes): accepted if the token verifies
+/// here, at statement time, under this node's settings; otherwise refused with the spec's 28000
+/// message.
+///
+/// # Safety
+/// From the carrier's check hook, about to return what this returns.
+unsafe fn propagated_token_verifies(candidate: &CStr) -> bool {
+    let verified = match candidate.to_str() {
+        Ok(token) if check_session().is_ok() => {
+            verify_at(token, statement_time(), |_, _| ()).map_err(|e| e.to_string())
+        }
+        Ok(_) => Err("this session cannot verify tokens".to_owned()),
+        Err(_) => Err(TokenError::InvalidToken.to_string()),
+    };
+    let Err(message) = verified else {
+        return true;
+    };
+    // SAFETY: a check hook about to return false, as the caller guarantees.
+    unsafe {
+        refuse_in_check_hook(
+            PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
+            &message,
+            "electric_auth.accept_propagated_identity is on here: electric_auth.identity_token is accepted from SET only with a token that verifies on this node.",
+            "Authenticate on the coordinator with electric_auth.authenticate(token) inside the transaction.",
         );
     }
     false
@@ -104,6 +151,27 @@ pub fn define_carrier() {
             None,
         );
     }
+    GucRegistry::define_bool_guc(
+        c"electric_auth.accept_propagated_identity",
+        c"Accept electric_auth.identity_token from SET when its token verifies here (Citus workers).",
+        c"Citus forwards a coordinator's SET LOCAL to its workers; each worker verifies the token again.",
+        &ACCEPT_PROPAGATED,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+}
+
+/// Whether Citus is loaded here (`None`: it is not) and forwards `SET LOCAL` to its workers.
+fn citus_propagates_set_local() -> Option<bool> {
+    // SAFETY: looks a setting up by name; NULL when no loaded library defines it.
+    let value =
+        unsafe { pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false) };
+    // SAFETY: a non-NULL result is the setting's NUL-terminated value.
+    (!value.is_null()).then(|| {
+        unsafe { CStr::from_ptr(value) }
+            .to_bytes()
+            .eq_ignore_ascii_case(b"local")
+    })
 }
 
 /// Puts `value` into the carrier with `action` (`GUC_ACTION_LOCAL`: like `SET LOCAL`;
@@ -117,8 +185,37 @@ fn set_carrier(value: &CStr, action: pg_sys::GucAction::Type) {
     }
     AUTHENTICATING.set(!value.is_empty());
     let _lower = Lower; // also on error, which unwinds through here
-                        // SAFETY: an ordinary setting assignment with NUL-terminated strings that outlive the call;
-                        // with elevel ERROR it either succeeds or raises.
+    let citus = citus_propagates_set_local();
+    if citus.is_some() && action == pg_sys::GucAction::GUC_ACTION_LOCAL {
+        // Citus forwards a SET LOCAL statement, never an assignment made from C.
+        if citus == Some(false) && !value.is_empty() {
+            crate::warn_once(
+                &CITUS_PROPAGATION_WARNED,
+                "citus.propagate_set_commands is not 'local': the identity stays on the coordinator",
+                "Policies and triggers that run on Citus workers see no identity. Set citus.propagate_set_commands = 'local' on the coordinator.",
+            );
+        }
+        // SAFETY: quote_literal_cstr reads a NUL-terminated string and returns a palloc'd one.
+        let literal = unsafe { CStr::from_ptr(pg_sys::quote_literal_cstr(value.as_ptr())) };
+        let statement = format!(
+            "SET LOCAL {} TO {}",
+            IDENTITY_TOKEN_NAME.to_string_lossy(),
+            literal.to_string_lossy()
+        );
+        if let Err(error) = Spi::run(&statement) {
+            panic!("electric_auth could not set its identity: {error}");
+        }
+        return;
+    }
+    if citus.is_some() && !value.is_empty() {
+        crate::warn_once(
+            &CITUS_SESSION_SCOPE_WARNED,
+            "a session-scope identity does not reach Citus workers",
+            "Citus forwards SET LOCAL only: call electric_auth.authenticate(token) in each transaction.",
+        );
+    }
+    // SAFETY: an ordinary setting assignment with NUL-terminated strings that outlive the call;
+    // with elevel ERROR it either succeeds or raises.
     unsafe {
         pg_sys::set_config_option(
             IDENTITY_TOKEN_NAME.as_ptr(),
@@ -167,8 +264,12 @@ pub fn authenticate(token: Option<&[u8]>, scope: Option<&str>) -> Result<String,
 }
 
 /// `electric_auth.logout()`: empties the carrier like `SET` (so both scopes end, and a
-/// rolled-back transaction restores what was in force).
+/// rolled-back transaction restores what was in force). Under Citus, also like `SET LOCAL`, so
+/// the workers of the transaction drop it too.
 pub fn logout() {
+    if citus_propagates_set_local().is_some() {
+        set_carrier(c"", pg_sys::GucAction::GUC_ACTION_LOCAL);
+    }
     set_carrier(c"", pg_sys::GucAction::GUC_ACTION_SET);
 }
 

@@ -43,15 +43,34 @@ pub enum Origin {
     /// A parallel worker restoring its leader's settings (the leader's value came from
     /// `authenticate()`; the worker verifies it again before using it).
     ParallelWorkerRestore,
-    /// Anything else: `SET`, `set_config()`, `ALTER ROLE/DATABASE … SET`, a function's `SET`
-    /// clause, a connection option, a configuration file.
+    /// `SET`, `SET LOCAL` or `set_config()` in a session: how Citus forwards a coordinator's
+    /// `SET LOCAL` to the connections it opens to workers.
+    SessionSet,
+    /// Anything else: `ALTER ROLE/DATABASE … SET`, a function's `SET` clause, a connection
+    /// option, a configuration file.
     Other,
 }
 
+/// What the carrier's check does with a value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Accept,
+    /// Accept only if the token verifies here and now, under this node's settings.
+    AcceptIfItVerifies,
+    Refuse,
+}
+
 /// Whether the carrier may take `value` from `origin`. Emptying it (logout, `RESET`) is always
-/// allowed; a token only from [`Origin::Authenticate`] or a parallel worker's restore.
-pub fn may_carry(value: &[u8], origin: Origin) -> bool {
-    carries_nothing(value) || origin != Origin::Other
+/// allowed; a token comes from `authenticate()` or a parallel worker's restore — and, only on a
+/// node whose superuser set `electric_auth.accept_propagated_identity` (a Citus worker), from a
+/// session's `SET`, if the token verifies there: no more than `authenticate()` would accept.
+pub fn admission(value: &[u8], origin: Origin, accept_propagated: bool) -> Admission {
+    match origin {
+        _ if carries_nothing(value) => Admission::Accept,
+        Origin::Authenticate | Origin::ParallelWorkerRestore => Admission::Accept,
+        Origin::SessionSet if accept_propagated => Admission::AcceptIfItVerifies,
+        Origin::SessionSet | Origin::Other => Admission::Refuse,
+    }
 }
 
 /// An empty (or blank) carrier means no identity.
@@ -212,18 +231,41 @@ mod tests {
 
     #[test]
     fn only_authenticate_and_worker_restore_fill_the_carrier() {
-        for origin in [
+        use Admission::*;
+        let origins = [
             Origin::Authenticate,
             Origin::ParallelWorkerRestore,
+            Origin::SessionSet,
             Origin::Other,
-        ] {
-            assert!(may_carry(b"", origin));
-            assert!(may_carry(b"  ", origin));
+        ];
+        for origin in origins {
+            for accept_propagated in [false, true] {
+                assert_eq!(admission(b"", origin, accept_propagated), Accept);
+                assert_eq!(admission(b"  ", origin, accept_propagated), Accept);
+            }
         }
-        assert!(may_carry(b"a.b.c", Origin::Authenticate));
-        assert!(may_carry(b"a.b.c", Origin::ParallelWorkerRestore));
-        assert!(!may_carry(b"a.b.c", Origin::Other));
-        assert!(!may_carry(b"alice", Origin::Other));
+        for accept_propagated in [false, true] {
+            let worker = Origin::ParallelWorkerRestore;
+            assert_eq!(
+                admission(b"a.b.c", Origin::Authenticate, accept_propagated),
+                Accept
+            );
+            assert_eq!(admission(b"a.b.c", worker, accept_propagated), Accept);
+            assert_eq!(
+                admission(b"a.b.c", Origin::Other, accept_propagated),
+                Refuse
+            );
+            assert_eq!(
+                admission(b"alice", Origin::Other, accept_propagated),
+                Refuse
+            );
+        }
+        assert_eq!(admission(b"a.b.c", Origin::SessionSet, false), Refuse);
+        // A Citus worker: a forwarded SET LOCAL is taken only if its token verifies there.
+        assert_eq!(
+            admission(b"a.b.c", Origin::SessionSet, true),
+            AcceptIfItVerifies
+        );
         assert!(carries_nothing(b"\t \n"));
         assert!(!carries_nothing(b" x "));
     }

@@ -33,7 +33,8 @@ DECLARE setting text;
 BEGIN
   RESET ALL;
   FOR setting IN SELECT name FROM pg_settings
-                  WHERE name LIKE 'electric_auth.%' AND name <> 'electric_auth.refused_setting' LOOP
+                  WHERE name LIKE 'electric_auth.%' AND name <> 'electric_auth.refused_setting'
+                    AND context <> 'sighup' LOOP
     EXECUTE format('RESET %I', setting);
   END LOOP;
 END $$;

@@ -1,4 +1,4 @@
--- The eight settings, their defaults, and what is refused at SET time (SQLSTATE 22023).
+-- The settings (the carrier of the session identity is hidden), their defaults, and what is refused at SET time (SQLSTATE 22023).
 SELECT name, setting, unit, context, vartype FROM pg_settings WHERE name LIKE 'electric_auth.%' ORDER BY name;
 SELECT fx.outcome($$SET electric_auth.jwt_alg = 'ES256K'$$);
 SELECT fx.outcome($$SET electric_auth.jwt_alg = 'hs256'$$);

@@ -1,0 +1,336 @@
+"""electric_auth on a real Citus cluster: a coordinator and two workers (Postgres 17, Citus built
+from source by scripts/test_citus.sh), every node verifying.
+
+- CREATE EXTENSION on the coordinator reaches the workers.
+- A table distributed by id (so one user's rows live in shards on both workers), with an RLS
+  policy on electric_auth.current_user_id() and a BEFORE INSERT trigger stamping the owner with
+  electric_auth.user_id(token): router and multi-shard queries, a pushed-down aggregate and
+  INSERT ... SELECT see or write exactly the authenticated user's rows; no identity, or
+  another user's, sees none of them.
+- The identity reaches the workers as a SET LOCAL that Citus forwards, and each worker verifies
+  its token again: forging attempts on the coordinator and directly on a worker fail.
+- Key rotation on every node (run_command_on_all_nodes: ALTER SYSTEM + reload): old tokens fail
+  on router and multi-shard queries, also inside a transaction authenticated before.
+
+Run by `make test-citus CITUS_SRC=...` (PG_CONFIG names Postgres 17's pg_config).
+"""
+
+import os
+import pathlib
+import subprocess
+import time
+import unittest
+
+import jwt
+import psycopg
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+OLD_KEY = "citus-old-secret-5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d"
+NEW_KEY = "citus-new-secret-0d1c2b3a4f5e6d7c8b9a0f1e2d3c4b5a"
+ATTACKER = "citus-attacker-secret-99887766554433221100aabb"
+ISS, AUD = "ea-citus-issuer", "ea-citus-audience"
+COORDINATOR = ("ea-citus-coord", 54350)
+WORKERS = [("ea-citus-w1", 54351), ("ea-citus-w2", 54352)]
+DB = "ea_citus"
+ROWS_EACH = 60
+
+
+def mint(sub, key=OLD_KEY, **extra):
+    now = int(time.time())
+    claims = {"sub": sub, "iat": now - 5, "exp": now + 3600, "iss": ISS, "aud": AUD, **extra}
+    return jwt.encode(claims, key, algorithm="HS256")
+
+
+def connect(port, user="postgres", dbname=DB, **kwargs):
+    return psycopg.connect(host="localhost", port=port, user=user, dbname=dbname,
+                           autocommit=True, **kwargs)
+
+
+def start(name, port, worker):
+    conf = "\n".join([
+        "electric_auth.mode = 'secure'",
+        "electric_auth.jwt_alg = 'HS256'",
+        f"electric_auth.jwt_key = '{OLD_KEY}'",
+        f"electric_auth.jwt_iss = '{ISS}'",
+        f"electric_auth.jwt_aud = '{AUD}'",
+        # Citus: two-phase commit for multi-shard writes, triggers on distributed tables.
+        "max_prepared_transactions = 20",
+        "citus.enable_unsafe_triggers = on",
+        # The coordinator forwards SET LOCAL (so authenticate()'s identity) to the workers;
+        # the workers accept it when its token verifies there.
+        "citus.propagate_set_commands = 'local'" if not worker
+        else "electric_auth.accept_propagated_identity = on",
+    ])
+    env = dict(os.environ, EA_PRELOAD="citus,electric_auth", EA_CONF=conf)
+    subprocess.run(["bash", "scripts/cluster.sh", "start", name, str(port),
+                    "-c listen_addresses=localhost"], cwd=ROOT, env=env, check=True)
+    with connect(port, dbname="postgres") as su:
+        su.execute(f"CREATE DATABASE {DB}")
+    with connect(port) as su:
+        su.execute("CREATE EXTENSION citus")
+
+
+class CitusCluster(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        try:
+            cls.build_cluster()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def build_cluster(cls):
+        for name, port in [COORDINATOR] + WORKERS:
+            start(name, port, worker=(name, port) != COORDINATOR)
+        with connect(COORDINATOR[1]) as su:
+            su.execute("SELECT citus_set_coordinator_host('localhost', %s)", (COORDINATOR[1],))
+            for _, port in WORKERS:
+                su.execute("SELECT citus_add_node('localhost', %s)", (port,))
+            su.execute("CREATE ROLE ea_app LOGIN")  # Citus creates it on the workers too
+            su.execute("CREATE EXTENSION electric_auth")
+            # One statement per call: Citus forwards a utility statement's text to the workers.
+            for statement in [
+                "CREATE TABLE docs (id bigint PRIMARY KEY, owner_id text NOT NULL, body text, "
+                "token text)",
+                """CREATE FUNCTION stamp_owner() RETURNS trigger LANGUAGE plpgsql AS $$
+                   BEGIN
+                     NEW.owner_id := electric_auth.user_id(NEW.token);
+                     NEW.token := NULL;
+                     RETURN NEW;
+                   END $$""",
+                "SELECT create_distributed_table('docs', 'id')",
+                "CREATE TRIGGER docs_stamp_owner BEFORE INSERT ON docs "
+                "FOR EACH ROW EXECUTE FUNCTION stamp_owner()",
+                "ALTER TABLE docs ENABLE ROW LEVEL SECURITY",
+                "CREATE POLICY docs_owner ON docs "
+                "USING (owner_id = electric_auth.current_user_id()) "
+                "WITH CHECK (owner_id = electric_auth.current_user_id())",
+                "GRANT SELECT, INSERT ON docs TO ea_app",
+                "CREATE TABLE docs_copy (id bigint PRIMARY KEY, owner_id text, body text)",
+                "SELECT create_distributed_table('docs_copy', 'id', colocate_with => 'docs')",
+                "GRANT SELECT, INSERT ON docs_copy TO ea_app",
+            ]:
+                su.execute(statement)
+        # Each user writes their rows through the trigger, which runs on the shards.
+        for number, user in enumerate(("alice", "bob")):
+            with connect(COORDINATOR[1], user="ea_app") as c, c.transaction():
+                c.execute("SELECT electric_auth.authenticate(%s)", (mint(user),))
+                # Row by row (Citus would COPY an INSERT ... SELECT into shards, which RLS
+                # does not allow); each row routed to its shard, where the trigger runs.
+                token = mint(user)
+                with c.cursor() as cur:
+                    cur.executemany("INSERT INTO docs (id, body, token) VALUES (%s, %s, %s)",
+                                    [(i, f"doc {i}", token) for i in
+                                     range(number * ROWS_EACH + 1, (number + 1) * ROWS_EACH + 1)])
+
+    @classmethod
+    def tearDownClass(cls):
+        for name, _ in [COORDINATOR] + WORKERS:
+            subprocess.run(["bash", "scripts/cluster.sh", "stop", name], cwd=ROOT)
+
+    def app(self):
+        return connect(COORDINATOR[1], user="ea_app")
+
+    def test_the_extension_reached_every_worker(self):
+        with connect(COORDINATOR[1]) as su:
+            results = su.execute(
+                "SELECT nodeport, success, result FROM run_command_on_workers("
+                "$$SELECT extversion FROM pg_extension WHERE extname = 'electric_auth'$$) "
+                "ORDER BY nodeport").fetchall()
+            version = su.execute("SELECT extversion FROM pg_extension "
+                                 "WHERE extname = 'electric_auth'").fetchone()[0]
+        self.assertEqual(results, [(port, True, version) for _, port in WORKERS])
+
+    def test_the_trigger_stamped_owners_on_shards_on_both_workers(self):
+        with connect(COORDINATOR[1]) as su:
+            self.assertEqual(su.execute("SELECT owner_id, count(*), count(token) FROM docs "
+                                        "GROUP BY owner_id ORDER BY 1").fetchall(),
+                             [("alice", ROWS_EACH, 0), ("bob", ROWS_EACH, 0)])
+            ports = su.execute("""
+                SELECT DISTINCT p.nodeport FROM docs d
+                  JOIN pg_dist_placement pl
+                    ON pl.shardid = get_shard_id_for_distribution_column('docs', d.id)
+                  JOIN pg_dist_node p ON p.groupid = pl.groupid
+                 WHERE d.owner_id = 'alice' ORDER BY 1""").fetchall()
+        self.assertEqual(ports, [(port,) for _, port in WORKERS])
+
+    def test_every_query_shape_sees_only_the_authenticated_users_rows(self):
+        with self.app() as c:
+            with c.transaction():
+                c.execute("SELECT electric_auth.authenticate(%s)", (mint("alice"),))
+                # Router queries: one shard each.
+                self.assertEqual(c.execute("SELECT owner_id FROM docs WHERE id = 7").fetchall(),
+                                 [("alice",)])
+                self.assertEqual(c.execute("SELECT owner_id FROM docs WHERE id = %s",
+                                           (ROWS_EACH + 7,)).fetchall(), [])
+                # Multi-shard.
+                self.assertEqual(c.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE owner_id <> 'alice') FROM docs")
+                    .fetchone(), (ROWS_EACH, 0))
+                # A pushed-down aggregate (grouped by the distribution column's shards).
+                self.assertEqual(c.execute(
+                    "SELECT owner_id, count(*), min(id), max(id) FROM docs GROUP BY owner_id")
+                    .fetchall(), [("alice", ROWS_EACH, 1, ROWS_EACH)])
+                plan = "\n".join(r[0] for r in c.execute(
+                    "EXPLAIN SELECT owner_id, count(*) FROM docs GROUP BY owner_id"))
+                self.assertIn("Task Count: 32", plan)
+                # INSERT ... SELECT between colocated tables, pushed down to the shards.
+                c.execute("INSERT INTO docs_copy SELECT id, owner_id, body FROM docs")
+        with connect(COORDINATOR[1]) as su:
+            self.assertEqual(su.execute("SELECT owner_id, count(*) FROM docs_copy "
+                                        "GROUP BY owner_id").fetchall(), [("alice", ROWS_EACH)])
+            su.execute("TRUNCATE docs_copy")
+
+    def test_no_identity_or_another_users_sees_none_of_them(self):
+        with self.app() as c:
+            self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], 0)
+            self.assertEqual(c.execute("SELECT count(*) FROM docs WHERE id = 7").fetchone()[0], 0)
+            with c.transaction():
+                c.execute("SELECT electric_auth.authenticate(%s)", (mint("bob"),))
+                self.assertEqual(c.execute("SELECT count(*) FROM docs WHERE owner_id = 'alice'")
+                                 .fetchone()[0], 0)
+                self.assertEqual(c.execute("SELECT count(*) FROM docs WHERE id = 7")
+                                 .fetchone()[0], 0)
+                self.assertEqual(c.execute("SELECT owner_id, count(*) FROM docs "
+                                           "GROUP BY owner_id").fetchall(), [("bob", ROWS_EACH)])
+                # Writing as another user is refused on the shard: the trigger stamps bob, the
+                # policy requires bob.
+                with self.assertRaises(psycopg.errors.InsufficientPrivilege):
+                    with c.transaction():
+                        c.execute("INSERT INTO docs (id, body, token) VALUES (999, 'x', %s)",
+                                  (mint("alice"),))
+            # The transaction's identity ended with it, on the workers too.
+            self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], 0)
+            # A session-scope identity stays on the coordinator (Citus forwards SET LOCAL
+            # only): the workers' policy sees none, so nothing is shown.
+            notices = []
+            c.add_notice_handler(lambda d: notices.append(d.message_primary))
+            c.execute("SELECT electric_auth.authenticate(%s, 'session')", (mint("alice"),))
+            self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], 0)
+            self.assertIn("a session-scope identity does not reach Citus workers", notices)
+            c.execute("SELECT electric_auth.logout()")
+
+    def test_logout_inside_a_transaction_reaches_the_workers(self):
+        with self.app() as c, c.transaction():
+            c.execute("SELECT electric_auth.authenticate(%s)", (mint("alice"),))
+            self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], ROWS_EACH)
+            c.execute("SELECT electric_auth.logout()")
+            self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], 0)
+            self.assertEqual(c.execute("SELECT count(*) FROM docs WHERE id = 7").fetchone()[0], 0)
+
+    def assert_refused(self, c, sql, *params, sqlstate):
+        with self.assertRaises(psycopg.Error) as caught:
+            with c.transaction():
+                c.execute(sql, params)
+        self.assertEqual(caught.exception.sqlstate, sqlstate, caught.exception)
+
+    def test_forging_on_the_coordinator_fails(self):
+        carrier = "electric_auth.identity_token"
+        with self.app() as c:
+            for value in (mint("alice"), "alice", mint("alice", key=ATTACKER)):
+                self.assert_refused(c, f"SET LOCAL {carrier} = '{value}'", sqlstate="42501")
+                self.assert_refused(c, "SELECT set_config(%s, %s, true)", carrier, value,
+                                    sqlstate="42501")
+            self.assert_refused(c, f"ALTER ROLE ea_app SET {carrier} = '{mint('alice')}'",
+                                sqlstate="42501")
+            # Citus's own forwarding needs the coordinator to accept the SET first.
+            self.assert_refused(c, f"SET LOCAL {carrier} = '{mint('alice')}'", sqlstate="42501")
+            self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], 0)
+        with self.assertRaises(psycopg.OperationalError):
+            connect(COORDINATOR[1], user="ea_app",
+                    options=f"-c {carrier}={mint('alice')}").close()
+
+    def test_forging_directly_on_a_worker_fails(self):
+        carrier = "electric_auth.identity_token"
+        port = WORKERS[0][1]
+        with connect(port) as su:
+            shard = su.execute("SELECT shardid FROM pg_dist_placement pl "
+                               "JOIN pg_dist_node n USING (groupid) "
+                               "JOIN pg_dist_shard s USING (shardid) "
+                               "WHERE n.nodeport = %s AND s.logicalrelid = 'docs'::regclass "
+                               "LIMIT 1", (port,)).fetchone()[0]
+            su.execute(f"GRANT SELECT ON docs_{shard} TO ea_app")
+        with connect(port, user="ea_app") as c:
+            for value, message in ((mint("alice", key=ATTACKER), "Invalid token signature"),
+                                   ("alice", "Invalid token"),
+                                   (mint("alice", exp=int(time.time()) - 600), "Expired token"),
+                                   (mint("alice", iss="elsewhere"),
+                                    'Invalid "iss" claim value: "elsewhere"')):
+                with self.assertRaises(psycopg.errors.InvalidAuthorizationSpecification) as caught:
+                    with c.transaction():
+                        c.execute(f"SET LOCAL {carrier} = '{value}'")
+                self.assertEqual(caught.exception.diag.message_primary, message)
+                self.assertEqual(c.execute(f"SELECT count(*) FROM docs_{shard}").fetchone()[0], 0)
+            self.assert_refused(c, f"ALTER ROLE ea_app SET {carrier} = '{mint('alice')}'",
+                                sqlstate="42501")
+            # A token that verifies on this worker is accepted: no more than authenticate()
+            # would accept there, and the shard shows that user's rows only.
+            with c.transaction():
+                c.execute(f"SET LOCAL {carrier} = '{mint('alice')}'")
+                self.assertEqual(c.execute("SELECT electric_auth.current_user_id()").fetchone()[0],
+                                 "alice")
+                owners = c.execute(f"SELECT DISTINCT owner_id FROM docs_{shard}").fetchall()
+                self.assertIn(owners, ([], [("alice",)]))
+        with self.assertRaises(psycopg.OperationalError):
+            connect(port, user="ea_app", options=f"-c {carrier}={mint('alice')}").close()
+
+    def wait_for_reload(self, before):
+        for _ in range(200):
+            loads = []
+            for _, port in [COORDINATOR] + WORKERS:
+                with connect(port) as c:
+                    loads.append(c.execute("SELECT pg_conf_load_time()").fetchone()[0])
+            if all(load > before[i] for i, load in enumerate(loads)):
+                return
+            time.sleep(0.05)
+        raise AssertionError("the reload never reached every node")
+
+    def test_key_rotation_on_every_node(self):
+        old = mint("alice")
+        with self.app() as before_rotation:
+            before_rotation.execute("BEGIN")
+            before_rotation.execute("SELECT electric_auth.authenticate(%s)", (old,))
+            self.assertEqual(before_rotation.execute("SELECT count(*) FROM docs").fetchone()[0],
+                             ROWS_EACH)
+            with connect(COORDINATOR[1]) as su:
+                loads = []
+                for _, port in [COORDINATOR] + WORKERS:
+                    with connect(port) as c:
+                        loads.append(c.execute("SELECT pg_conf_load_time()").fetchone()[0])
+                results = su.execute(
+                    "SELECT bool_and(success) FROM run_command_on_all_nodes("
+                    f"$$ALTER SYSTEM SET electric_auth.jwt_key = '{NEW_KEY}'$$)").fetchone()[0]
+                self.assertTrue(results)
+                self.assertTrue(su.execute("SELECT bool_and(success) FROM "
+                                           "run_command_on_all_nodes('SELECT pg_reload_conf()')")
+                                .fetchone()[0])
+            try:
+                self.wait_for_reload(loads)
+                # The transaction authenticated before: on its next statements the workers
+                # verify again and drop the identity, router and multi-shard alike.
+                self.assertEqual(before_rotation.execute("SELECT count(*) FROM docs WHERE id = 7")
+                                 .fetchone()[0], 0)
+                self.assertEqual(before_rotation.execute("SELECT count(*) FROM docs")
+                                 .fetchone()[0], 0)
+                before_rotation.execute("ROLLBACK")
+                with self.app() as c:
+                    self.assert_refused(c, "SELECT electric_auth.authenticate(%s)", old,
+                                        sqlstate="28000")
+                    with c.transaction():
+                        c.execute("SELECT electric_auth.authenticate(%s)",
+                                  (mint("alice", key=NEW_KEY),))
+                        self.assertEqual(c.execute("SELECT count(*) FROM docs WHERE id = 7")
+                                         .fetchone()[0], 1)
+                        self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0],
+                                         ROWS_EACH)
+            finally:
+                with connect(COORDINATOR[1]) as su:
+                    su.execute("SELECT run_command_on_all_nodes("
+                               f"$$ALTER SYSTEM SET electric_auth.jwt_key = '{OLD_KEY}'$$)")
+                    su.execute("SELECT run_command_on_all_nodes('SELECT pg_reload_conf()')")
+                time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
