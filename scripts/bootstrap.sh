@@ -9,8 +9,10 @@ source "$(dirname "$0")/pg_versions.sh"
 # libssl-dev: not for electric_auth (it verifies on AWS-LC, built from crates.io), but pgrx's
 # bindings include Postgres's libpq/libpq-be.h, which includes <openssl/ssl.h>. pgbouncer: the
 # pooler test (tests/pooler) starts its own on a local port; the package's service is not used.
+# libkrb5-dev: the PG 18 OAuth test compiles C against the server headers, which include
+# <gssapi/gssapi.h> (so does the Citus build).
 PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-contrib libclang-dev clang pkg-config libssl-dev sudo
-  unzip python3-pip pgbouncer)
+  unzip python3-pip pgbouncer libkrb5-dev)
 PGRX_VERSION=0.18.0
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -38,4 +38,9 @@ python3 tests/replica/test_replica.py
 step "PgBouncer (transaction and session pooling)"
 python3 tests/pooler/test_pgbouncer.py
 
+if [ "$major" = 18 ]; then
+  step "OAuth validator: connections authenticated by their token (new in 18)"
+  python3 tests/oauth/test_oauth.py
+fi
+
 echo "== Postgres $major: all layers passed in $(($(date +%s) - started)) s =="

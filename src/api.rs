@@ -86,7 +86,7 @@ pub mod electric_auth {
     /// Drops the identity in force, of either scope (like `SET` to nothing: a rolled-back
     /// transaction restores it).
     #[pg_extern(volatile, parallel_unsafe)]
-    pub fn logout() {
+    pub fn logout() -> Result<(), ErrorReport> {
         session::logout()
     }
 }

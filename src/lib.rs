@@ -11,6 +11,9 @@ mod api;
 mod errors;
 mod gucs;
 mod log_redaction;
+// PostgreSQL 18 only: the OAuth validator module API (libpq/oauth.h) is new in 18.
+#[cfg(feature = "pg18")]
+mod oauth;
 mod payload_jsonb;
 mod session;
 mod tamper;

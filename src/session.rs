@@ -47,6 +47,11 @@ pub const IDENTITY_TOKEN_NAME: &CStr = c"electric_auth.identity_token";
 /// accepted when its token verifies (for Citus workers). Only in the configuration files.
 static ACCEPT_PROPAGATED: GucSetting<bool> = GucSetting::<bool>::new(false);
 
+/// `electric_auth.role_claim`: the claim that names the roles a connection authenticated by its
+/// token may use when pg_hba.conf delegates the ident mapping (PostgreSQL 18, `oauth.rs`).
+/// Only in the configuration files; empty means no role.
+pub static ROLE_CLAIM: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 thread_local! {
     /// Bumped whenever the carrier is assigned: set, reset, or restored at rollback.
     static EPOCH: Cell<u64> = const { Cell::new(0) };
@@ -57,6 +62,9 @@ thread_local! {
     static CLAIMS_JSONB: RefCell<Option<(u64, Vec<u8>)>> = const { RefCell::new(None) };
     static CITUS_PROPAGATION_WARNED: Cell<bool> = const { Cell::new(false) };
     static CITUS_SESSION_SCOPE_WARNED: Cell<bool> = const { Cell::new(false) };
+    /// Raised when this connection was authenticated by its token (PostgreSQL 18 OAuth): that
+    /// token is the session's identity for good.
+    static CONNECTION_IDENTITY: Cell<bool> = const { Cell::new(false) };
 }
 
 #[pg_guard]
@@ -159,6 +167,58 @@ pub fn define_carrier() {
         GucContext::Sighup,
         GucFlags::default(),
     );
+    GucRegistry::define_string_guc(
+        c"electric_auth.role_claim",
+        c"Claim naming the roles a token may use when pg_hba.conf delegates ident mapping (PostgreSQL 18 OAuth).",
+        c"A string or an array of role names in the token; empty means no role is authorized.",
+        &ROLE_CLAIM,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+}
+
+/// Makes `token`, which authenticated this connection (PostgreSQL 18 OAuth), the session's
+/// identity for good: assigned as the carrier's reset value (so `RESET` and `DISCARD ALL` come
+/// back to it, and parallel workers receive it), and `authenticate()`/`logout()` refuse.
+#[cfg_attr(not(feature = "pg18"), allow(dead_code))] // called by oauth.rs, PostgreSQL 18 only
+pub fn pin_connection_identity(token: &CStr) {
+    struct Lower;
+    impl Drop for Lower {
+        fn drop(&mut self) {
+            AUTHENTICATING.set(false);
+        }
+    }
+    AUTHENTICATING.set(true);
+    let _lower = Lower;
+    // SAFETY: an ordinary setting assignment with NUL-terminated strings that outlive the call.
+    // PGC_S_OVERRIDE makes it the reset value too; nothing but a session SET outranks it, and the
+    // carrier's check hook refuses those.
+    unsafe {
+        pg_sys::set_config_option(
+            IDENTITY_TOKEN_NAME.as_ptr(),
+            token.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_OVERRIDE,
+            pg_sys::GucAction::GUC_ACTION_SET,
+            true,
+            PgLogLevel::ERROR as i32,
+            false,
+        );
+    }
+    CONNECTION_IDENTITY.set(true);
+}
+
+/// Refuses to replace a connection's token identity (see [`pin_connection_identity`]).
+fn refuse_if_connection_identity(what: &str) -> Result<(), ErrorReport> {
+    if !CONNECTION_IDENTITY.get() {
+        return Ok(());
+    }
+    Err(ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        format!("{what} cannot replace the identity of a connection authenticated by its token"),
+        "electric_auth",
+    )
+    .set_hint("This connection logged in with an OAuth bearer token (pg_hba.conf method oauth); that token is its identity until it disconnects."))
 }
 
 /// Whether Citus is loaded here (`None`: it is not) and forwards `SET LOCAL` to its workers.
@@ -243,6 +303,7 @@ pub fn authenticate(token: Option<&[u8]>, scope: Option<&str>) -> Result<String,
         )
         .set_hint("The scope must be 'transaction' (the default) or 'session'.")
     })?;
+    refuse_if_connection_identity("electric_auth.authenticate()")?;
     let Some(token) = token else {
         return Err(error_report(Error::Token(TokenError::InvalidToken))
             .set_hint("electric_auth.authenticate() was given NULL instead of a token."));
@@ -266,11 +327,13 @@ pub fn authenticate(token: Option<&[u8]>, scope: Option<&str>) -> Result<String,
 /// `electric_auth.logout()`: empties the carrier like `SET` (so both scopes end, and a
 /// rolled-back transaction restores what was in force). Under Citus, also like `SET LOCAL`, so
 /// the workers of the transaction drop it too.
-pub fn logout() {
+pub fn logout() -> Result<(), ErrorReport> {
+    refuse_if_connection_identity("electric_auth.logout()")?;
     if citus_propagates_set_local().is_some() {
         set_carrier(c"", pg_sys::GucAction::GUC_ACTION_LOCAL);
     }
     set_carrier(c"", pg_sys::GucAction::GUC_ACTION_SET);
+    Ok(())
 }
 
 /// Runs `answer` on the identity in force at statement time, with its serial.

@@ -78,6 +78,35 @@ pub fn carries_nothing(value: &[u8]) -> bool {
     value.trim_ascii().is_empty()
 }
 
+/// Whether a connection authenticated by its token (PostgreSQL 18's OAuth validator) may use
+/// the requested `role` when pg_hba.conf delegates the ident mapping to the validator
+/// (`delegate_ident_mapping=1`): the top-level claim named by `electric_auth.role_claim` must be
+/// that role's name, or an array holding it. No claim configured means no role is authorized.
+/// The refusal says why, without the token.
+pub fn role_authorized(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    role_claim: Option<&str>,
+    role: &str,
+) -> Result<(), String> {
+    use serde_json::Value;
+    let Some(claim) = role_claim.filter(|c| !c.trim().is_empty()) else {
+        return Err(
+            "electric_auth.role_claim is not set, so no role is authorized when \
+                    pg_hba.conf delegates the ident mapping (delegate_ident_mapping=1)"
+                .to_owned(),
+        );
+    };
+    let names_role = |value: &Value| value.as_str() == Some(role);
+    match claims.get(claim) {
+        None => Err(format!("the token has no \"{claim}\" claim")),
+        Some(Value::Array(roles)) if roles.iter().any(names_role) => Ok(()),
+        Some(value) if names_role(value) => Ok(()),
+        Some(_) => Err(format!(
+            "the token's \"{claim}\" claim does not name role \"{role}\""
+        )),
+    }
+}
+
 /// A verified identity: what `current_user_id()` and `current_claims()` return.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Identity {
@@ -268,6 +297,40 @@ mod tests {
         );
         assert!(carries_nothing(b"\t \n"));
         assert!(!carries_nothing(b" x "));
+    }
+
+    #[test]
+    fn a_delegated_role_must_be_named_in_the_configured_claim() {
+        let claims = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let c = claims(
+            serde_json::json!({"sub": "alice", "roles": ["app_alice", "reader"], "role": "app_alice", "n": 5}),
+        );
+        assert_eq!(role_authorized(&c, Some("roles"), "app_alice"), Ok(()));
+        assert_eq!(role_authorized(&c, Some("roles"), "reader"), Ok(()));
+        assert_eq!(role_authorized(&c, Some("role"), "app_alice"), Ok(()));
+        assert_eq!(
+            role_authorized(&c, Some("roles"), "postgres").unwrap_err(),
+            r#"the token's "roles" claim does not name role "postgres""#
+        );
+        assert_eq!(
+            role_authorized(&c, Some("role"), "App_Alice").unwrap_err(),
+            r#"the token's "role" claim does not name role "App_Alice""#
+        );
+        assert!(role_authorized(&c, Some("n"), "5").is_err());
+        assert_eq!(
+            role_authorized(&c, Some("groups"), "app_alice").unwrap_err(),
+            r#"the token has no "groups" claim"#
+        );
+        for unset in [None, Some(""), Some("  ")] {
+            assert!(role_authorized(&c, unset, "app_alice")
+                .unwrap_err()
+                .starts_with("electric_auth.role_claim is not set"));
+        }
+        // Nested arrays and objects name nothing.
+        let nested =
+            claims(serde_json::json!({"roles": [["app_alice"]], "obj": {"app_alice": true}}));
+        assert!(role_authorized(&nested, Some("roles"), "app_alice").is_err());
+        assert!(role_authorized(&nested, Some("obj"), "app_alice").is_err());
     }
 
     #[test]

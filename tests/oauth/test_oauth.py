@@ -1,0 +1,286 @@
+"""PostgreSQL 18: the database authenticates connecting clients by their Electric token, with
+electric_auth as the OAuth validator module (pg_hba.conf method oauth, SASL OAUTHBEARER).
+
+- The structs src/oauth.rs declares for libpq/oauth.h, and the two Port/HbaLine members it
+  reads, match the PG 18 headers: abi.c, compiled against them, prints the layout src/oauth.rs
+  pins in LAYOUT.
+- A real PG 18 cluster with `oauth` lines in pg_hba.conf (map= and delegate_ident_mapping=1)
+  and a libpq 18 client (oauth_client.c) that hands over a PyJWT token through
+  PQsetAuthDataHook: good tokens connect as the mapped role, with the token as the session
+  identity; bad ones get Postgres's FATAL and a reason in the log (never the token or key);
+  a replication=database connection runs IDENTIFY_SYSTEM.
+
+Run by scripts/test_major.sh 18 (PG_CONFIG names Postgres 18's pg_config).
+"""
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import time
+import unittest
+
+import jwt
+import psycopg
+from jwt.api_jws import PyJWS
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HERE = pathlib.Path(__file__).resolve().parent
+PG_CONFIG = os.environ.get("PG_CONFIG", "pg_config")
+NAME, PORT = "ea-oauth", 54348
+SOCK = f"/tmp/{NAME}-sock"
+DATA = pathlib.Path(f"/tmp/{NAME}-data")
+BUILD = pathlib.Path("/tmp/ea-oauth-build")
+SECRET = "oauth-secret-4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b"
+ATTACKER = "oauth-attacker-secret-0a1b2c3d4e5f6a7b8c9d0e1f"
+ISS, AUD = "https://issuer.example", "ea-oauth-audience"
+SCOPE = "openid electric"
+
+
+def pg_config(flag):
+    return subprocess.run([PG_CONFIG, flag], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def mint(sub="alice", key=SECRET, alg="HS256", **extra):
+    now = int(time.time())
+    claims = {"sub": sub, "iat": now - 5, "exp": now + 3600, "iss": ISS, "aud": AUD, **extra}
+    return jwt.encode(claims, key, algorithm=alg)
+
+
+def su(dbname="postgres"):
+    return psycopg.connect(host=SOCK, port=PORT, user="postgres", dbname=dbname,
+                           autocommit=True)
+
+
+def compile_c(source, output, *flags):
+    BUILD.mkdir(exist_ok=True)
+    subprocess.run(["cc", "-O1", "-Wall", str(HERE / source), "-o", str(BUILD / output), *flags],
+                   check=True)
+    return BUILD / output
+
+
+class ValidatorAbi(unittest.TestCase):
+    def test_declarations_match_the_pg18_headers(self):
+        abi = compile_c("abi.c", "abi", f"-I{pg_config('--includedir-server')}")
+        header = dict(line.split("=", 1) for line in
+                      subprocess.run([abi], capture_output=True, text=True, check=True)
+                      .stdout.splitlines())
+        source = (ROOT / "src/oauth.rs").read_text()
+        constants = {name: int(value.replace("_", ""), 0) for name, value in
+                     re.findall(r"const (\w+): (?:usize|u32|c_int) = (0x[0-9a-fA-F_]+|\d+);",
+                                source)}
+        layout = source[source.index("pub const LAYOUT"):]
+        layout = layout[:layout.index("];")]
+        entries = re.findall(r'\(\s*"([^"]+)",\s*(\w+),?\s*\)', layout)
+        self.assertEqual(len(entries), 14)
+        for name, value in entries:
+            ours = int(value) if value.isdigit() else constants[value]
+            self.assertEqual(ours, int(header[name]), name)
+        self.assertEqual(constants["PG_OAUTH_VALIDATOR_MAGIC"],
+                         int(header["PG_OAUTH_VALIDATOR_MAGIC"]))
+        self.assertEqual(constants["UA_OAUTH"], int(header["uaOAuth"]))
+        self.assertEqual(header["sizeof(magic)"], "4", "magic is a uint32")
+        self.assertIn("pub magic: u32,", source)
+
+
+class OAuthConnections(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.client = compile_c("oauth_client.c", "oauth_client",
+                               f"-I{pg_config('--includedir')}", f"-L{pg_config('--libdir')}",
+                               "-lpq", f"-Wl,-rpath,{pg_config('--libdir')}")
+        conf = "\n".join([
+            "oauth_validator_libraries = 'electric_auth'",
+            "electric_auth.jwt_alg = 'HS256'",
+            f"electric_auth.jwt_key = '{SECRET}'",
+            f"electric_auth.jwt_iss = '{ISS}'",
+            f"electric_auth.jwt_aud = '{AUD}'",
+            "electric_auth.role_claim = 'db_roles'",
+            "log_connections = on",
+        ])
+        subprocess.run(["bash", "scripts/cluster.sh", "start", NAME, str(PORT)], cwd=ROOT,
+                       env=dict(os.environ, EA_CONF=conf), check=True)
+        try:
+            with su() as c:
+                c.execute("CREATE ROLE app_alice LOGIN REPLICATION")
+                c.execute("CREATE ROLE app_bob LOGIN")
+                for db in ("map_db", "delegate_db"):
+                    c.execute(f"CREATE DATABASE {db}")
+            for db in ("map_db", "delegate_db"):
+                with su(db) as c:
+                    c.execute("CREATE EXTENSION electric_auth")
+                    c.execute("CREATE TABLE notes (owner_id text, body text)")
+                    c.execute("INSERT INTO notes SELECT CASE WHEN g % 2 = 0 THEN 'alice' "
+                              "ELSE 'bob' END, 'note ' || g FROM generate_series(1, 4000) g")
+                    c.execute("ALTER TABLE notes ENABLE ROW LEVEL SECURITY")
+                    c.execute("CREATE POLICY own ON notes "
+                              "USING (owner_id = electric_auth.current_user_id())")
+                    c.execute("GRANT SELECT ON notes TO app_alice, app_bob")
+                    c.execute("ANALYZE notes")
+            oauth = f'oauth issuer="{ISS}" scope="{SCOPE}"'
+            (DATA / "pg_hba.conf").write_text(
+                "local all postgres trust\n"
+                f"local delegate_db all {oauth} delegate_ident_mapping=1\n"
+                f"local all all {oauth} map=electric\n")
+            (DATA / "pg_ident.conf").write_text("electric alice app_alice\n"
+                                                "electric bob app_bob\n")
+            cls.reload()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        subprocess.run(["bash", "scripts/cluster.sh", "stop", NAME], cwd=ROOT)
+
+    @classmethod
+    def reload(cls):
+        with su() as c:
+            before = c.execute("SELECT pg_conf_load_time()").fetchone()[0]
+            c.execute("SELECT pg_reload_conf()")
+        for _ in range(200):
+            with su() as c:
+                if c.execute("SELECT pg_conf_load_time()").fetchone()[0] > before:
+                    return
+            time.sleep(0.05)
+        raise AssertionError("no reload")
+
+    def connect(self, token, *sql, user="app_alice", dbname="map_db", extra=""):
+        conninfo = (f"host={SOCK} port={PORT} dbname={dbname} user={user} "
+                    f"oauth_issuer={ISS} oauth_client_id=electric {extra}")
+        run = subprocess.run([self.client, conninfo, *sql], capture_output=True, text=True,
+                             env=dict(os.environ, EA_TOKEN=token), timeout=60)
+        return run.returncode, run.stdout, run.stderr
+
+    def log(self):
+        return (DATA / "server.log").read_text(errors="replace")
+
+    def assert_refused(self, token, reason, user="app_alice", dbname="map_db"):
+        before = len(self.log())
+        status, out, err = self.connect(token, "SELECT 1", user=user, dbname=dbname)
+        self.assertEqual(status, 1, out)
+        self.assertIn("FATAL", err)
+        self.assertIn(f'OAuth bearer authentication failed for user "{user}"', err)
+        self.assertNotIn(SECRET, err)
+        time.sleep(0.2)  # let the backend's last log lines reach the file
+        added = self.log()[before:]
+        if reason is not None:
+            self.assertIn(reason, added)
+        self.assertNotIn(token[:40], added, "the token never reaches the log")
+        self.assertNotIn(SECRET[:20], added, "nor the key")
+
+    def assert_alive(self):
+        with su() as c:
+            self.assertEqual(c.execute("SELECT 1").fetchone()[0], 1)
+
+    def test_a_good_token_connects_as_the_mapped_role_with_its_identity(self):
+        token = mint("alice")
+        status, out, err = self.connect(
+            token,
+            "SELECT current_user, SYSTEM_USER, electric_auth.current_user_id(), "
+            "electric_auth.current_claims()->>'aud'",
+            "SELECT count(*), count(*) FILTER (WHERE owner_id <> 'alice') FROM notes",
+            "DISCARD ALL",
+            "SELECT electric_auth.current_user_id()",
+            # The identity reaches parallel workers.
+            "SET debug_parallel_query = on",
+            "SELECT electric_auth.current_user_id(), count(*) FROM notes")
+        self.assertEqual(status, 0, err)
+        self.assertEqual(out.splitlines(), [
+            f"app_alice\toauth:alice\talice\t{AUD}", "2000\t0", "alice", "alice\t2000"])
+        self.assert_alive()
+
+    def test_the_connections_identity_cannot_be_replaced(self):
+        for sql in (f"SELECT electric_auth.authenticate('{mint('bob')}')",
+                    "SELECT electric_auth.logout()",
+                    f"SET electric_auth.identity_token = '{mint('bob')}'"):
+            status, out, err = self.connect(mint("alice"), sql)
+            self.assertEqual(status, 1, out)
+            self.assertRegex(err, "cannot replace the identity of a connection authenticated "
+                                  "by its token|can only be set by electric_auth.authenticate")
+
+    def test_the_ident_map_decides_the_role(self):
+        self.assertEqual(self.connect(mint("bob"), "SELECT current_user", user="app_bob")[1],
+                         "app_bob\n")
+        self.assert_refused(mint("alice"), None, user="app_bob")
+        self.assert_refused(mint("carol"), None, user="app_alice")
+
+    def test_bad_tokens_are_refused_with_the_spec_reason_in_the_log(self):
+        unsigned = jwt.encode({"sub": "alice", "iat": int(time.time()), "exp": int(time.time()) + 60,
+                               "iss": ISS, "aud": AUD}, None, algorithm="none")
+        for token, reason in [
+            (mint(exp=int(time.time()) - 600), "Expired token"),
+            (mint(key=ATTACKER), "Invalid token signature"),
+            (unsigned, "Signing algorithm mismatch"),
+            (mint(aud="someone-else"), 'Invalid "aud" claim value: "someone-else"'),
+            (mint(iss="https://elsewhere.example"),
+             'Invalid "iss" claim value: "https://elsewhere.example"'),
+            ("not-a-jwt", "Invalid token"),
+            ("a.b.c", "Invalid token"),
+        ]:
+            with self.subTest(reason=reason):
+                self.assert_refused(token, f': {reason}')
+        # The security suite's hostile payloads, correctly signed.
+        now = int(time.time())
+        head = f'{{"sub":"alice","iat":{now},"exp":{now + 600},"iss":"{ISS}","aud":"{AUD}"'
+        for payload in (head + ',"x":' + "[" * 20000 + "]" * 20000 + "}",
+                        head + ',"x":"a\\u0000b"}',
+                        head + ',"x":1e400}',
+                        '{"sub":"alice","sub":"mallory"}'):
+            token = PyJWS().encode(payload.encode(), SECRET, algorithm="HS256")
+            self.assert_refused(token, None)
+        # 70 KiB, correctly signed: refused (by Postgres's message limit or by the verifier).
+        self.assert_refused(mint(padding="x" * 70 * 1024), None)
+        self.assert_alive()
+        self.assertNotIn("terminated by signal", self.log())
+
+    def test_delegated_ident_mapping_needs_the_role_in_the_role_claim(self):
+        ok = self.connect(mint("alice", db_roles=["app_alice", "reader"]),
+                          "SELECT current_user, electric_auth.current_user_id()",
+                          dbname="delegate_db")
+        self.assertEqual(ok[:2], (0, "app_alice\talice\n"), ok[2])
+        self.assertEqual(self.connect(mint("alice", db_roles="app_bob"), "SELECT current_user",
+                                      user="app_bob", dbname="delegate_db")[1], "app_bob\n")
+        self.assert_refused(mint("alice", db_roles=["app_alice"]),
+                            'the token\'s "db_roles" claim does not name role "app_bob"',
+                            user="app_bob", dbname="delegate_db")
+        self.assert_refused(mint("alice"), 'the token has no "db_roles" claim',
+                            dbname="delegate_db")
+        with su() as c:
+            c.execute("ALTER SYSTEM SET electric_auth.role_claim = ''")
+        self.reload()
+        try:
+            self.assert_refused(mint("alice", db_roles=["app_alice"]),
+                                "electric_auth.role_claim is not set", dbname="delegate_db")
+        finally:
+            with su() as c:
+                c.execute("ALTER SYSTEM RESET electric_auth.role_claim")  # postgresql.conf's
+            self.reload()
+
+    def test_insecure_mode_refuses_every_connection(self):
+        with su() as c:
+            c.execute("LOAD 'electric_auth'")
+            c.execute("ALTER SYSTEM SET electric_auth.mode = 'insecure'")
+        self.reload()
+        try:
+            self.assert_refused(mint("alice"), "electric_auth.mode is insecure")
+        finally:
+            with su() as c:
+                c.execute("LOAD 'electric_auth'")
+                c.execute("ALTER SYSTEM RESET electric_auth.mode")
+            self.reload()
+
+    def test_a_replication_connection_runs_identify_system(self):
+        status, out, err = self.connect(mint("alice"), "IDENTIFY_SYSTEM",
+                                        extra="replication=database")
+        self.assertEqual(status, 0, err)
+        fields = out.strip().split("\t")
+        self.assertEqual(len(fields), 4, out)
+        self.assertEqual(fields[1], "1")  # timeline
+        self.assertEqual(fields[3], "map_db")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
