@@ -182,29 +182,13 @@ pub fn define_carrier() {
 /// back to it, and parallel workers receive it), and `authenticate()`/`logout()` refuse.
 #[cfg_attr(not(feature = "pg18"), allow(dead_code))] // called by oauth.rs, PostgreSQL 18 only
 pub fn pin_connection_identity(token: &CStr) {
-    struct Lower;
-    impl Drop for Lower {
-        fn drop(&mut self) {
-            AUTHENTICATING.set(false);
-        }
-    }
-    AUTHENTICATING.set(true);
-    let _lower = Lower;
-    // SAFETY: an ordinary setting assignment with NUL-terminated strings that outlive the call.
-    // PGC_S_OVERRIDE makes it the reset value too; nothing but a session SET outranks it, and the
+    // PGC_S_OVERRIDE makes it the reset value too; only a session SET outranks it, and the
     // carrier's check hook refuses those.
-    unsafe {
-        pg_sys::set_config_option(
-            IDENTITY_TOKEN_NAME.as_ptr(),
-            token.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_OVERRIDE,
-            pg_sys::GucAction::GUC_ACTION_SET,
-            true,
-            PgLogLevel::ERROR as i32,
-            false,
-        );
-    }
+    assign_carrier(
+        token,
+        pg_sys::GucSource::PGC_S_OVERRIDE,
+        pg_sys::GucAction::GUC_ACTION_SET,
+    );
     CONNECTION_IDENTITY.set(true);
 }
 
@@ -234,9 +218,9 @@ fn citus_propagates_set_local() -> Option<bool> {
     })
 }
 
-/// Puts `value` into the carrier with `action` (`GUC_ACTION_LOCAL`: like `SET LOCAL`;
-/// `GUC_ACTION_SET`: like `SET`). Postgres raises any error (e.g. in a parallel operation).
-fn set_carrier(value: &CStr, action: pg_sys::GucAction::Type) {
+/// Runs `assign` with the flag that lets the carrier's check hook take a token raised (for a
+/// non-empty `value`), and lowers it again afterwards, also when `assign` raises an error.
+fn as_authenticate<R>(value: &CStr, assign: impl FnOnce() -> R) -> R {
     struct Lower;
     impl Drop for Lower {
         fn drop(&mut self) {
@@ -244,7 +228,33 @@ fn set_carrier(value: &CStr, action: pg_sys::GucAction::Type) {
         }
     }
     AUTHENTICATING.set(!value.is_empty());
-    let _lower = Lower; // also on error, which unwinds through here
+    let _lower = Lower; // errors unwind through here
+    assign()
+}
+
+/// Assigns the carrier directly, as the library (see [`as_authenticate`]).
+fn assign_carrier(value: &CStr, source: pg_sys::GucSource::Type, action: pg_sys::GucAction::Type) {
+    as_authenticate(value, || {
+        // SAFETY: an ordinary setting assignment with NUL-terminated strings that outlive the
+        // call; with elevel ERROR it either succeeds or raises.
+        unsafe {
+            pg_sys::set_config_option(
+                IDENTITY_TOKEN_NAME.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                source,
+                action,
+                true,
+                PgLogLevel::ERROR as i32,
+                false,
+            )
+        }
+    });
+}
+
+/// Puts `value` into the carrier with `action` (`GUC_ACTION_LOCAL`: like `SET LOCAL`;
+/// `GUC_ACTION_SET`: like `SET`). Postgres raises any error (e.g. in a parallel operation).
+fn set_carrier(value: &CStr, action: pg_sys::GucAction::Type) {
     let citus = citus_propagates_set_local();
     if citus.is_some() && action == pg_sys::GucAction::GUC_ACTION_LOCAL {
         // Citus forwards a SET LOCAL statement, never an assignment made from C.
@@ -262,7 +272,7 @@ fn set_carrier(value: &CStr, action: pg_sys::GucAction::Type) {
             IDENTITY_TOKEN_NAME.to_string_lossy(),
             literal.to_string_lossy()
         );
-        if let Err(error) = Spi::run(&statement) {
+        if let Err(error) = as_authenticate(value, || Spi::run(&statement)) {
             panic!("electric_auth could not set its identity: {error}");
         }
         return;
@@ -274,20 +284,7 @@ fn set_carrier(value: &CStr, action: pg_sys::GucAction::Type) {
             "Citus forwards SET LOCAL only: call electric_auth.authenticate(token) in each transaction.",
         );
     }
-    // SAFETY: an ordinary setting assignment with NUL-terminated strings that outlive the call;
-    // with elevel ERROR it either succeeds or raises.
-    unsafe {
-        pg_sys::set_config_option(
-            IDENTITY_TOKEN_NAME.as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            action,
-            true,
-            PgLogLevel::ERROR as i32,
-            false,
-        );
-    }
+    assign_carrier(value, pg_sys::GucSource::PGC_S_SESSION, action);
 }
 
 /// `electric_auth.authenticate(token, scope)`.

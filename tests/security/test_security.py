@@ -238,6 +238,23 @@ class Session:
 REJECTED = "28000"
 
 
+def force_parallel_plans(session):
+    """Every query gets a Gather (Postgres 16 renamed force_parallel_mode to
+    debug_parallel_query)."""
+    version = int(session.execute("SHOW server_version_num").fetchone()[0])
+    session.execute(f"SET {'force_parallel_mode' if version < 160000 else 'debug_parallel_query'}"
+                    " = on")
+
+
+def parallel_scans_by_workers_only(session):
+    """The planner chooses parallel scans on its own, and only workers run them, so a wrong
+    answer cannot hide behind the leader."""
+    for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0",
+                    "min_parallel_table_scan_size = 0", "max_parallel_workers_per_gather = 2",
+                    "parallel_leader_participation = off"):
+        session.execute(f"SET {setting}")
+
+
 class SecurityCase(unittest.TestCase):
     """Each subclass runs on a cluster of its own: CLUSTER = (name, port, preload)."""
 
@@ -321,62 +338,73 @@ class PrivilegesMixin:
                     finally:
                         s.close()
 
+    def try_stored_setting(self, name, value, check):
+        """As ea_app: ALTER ROLE (itself, and in a database) and ALTER DATABASE (one it owns)
+        SET `name` = `value`, then `check` a new session in both databases; whatever was
+        stored is removed afterwards."""
+        for db, statement in [
+            ("ea_sec", f"ALTER ROLE ea_app SET {name} = '{value}'"),
+            ("ea_sec", f"ALTER ROLE ea_app IN DATABASE ea_owned SET {name} = '{value}'"),
+            ("ea_owned", f"ALTER DATABASE ea_owned SET {name} = '{value}'"),
+        ]:
+            with self.subTest(statement=statement[:80]):
+                s = Session(self.cluster, dbname=db)
+                try:
+                    s.conn.execute(statement)
+                    stored = True
+                except psycopg.errors.InsufficientPrivilege:
+                    stored = False
+                finally:
+                    s.close()
+                try:
+                    for target in ("ea_sec", "ea_owned"):
+                        s = Session(self.cluster, dbname=target)
+                        try:
+                            check(s)
+                        finally:
+                            s.close()
+                finally:
+                    if stored:
+                        with self.cluster.connect() as su:
+                            su.execute("ALTER ROLE ea_app RESET ALL")
+                            su.execute("ALTER ROLE ea_app IN DATABASE ea_owned RESET ALL")
+                            su.execute("ALTER DATABASE ea_owned RESET ALL")
+
+    def try_connection_option(self, option, refusal, check):
+        """A session opened with `option` in the connection options and in PGOPTIONS: either
+        refused at connection time (with `refusal` in the message) or `check`ed."""
+        for how in ("options", "PGOPTIONS"):
+            with self.subTest(how=how, option=option[:80]):
+                saved = os.environ.get("PGOPTIONS")
+                try:
+                    if how == "PGOPTIONS":
+                        os.environ["PGOPTIONS"] = option
+                        s = Session(self.cluster)
+                    else:
+                        s = Session(self.cluster, options=option)
+                except psycopg.OperationalError as e:
+                    # Refused at connection time (the library is preloaded).
+                    self.assertIn(refusal, str(e))
+                    continue
+                finally:
+                    if saved is None:
+                        os.environ.pop("PGOPTIONS", None)
+                    else:
+                        os.environ["PGOPTIONS"] = saved
+                try:
+                    check(s)
+                finally:
+                    s.close()
+
     def test_alter_role_and_owned_database_set(self):
         for name, value in SETTINGS.items():
-            for db, statement in [
-                ("ea_sec", f"ALTER ROLE ea_app SET {name} = '{value}'"),
-                ("ea_sec", f"ALTER ROLE ea_app IN DATABASE ea_owned SET {name} = '{value}'"),
-                ("ea_owned", f"ALTER DATABASE ea_owned SET {name} = '{value}'"),
-            ]:
-                with self.subTest(statement=statement):
-                    s = Session(self.cluster, dbname=db)
-                    try:
-                        s.conn.execute(statement)
-                        stored = True
-                    except psycopg.errors.InsufficientPrivilege:
-                        stored = False
-                    finally:
-                        s.close()
-                    try:
-                        for target in ("ea_sec", "ea_owned"):
-                            s = Session(self.cluster, dbname=target)
-                            try:
-                                self.assert_verification_unchanged(s)
-                            finally:
-                                s.close()
-                    finally:
-                        if stored:
-                            with self.cluster.connect() as su:
-                                su.execute("ALTER ROLE ea_app RESET ALL")
-                                su.execute("ALTER ROLE ea_app IN DATABASE ea_owned RESET ALL")
-                                su.execute("ALTER DATABASE ea_owned RESET ALL")
+            self.try_stored_setting(name, value, self.assert_verification_unchanged)
 
     def test_connection_options_and_pgoptions(self):
         for name, value in SETTINGS.items():
-            option = f"-c {name}={value}"
-            for how in ("options", "PGOPTIONS"):
-                with self.subTest(how=how, option=option):
-                    saved = os.environ.get("PGOPTIONS")
-                    try:
-                        if how == "PGOPTIONS":
-                            os.environ["PGOPTIONS"] = option
-                            s = Session(self.cluster)
-                        else:
-                            s = Session(self.cluster, options=option)
-                    except psycopg.OperationalError as e:
-                        # Refused at connection time (the library is preloaded).
-                        self.assertIn("permission denied to set parameter", str(e))
-                        continue
-                    finally:
-                        if saved is None:
-                            os.environ.pop("PGOPTIONS", None)
-                        else:
-                            os.environ["PGOPTIONS"] = saved
-                    try:
-                        self.assert_verification_unchanged(s, refusal_allowed=True)
-                    finally:
-                        s.close()
-
+            self.try_connection_option(
+                f"-c {name}={value}", "permission denied to set parameter",
+                lambda s: self.assert_verification_unchanged(s, refusal_allowed=True))
 
     def assert_no_identity(self, s):
         """The session has no identity, and the configured verification still applies."""
@@ -415,60 +443,14 @@ class PrivilegesMixin:
                         s.close()
 
     def test_the_identity_cannot_be_forged_with_connection_options(self):
-        option = f"-c electric_auth.identity_token={mint()}"
-        for how in ("options", "PGOPTIONS"):
-            with self.subTest(how=how):
-                saved = os.environ.get("PGOPTIONS")
-                try:
-                    if how == "PGOPTIONS":
-                        os.environ["PGOPTIONS"] = option
-                        s = Session(self.cluster)
-                    else:
-                        s = Session(self.cluster, options=option)
-                except psycopg.OperationalError as e:
-                    # Refused at connection time (the library is preloaded).
-                    self.assertIn("can only be set by electric_auth.authenticate()", str(e))
-                    continue
-                finally:
-                    if saved is None:
-                        os.environ.pop("PGOPTIONS", None)
-                    else:
-                        os.environ["PGOPTIONS"] = saved
-                try:
-                    self.assert_no_identity(s)
-                finally:
-                    s.close()
+        self.try_connection_option(f"-c electric_auth.identity_token={mint()}",
+                                   "can only be set by electric_auth.authenticate()",
+                                   self.assert_no_identity)
 
     def test_the_identity_cannot_be_forged_with_role_database_or_function_settings(self):
         carrier = "electric_auth.identity_token"
         token = mint()
-        for db, statement in [
-            ("ea_sec", f"ALTER ROLE ea_app SET {carrier} = '{token}'"),
-            ("ea_sec", f"ALTER ROLE ea_app IN DATABASE ea_owned SET {carrier} = '{token}'"),
-            ("ea_owned", f"ALTER DATABASE ea_owned SET {carrier} = '{token}'"),
-        ]:
-            with self.subTest(statement=statement[:60]):
-                s = Session(self.cluster, dbname=db)
-                try:
-                    s.conn.execute(statement)
-                    stored = True
-                except psycopg.errors.InsufficientPrivilege:
-                    stored = False
-                finally:
-                    s.close()
-                try:
-                    for target in ("ea_sec", "ea_owned"):
-                        s = Session(self.cluster, dbname=target)
-                        try:
-                            self.assert_no_identity(s)
-                        finally:
-                            s.close()
-                finally:
-                    if stored:
-                        with self.cluster.connect() as su:
-                            su.execute("ALTER ROLE ea_app RESET ALL")
-                            su.execute("ALTER ROLE ea_app IN DATABASE ea_owned RESET ALL")
-                            su.execute("ALTER DATABASE ea_owned RESET ALL")
+        self.try_stored_setting(carrier, token, self.assert_no_identity)
         # A function's SET clause, created by the role in the database it owns.
         s = Session(self.cluster, dbname="ea_owned")
         try:
@@ -935,11 +917,6 @@ class ParallelWorkers(SecurityCase):
             su.execute("ANALYZE public.parallel_tokens")
             su.execute("GRANT SELECT ON public.parallel_tokens TO ea_app")
 
-    def force_parallel(self, s):
-        version = int(s.execute("SHOW server_version_num").fetchone()[0])
-        # Postgres 16 renamed force_parallel_mode to debug_parallel_query.
-        s.execute(f"SET {'force_parallel_mode' if version < 160000 else 'debug_parallel_query'} = on")
-
     def assert_refused_in_a_worker(self, s, sql, *params):
         with self.assertRaises(psycopg.errors.InsufficientPrivilege) as caught:
             s.execute(sql, *params)
@@ -964,7 +941,7 @@ class ParallelWorkers(SecurityCase):
                     self.assertEqual(s.user_id(token)[0], "42501")  # the leader refuses
                     self.assertIn(s.execute("SHOW electric_auth.refused_setting").fetchone()[0],
                                   refused)
-                    self.force_parallel(s)
+                    force_parallel_plans(s)
                     plan = "\n".join(r[0] for r in s.execute(
                         "EXPLAIN (COSTS OFF) SELECT electric_auth.user_id(%s)", token))
                     self.assertIn("Gather", plan)
@@ -983,7 +960,7 @@ class ParallelWorkers(SecurityCase):
             self.assertEqual(s.user_id(self.WRONG_ISS)[0], "42501")
             s.execute("ROLLBACK")
             self.assertEqual(s.user_id(self.WRONG_ISS)[0], "42501")
-            self.force_parallel(s)
+            force_parallel_plans(s)
             self.assert_refused_in_a_worker(s, "SELECT electric_auth.user_id(%s)", self.WRONG_ISS)
         finally:
             s.close()
@@ -991,12 +968,7 @@ class ParallelWorkers(SecurityCase):
     def test_naturally_chosen_parallel_plans_refuse(self):
         s = Session(self.cluster, options="-c electric_auth.jwt_iss=")
         try:
-            for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0",
-                            "min_parallel_table_scan_size = 0",
-                            "max_parallel_workers_per_gather = 2",
-                            # Only workers scan, so a bypass could not hide behind the leader.
-                            "parallel_leader_participation = off"):
-                s.execute(f"SET {setting}")
+            parallel_scans_by_workers_only(s)
             query = ("SELECT count(*) FROM public.parallel_tokens "
                      "WHERE electric_auth.user_id(t) = 'alice'")
             plan = "\n".join(r[0] for r in s.execute(f"EXPLAIN (COSTS OFF) {query}"))
@@ -1010,7 +982,7 @@ class ParallelWorkers(SecurityCase):
         # check the configuration asks for.
         s = Session(self.cluster)
         try:
-            self.force_parallel(s)
+            force_parallel_plans(s)
             self.assertEqual(s.user_id(mint()), ("ok", "alice"))
             self.assertEqual(s.user_id(self.WRONG_ISS),
                              (REJECTED, 'Invalid "iss" claim value: "someone-else"'))
@@ -1048,18 +1020,15 @@ class SessionIdentity(SecurityCase):
         return "\n".join(r[0] for r in s.execute(f"EXPLAIN (COSTS OFF) {query}"))
 
     def test_forced_parallel_plans_see_the_leaders_identity(self):
-        with self.cluster.connect() as su:
-            version = int(su.execute("SHOW server_version_num").fetchone()[0])
-        force = "force_parallel_mode" if version < 160000 else "debug_parallel_query"
         query = ("SELECT count(*), count(*) FILTER (WHERE owner_id <> 'alice'), "
                  "min(electric_auth.current_user_id()) FROM public.docs")
         for scope in ("transaction", "session"):
             with self.subTest(scope=scope):
                 s = Session(self.cluster)
                 try:
-                    for setting in (f"{force} = on", "parallel_setup_cost = 0",
-                                    "parallel_tuple_cost = 0"):
-                        s.execute(f"SET {setting}")
+                    force_parallel_plans(s)
+                    s.execute("SET parallel_setup_cost = 0")
+                    s.execute("SET parallel_tuple_cost = 0")
                     s.execute("BEGIN")
                     s.execute("SELECT electric_auth.authenticate(%s, %s)", mint(), scope)
                     self.assertIn("Gather", self.plan(s, query))
@@ -1076,13 +1045,7 @@ class SessionIdentity(SecurityCase):
     def test_only_workers_scan_and_still_see_only_the_users_rows(self):
         s = Session(self.cluster)
         try:
-            for setting in ("parallel_setup_cost = 0", "parallel_tuple_cost = 0",
-                            "min_parallel_table_scan_size = 0",
-                            "max_parallel_workers_per_gather = 2",
-                            # Only workers scan, so a wrong answer could not hide behind the
-                            # leader.
-                            "parallel_leader_participation = off"):
-                s.execute(f"SET {setting}")
+            parallel_scans_by_workers_only(s)
             query = "SELECT count(*), count(DISTINCT owner_id) FROM public.docs"
             self.assertIn("Parallel Seq Scan", self.plan(s, query))
             self.assertEqual(s.execute(query).fetchone(), (0, 0))
