@@ -125,13 +125,9 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
-    /// How many usable keys the set holds.
-    pub fn len(&self) -> usize {
+    /// How many usable keys the set holds (never none: such a setting is an error).
+    pub fn count(&self) -> usize {
         self.keys.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
     }
 
     /// The first key (Electric's configuration has exactly one).

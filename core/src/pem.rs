@@ -170,6 +170,21 @@ mod tests {
     }
 
     #[test]
+    fn der_lengths_switch_to_the_long_form_at_128() {
+        let length = |len| {
+            let mut out = Vec::new();
+            der_length(len, &mut out);
+            out
+        };
+        assert_eq!(length(0), [0x00]);
+        assert_eq!(length(127), [0x7f]);
+        assert_eq!(length(128), [0x81, 0x80]);
+        assert_eq!(length(255), [0x81, 0xff]);
+        assert_eq!(length(256), [0x82, 0x01, 0x00]);
+        assert_eq!(length(65_536), [0x83, 0x01, 0x00, 0x00]);
+    }
+
+    #[test]
     fn blocks_split_before_each_begin_in_every_tolerated_form() {
         let one = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
         assert_eq!(blocks(one), vec![one]);

@@ -183,7 +183,7 @@ fn an_idps_whole_jwks_can_be_pasted_and_only_usable_keys_are_used() {
             .unwrap()
             .key_set()
             .unwrap()
-            .len(),
+            .count(),
         2
     );
     accepts(&rs, "kid_rsa_1", "RS256");
@@ -445,4 +445,116 @@ fn json_that_is_not_a_jwk_or_jwks() {
             .user_id,
         "u"
     );
+}
+
+/// The public JWK of interop.json's key on `curve` (P-256, P-384, P-521), with `kid`: the
+/// point read by RustCrypto's independent implementations.
+fn ec_jwk(curve: &str, kid: &str) -> Value {
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    let pem = fixtures()["keys"][curve]["public_spki"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let point = match curve {
+        "P-256" => {
+            use p256::pkcs8::DecodePublicKey;
+            p256::PublicKey::from_public_key_pem(&pem)
+                .unwrap()
+                .to_encoded_point(false)
+                .as_bytes()
+                .to_vec()
+        }
+        "P-384" => {
+            use p384::pkcs8::DecodePublicKey;
+            p384::PublicKey::from_public_key_pem(&pem)
+                .unwrap()
+                .to_encoded_point(false)
+                .as_bytes()
+                .to_vec()
+        }
+        _ => {
+            use p521::pkcs8::DecodePublicKey;
+            p521::PublicKey::from_public_key_pem(&pem)
+                .unwrap()
+                .to_encoded_point(false)
+                .as_bytes()
+                .to_vec()
+        }
+    };
+    let half = (point.len() - 1) / 2;
+    json!({"kty": "EC", "crv": curve, "kid": kid, "x": b64(&point[1..1 + half]), "y": b64(&point[1 + half..])})
+}
+
+/// interop.json's standard token of `alg` by `library`.
+fn interop_token(alg: &str) -> String {
+    fixtures()["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["case"] == "standard" && t["alg"] == alg)
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn ec_jwks_on_every_curve_verify_their_algorithm_only() {
+    let keys =
+        json!({"keys": [ec_jwk("P-256", "p256"), ec_jwk("P-384", "p384"), ec_jwk("P-521", "p521"),
+                                keysets()["jwks"]["rotation_old"]["keys"][0].clone()]})
+        .to_string();
+    for (alg, curve) in [("ES256", "P-256"), ("ES384", "P-384"), ("ES512", "P-521")] {
+        let s = secure(alg, &keys);
+        let config = electric_auth_core::Config::from_settings(&s).unwrap();
+        let set = config.key_set().unwrap();
+        assert_eq!(set.count(), 1, "{alg}: one usable key");
+        assert_eq!(
+            verifier(&s)
+                .verify(&interop_token(alg), NOW)
+                .unwrap()
+                .user_id,
+            format!("user-{alg}")
+        );
+        // Every other key is named in the refusal when the curve's key is missing.
+        let others: Vec<Value> = serde_json::from_str::<Value>(&keys).unwrap()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["crv"] != curve)
+            .cloned()
+            .collect();
+        let message =
+            config_error(&secure(alg, &json!({ "keys": others }).to_string())).to_string();
+        for other in ["P-256", "P-384", "P-521"]
+            .into_iter()
+            .filter(|c| *c != curve)
+        {
+            assert!(
+                message.contains(&format!("an EC key on {other}, not an EC key on {curve}")),
+                "{message}"
+            );
+        }
+        assert!(
+            message.contains(&format!("an RSA key, not an EC key on {curve}")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn the_key_set_errors_carry_hints() {
+    let none = config_error(&secure("ES256", &jwks("hs_pair")));
+    assert!(
+        none.hint().unwrap().contains("the algorithm's key type"),
+        "{none:?}"
+    );
+    let pem = key("rsa-1", "public_spki");
+    let many = config_error(&secure("RS256", &pem.repeat(17)));
+    assert!(many
+        .hint()
+        .unwrap()
+        .starts_with("Keep only the keys that sign tokens now"));
+    let json = config_error(&secure("RS256", r#"{"keys": 5}"#));
+    assert_eq!(json.hint(), None);
 }
