@@ -16,9 +16,9 @@
 //! Postgres's standard FATAL; the server log gets the spec's reason, never the token or key.
 
 use crate::session;
-use crate::verify::verify_at;
+use crate::verify::{unix_seconds, verify_at};
 use electric_auth_core::identity::role_authorized;
-use electric_auth_core::{Mode, TokenError};
+use electric_auth_core::TokenError;
 use pgrx::prelude::*;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::mem::{offset_of, size_of};
@@ -158,7 +158,7 @@ unsafe extern "C-unwind" fn validate(
 
 /// The user id, if the token verified, and the reason to refuse the connection, if any.
 fn decide(token: &CStr, role: &str) -> (Option<String>, Option<String>) {
-    if crate::gucs::current_settings().mode == Mode::Insecure {
+    if crate::gucs::MODE.get() == crate::gucs::AuthMode::Insecure {
         return (
             None,
             Some(
@@ -172,7 +172,7 @@ fn decide(token: &CStr, role: &str) -> (Option<String>, Option<String>) {
         return (None, Some(TokenError::InvalidToken.to_string()));
     };
     // SAFETY: reads the current time; callable whenever a backend runs.
-    let now = unsafe { pg_sys::GetCurrentTimestamp() }.div_euclid(1_000_000) + 946_684_800;
+    let now = unix_seconds(unsafe { pg_sys::GetCurrentTimestamp() });
     let role_claim = crate::gucs::text_setting(&session::ROLE_CLAIM);
     let verified = verify_at(token, now, |verified, _| {
         let delegated = delegated_ident_mapping();

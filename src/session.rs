@@ -28,7 +28,7 @@ use crate::verify::{check_session, statement_time, verify_at, verify_now};
 use electric_auth_core::identity::{
     admission, carries_nothing, Admission, Identity, IdentityState, Origin, Scope,
 };
-use electric_auth_core::{Error, TokenError};
+use electric_auth_core::{Error, TokenError, VerifiedToken, Verifier};
 use pgrx::callconv::{BoxRet, FcInfo};
 use pgrx::datum::Datum;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
@@ -305,9 +305,7 @@ pub fn authenticate(token: Option<&[u8]>, scope: Option<&str>) -> Result<String,
         return Err(error_report(Error::Token(TokenError::InvalidToken))
             .set_hint("electric_auth.authenticate() was given NULL instead of a token."));
     };
-    let identity = verify_now(token, |verified, verifier| {
-        Identity::new(verified, verifier.config().clock_drift())
-    })?;
+    let identity = verify_now(token, identity_of)?;
     // A verified token is UTF-8 text without NUL (Postgres text cannot hold one).
     let token = CString::new(token).map_err(|_| error_report(TokenError::InvalidToken.into()))?;
     let action = match scope {
@@ -354,10 +352,12 @@ fn resolve_carrier() -> Result<Option<Identity>, Error> {
         return Ok(None);
     }
     let token = token.to_str().map_err(|_| TokenError::InvalidToken)?;
-    verify_at(token, statement_time(), |verified, verifier| {
-        Identity::new(verified, verifier.config().clock_drift())
-    })
-    .map(Some)
+    verify_at(token, statement_time(), identity_of).map(Some)
+}
+
+/// The identity of a token `verifier` has just verified.
+fn identity_of(verified: &VerifiedToken, verifier: &Verifier) -> Identity {
+    Identity::new(verified, verifier.config().clock_drift())
 }
 
 /// `electric_auth.current_user_id()`.

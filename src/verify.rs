@@ -86,8 +86,12 @@ fn not_utf8_error() -> ErrorReport {
 
 /// The current statement's start, in Unix seconds: one clock for the whole statement.
 pub fn statement_time() -> i64 {
-    const POSTGRES_EPOCH_IN_UNIX_SECONDS: i64 = 946_684_800;
     // SAFETY: reads a backend-local timestamp; callable whenever a statement runs.
-    let micros = unsafe { pg_sys::GetCurrentStatementStartTimestamp() };
-    micros.div_euclid(1_000_000) + POSTGRES_EPOCH_IN_UNIX_SECONDS
+    unix_seconds(unsafe { pg_sys::GetCurrentStatementStartTimestamp() })
+}
+
+/// A Postgres timestamp (microseconds since 2000-01-01) in Unix seconds.
+pub fn unix_seconds(timestamp: pg_sys::TimestampTz) -> i64 {
+    const POSTGRES_EPOCH_IN_UNIX_SECONDS: i64 = 946_684_800;
+    timestamp.div_euclid(1_000_000) + POSTGRES_EPOCH_IN_UNIX_SECONDS
 }

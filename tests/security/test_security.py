@@ -246,6 +246,11 @@ def force_parallel_plans(session):
                     " = on")
 
 
+def plan(session, query, *params):
+    """The plan of `query`, as EXPLAIN (COSTS OFF) prints it."""
+    return "\n".join(r[0] for r in session.execute(f"EXPLAIN (COSTS OFF) {query}", *params))
+
+
 def parallel_scans_by_workers_only(session):
     """The planner chooses parallel scans on its own, and only workers run them, so a wrong
     answer cannot hide behind the leader."""
@@ -942,9 +947,7 @@ class ParallelWorkers(SecurityCase):
                     self.assertIn(s.execute("SHOW electric_auth.refused_setting").fetchone()[0],
                                   refused)
                     force_parallel_plans(s)
-                    plan = "\n".join(r[0] for r in s.execute(
-                        "EXPLAIN (COSTS OFF) SELECT electric_auth.user_id(%s)", token))
-                    self.assertIn("Gather", plan)
+                    self.assertIn("Gather", plan(s, "SELECT electric_auth.user_id(%s)", token))
                     for function in ("user_id", "verify"):
                         self.assert_refused_in_a_worker(
                             s, f"SELECT electric_auth.{function}(%s)", token)
@@ -971,8 +974,7 @@ class ParallelWorkers(SecurityCase):
             parallel_scans_by_workers_only(s)
             query = ("SELECT count(*) FROM public.parallel_tokens "
                      "WHERE electric_auth.user_id(t) = 'alice'")
-            plan = "\n".join(r[0] for r in s.execute(f"EXPLAIN (COSTS OFF) {query}"))
-            self.assertIn("Parallel Seq Scan", plan)
+            self.assertIn("Parallel Seq Scan", plan(s, query))
             self.assert_refused_in_a_worker(s, query)
         finally:
             s.close()
@@ -1016,9 +1018,6 @@ class SessionIdentity(SecurityCase):
     def whoami(self, s):
         return s.execute("SELECT electric_auth.current_user_id()").fetchone()[0]
 
-    def plan(self, s, query):
-        return "\n".join(r[0] for r in s.execute(f"EXPLAIN (COSTS OFF) {query}"))
-
     def test_forced_parallel_plans_see_the_leaders_identity(self):
         query = ("SELECT count(*), count(*) FILTER (WHERE owner_id <> 'alice'), "
                  "min(electric_auth.current_user_id()) FROM public.docs")
@@ -1031,7 +1030,7 @@ class SessionIdentity(SecurityCase):
                     s.execute("SET parallel_tuple_cost = 0")
                     s.execute("BEGIN")
                     s.execute("SELECT electric_auth.authenticate(%s, %s)", mint(), scope)
-                    self.assertIn("Gather", self.plan(s, query))
+                    self.assertIn("Gather", plan(s, query))
                     self.assertEqual(s.execute(query).fetchone(),
                                      (self.alices_rows, 0, "alice"))
                     self.assertEqual(s.execute(
@@ -1047,7 +1046,7 @@ class SessionIdentity(SecurityCase):
         try:
             parallel_scans_by_workers_only(s)
             query = "SELECT count(*), count(DISTINCT owner_id) FROM public.docs"
-            self.assertIn("Parallel Seq Scan", self.plan(s, query))
+            self.assertIn("Parallel Seq Scan", plan(s, query))
             self.assertEqual(s.execute(query).fetchone(), (0, 0))
             s.execute("BEGIN")
             s.execute("SELECT electric_auth.authenticate(%s)", mint())
