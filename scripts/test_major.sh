@@ -30,7 +30,11 @@ step "pg_regress contract suite"
 bash scripts/pg_regress.sh
 
 step "security suite"
-python3 tests/security/test_security.py
+# Every tests/security/test_*.py file (each imports the shared clusters and sessions from
+# test_security.py).
+for suite in tests/security/test_*.py; do
+  python3 "$suite"
+done
 
 step "hot standby"
 python3 tests/replica/test_replica.py
