@@ -140,6 +140,7 @@ def identity_costs(conn, hs256):
     `current_setting('request.jwt.claims')`)."""
     configure(conn, "HS256", hs256["key"])
     token = hs256["tokens"][0]
+    conn.execute("SET electric_auth.session_scope = allow")  # a direct connection, one client
     conn.execute("SELECT electric_auth.authenticate(%s, 'session')", (token,))
     conn.execute("SELECT set_config('app.uid', electric_auth.current_user_id(), false), "
                  "set_config('request.jwt.claims', electric_auth.current_claims()::text, false)")

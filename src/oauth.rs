@@ -8,17 +8,28 @@
 //! `tests/oauth/test_oauth.py`, which compiles a C program with them.
 //!
 //! `validate_cb` verifies the token with the same verifier and settings as the SQL functions,
-//! in secure mode only, at the current time, without touching a catalog. The user id becomes
-//! the connection's `authn_id` (`SYSTEM_USER` = `oauth:<user id>`) and its session identity
-//! (see `session::pin_connection_identity`). Which roles it may use: Postgres's ident map
-//! (`map=` in pg_hba.conf) decides, or — with `delegate_ident_mapping=1` — the token must name
-//! the role in the claim `electric_auth.role_claim` chooses. A refusal gives the client
-//! Postgres's standard FATAL; the server log gets the spec's reason, never the token or key.
+//! in secure mode only, at the current time. At login only the settings of postgresql.conf and
+//! `ALTER SYSTEM` are in force (Postgres applies `ALTER DATABASE/ROLE … SET` after
+//! authentication); the session verifies the token again under its own settings on first use
+//! of the identity, and refuses (28000) if it does not verify there. The token's `iss` must be
+//! the pg_hba.conf line's `issuer=` and it must grant every scope of the line's `scope=`
+//! (`scope` or `scp` claim). The user id becomes the connection's `authn_id` (`SYSTEM_USER` =
+//! `oauth:<user id>`) and its session identity (see `session::pin_connection_identity`).
+//! Which roles it may use: Postgres's ident map (`map=` in pg_hba.conf) decides, or — with
+//! `delegate_ident_mapping=1` — the token must name the role in the claim
+//! `electric_auth.role_claim` chooses, and the role may not be a superuser or have
+//! REPLICATION or BYPASSRLS unless `electric_auth.delegate_privileged_roles` is on. A refusal
+//! gives the client Postgres's standard FATAL; the server log gets the reason, never the token
+//! or key. The pg_hba.conf line's fields are read through csrc/oauth_hba.c, compiled against
+//! the server's headers.
 
 use crate::session;
-use crate::verify::{unix_seconds, verify_at};
-use electric_auth_core::identity::role_authorized;
-use electric_auth_core::TokenError;
+use crate::verify::{clock_now, verify_at};
+use electric_auth_core::identity::{
+    hba_issuer_accepted, hba_issuer_conflict, hba_scopes_granted, role_authorized,
+};
+use electric_auth_core::{Error, TokenError};
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::mem::{offset_of, size_of};
@@ -58,18 +69,9 @@ pub struct OAuthValidatorCallbacks {
 /// `PG_OAUTH_VALIDATOR_MAGIC` (libpq/oauth.h).
 pub const PG_OAUTH_VALIDATOR_MAGIC: u32 = 0x2025_0220;
 
-/// Where `Port.hba`, `HbaLine.auth_method` and `HbaLine.oauth_skip_usermap` lie in PG 18 (bytes;
-/// before any build-dependent member of either struct). Read only to learn whether pg_hba.conf
-/// delegates the ident mapping; `auth_method` must read `uaOAuth` or the connection is refused.
-const PORT_HBA: usize = 424;
-const HBALINE_AUTH_METHOD: usize = 328;
-const HBALINE_OAUTH_SKIP_USERMAP: usize = 560;
-/// `uaOAuth` in `UserAuth` (libpq/hba.h).
-const UA_OAUTH: c_int = 15;
-
 /// The layout these declarations and offsets assume, as `tests/oauth/test_oauth.py` finds it
 /// in the PG 18 headers (its C program prints the same names).
-pub const LAYOUT: [(&str, usize); 14] = [
+pub const LAYOUT: [(&str, usize); 11] = [
     ("sizeof(ValidatorModuleState)", 16),
     ("offsetof(ValidatorModuleState, sversion)", 0),
     ("offsetof(ValidatorModuleState, private_data)", 8),
@@ -81,12 +83,6 @@ pub const LAYOUT: [(&str, usize); 14] = [
     ("offsetof(OAuthValidatorCallbacks, startup_cb)", 8),
     ("offsetof(OAuthValidatorCallbacks, shutdown_cb)", 16),
     ("offsetof(OAuthValidatorCallbacks, validate_cb)", 24),
-    ("offsetof(Port, hba)", PORT_HBA),
-    ("offsetof(HbaLine, auth_method)", HBALINE_AUTH_METHOD),
-    (
-        "offsetof(HbaLine, oauth_skip_usermap)",
-        HBALINE_OAUTH_SKIP_USERMAP,
-    ),
 ];
 
 // The Rust declarations occupy exactly what LAYOUT says.
@@ -106,15 +102,48 @@ const _: () = {
 
 static CALLBACKS: OAuthValidatorCallbacks = OAuthValidatorCallbacks {
     magic: PG_OAUTH_VALIDATOR_MAGIC,
-    startup_cb: None,
+    startup_cb: Some(startup),
     shutdown_cb: None,
     validate_cb: Some(validate),
 };
+
+// csrc/oauth_hba.c, compiled by build.rs against the PostgreSQL 18 server headers.
+extern "C" {
+    fn electric_auth_hba_is_oauth() -> c_int;
+    fn electric_auth_hba_oauth_issuer() -> *const c_char;
+    fn electric_auth_hba_oauth_scope() -> *const c_char;
+    fn electric_auth_hba_oauth_delegates_ident_mapping() -> c_int;
+    fn electric_auth_hba_headers_version() -> c_int;
+}
 
 /// The validator module's entry point, which Postgres looks up by name.
 #[no_mangle]
 pub extern "C-unwind" fn _PG_oauth_validator_module_init() -> *const OAuthValidatorCallbacks {
     &CALLBACKS
+}
+
+/// Refuses to run in a server of another major than the headers this module (and its
+/// pg_hba.conf accessors) were compiled against.
+#[pg_guard]
+unsafe extern "C-unwind" fn startup(state: *mut ValidatorModuleState) {
+    // SAFETY: Postgres passes its state, with sversion filled in.
+    let server = unsafe { (*state).sversion };
+    // SAFETY: returns a constant.
+    let headers = unsafe { electric_auth_hba_headers_version() };
+    let built_for = pg_sys::PG_VERSION_NUM as c_int / 10000;
+    if server / 10000 != built_for || headers / 10000 != built_for {
+        ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!(
+                "electric_auth's OAuth validator was built for PostgreSQL {built_for}, but the \
+                 server is PostgreSQL {}",
+                server / 10000
+            ),
+            "electric_auth",
+        )
+        .set_hint("Install the electric_auth package built for this server's major version.")
+        .report(PgLogLevel::ERROR);
+    }
 }
 
 /// Verifies one bearer token for `role`. Always answers (true); a refusal is `authorized =
@@ -131,8 +160,7 @@ unsafe extern "C-unwind" fn validate(
     let (result, token, role) =
         unsafe { (&mut *result, CStr::from_ptr(token), CStr::from_ptr(role)) };
     result.authorized = false;
-    let role_name = role.to_string_lossy();
-    let (user_id, refusal) = decide(token, &role_name);
+    let (user_id, refusal) = decide(token, role);
     if let Some(user_id) = user_id {
         if let Ok(user_id) = CString::new(user_id) {
             // SAFETY: a palloc'd copy, which Postgres frees after reading it.
@@ -144,76 +172,204 @@ unsafe extern "C-unwind" fn validate(
             session::pin_connection_identity(token);
             result.authorized = true;
         }
-        Some(reason) => ereport!(
+        Some(Refusal::Configuration { message, hint }) => warn_once_per_reload(message, hint),
+        Some(Refusal::Reason(reason)) => ereport!(
             PgLogLevel::LOG,
             PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
             format!(
                 "electric_auth refused an OAuth bearer token for role \"{}\": {reason}",
-                role_name.escape_default()
+                role.to_string_lossy().escape_default()
             )
         ),
     }
     true
 }
 
-/// The user id, if the token verified, and the reason to refuse the connection, if any.
-fn decide(token: &CStr, role: &str) -> (Option<String>, Option<String>) {
-    if crate::gucs::MODE.get() == crate::gucs::AuthMode::Insecure {
-        return (
-            None,
-            Some(
-                "electric_auth.mode is insecure, and unsigned tokens never authenticate a \
-                 connection; set electric_auth.mode = secure"
-                    .to_owned(),
-            ),
-        );
-    }
-    let Ok(token) = token.to_str() else {
-        return (None, Some(TokenError::InvalidToken.to_string()));
-    };
-    // SAFETY: reads the current time; callable whenever a backend runs.
-    let now = unix_seconds(unsafe { pg_sys::GetCurrentTimestamp() });
-    let role_claim = crate::gucs::text_setting(&session::ROLE_CLAIM);
-    let verified = verify_at(token, now, |verified, _| {
-        let delegated = delegated_ident_mapping();
-        let role_check = match delegated {
-            Some(false) => Ok(()), // the ident map decides
-            Some(true) => role_authorized(&verified.claims, role_claim.as_deref(), role),
-            None => Err("electric_auth cannot read this connection's pg_hba.conf line".to_owned()),
-        };
-        (verified.user_id.clone(), role_check)
-    });
-    match verified {
-        Ok((user_id, Ok(()))) => (Some(user_id), None),
-        Ok((user_id, Err(reason))) => (Some(user_id), Some(reason)),
-        Err(error) => (None, Some(error.to_string())),
+/// Why a login is refused.
+enum Refusal {
+    /// The settings cannot verify any token: a WARNING with the hint, once per reload.
+    Configuration {
+        message: String,
+        hint: Option<String>,
+    },
+    /// This token, for this role and pg_hba.conf line: a LOG line.
+    Reason(String),
+}
+
+impl From<String> for Refusal {
+    fn from(reason: String) -> Self {
+        Refusal::Reason(reason)
     }
 }
 
-/// Whether this connection's pg_hba.conf line has `delegate_ident_mapping=1`; `None` when the
-/// line cannot be read as PG 18's `HbaLine` of method `oauth` (then the connection is refused).
-fn delegated_ident_mapping() -> Option<bool> {
-    // SAFETY: MyProcPort is this backend's connection, set before authentication; the offsets
-    // are PG 18's (see LAYOUT), and the method check guards against another layout.
+/// The user id, if the token verified, and the reason to refuse the connection, if any.
+fn decide(token: &CStr, role: &CStr) -> (Option<String>, Option<Refusal>) {
+    if crate::gucs::MODE.get() == crate::gucs::AuthMode::Insecure {
+        let reason = "electric_auth.mode is insecure, and unsigned tokens never authenticate a \
+                      connection; set electric_auth.mode = secure";
+        return (None, Some(reason.to_owned().into()));
+    }
+    let Ok(token) = token.to_str() else {
+        return (None, Some(TokenError::InvalidToken.to_string().into()));
+    };
+    // SAFETY: reads this connection's pg_hba.conf line, set before authentication.
+    if unsafe { electric_auth_hba_is_oauth() } == 0 {
+        let reason = "electric_auth cannot read this connection's pg_hba.conf line";
+        return (None, Some(reason.to_owned().into()));
+    }
+    let (issuer, scope) = match hba_line() {
+        Ok(line) => line,
+        Err(reason) => return (None, Some(reason.into())),
+    };
+    let jwt_iss = crate::gucs::text_setting(&crate::gucs::JWT_ISS);
+    if let Some(message) = hba_issuer_conflict(issuer, jwt_iss.as_deref()) {
+        let hint = "Make them equal, or leave electric_auth.jwt_iss empty.".to_owned();
+        return (
+            None,
+            Some(Refusal::Configuration {
+                message,
+                hint: Some(hint),
+            }),
+        );
+    }
+    let role_claim = crate::gucs::text_setting(&session::ROLE_CLAIM);
+    let verified = verify_at(token, clock_now(), |verified, _| {
+        let allowed = hba_issuer_accepted(&verified.claims, issuer)
+            .and_then(|()| {
+                scope.map_or(Ok(()), |scope| hba_scopes_granted(&verified.claims, scope))
+            })
+            .and_then(|()| role_allowed(&verified.claims, role_claim.as_deref(), role));
+        (verified.user_id.clone(), allowed)
+    });
+    match verified {
+        Ok((user_id, Ok(()))) => (Some(user_id), None),
+        Ok((user_id, Err(reason))) => (Some(user_id), Some(reason.into())),
+        Err(error @ Error::Config(_)) => {
+            let hint = error.hint();
+            let message = error.to_string();
+            (None, Some(Refusal::Configuration { message, hint }))
+        }
+        Err(error) => (None, Some(error.to_string().into())),
+    }
+}
+
+/// This connection's pg_hba.conf line's `issuer=` and `scope=` (the scope `None` when absent).
+fn hba_line() -> Result<(&'static str, Option<&'static str>), String> {
+    // SAFETY: this connection's oauth line (checked by the caller); NUL-terminated or NULL.
+    let (issuer, scope) = unsafe {
+        (
+            electric_auth_hba_oauth_issuer(),
+            electric_auth_hba_oauth_scope(),
+        )
+    };
+    // SAFETY: a non-NULL field is a NUL-terminated string owned by the parsed pg_hba.conf,
+    // which lives as long as the backend.
+    let text = |field: *const c_char| unsafe { CStr::from_ptr(field) }.to_str();
+    if issuer.is_null() {
+        return Err("this pg_hba.conf line has no issuer".to_owned());
+    }
+    let issuer = text(issuer).map_err(|_| "the pg_hba.conf issuer is not UTF-8".to_owned())?;
+    if scope.is_null() {
+        return Ok((issuer, None));
+    }
+    let scope = text(scope).map_err(|_| "the pg_hba.conf scope is not UTF-8".to_owned())?;
+    Ok((issuer, Some(scope)))
+}
+
+/// Which roles the token may use: the ident map decides (`map=`), or, with
+/// `delegate_ident_mapping=1`, the role claim — and a privileged role only when allowed.
+fn role_allowed(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    role_claim: Option<&str>,
+    role: &CStr,
+) -> Result<(), String> {
+    // SAFETY: this connection's oauth line (checked by the caller).
+    if unsafe { electric_auth_hba_oauth_delegates_ident_mapping() } == 0 {
+        return Ok(());
+    }
+    // Role names are compared as bytes: a name that is not UTF-8 equals no JSON string.
+    let Ok(role_name) = role.to_str() else {
+        return Err(format!(
+            "the role name \"{}\" is not UTF-8, so no claim can name it",
+            role.to_string_lossy().escape_default()
+        ));
+    };
+    role_authorized(claims, role_claim, role_name)?;
+    if session::DELEGATE_PRIVILEGED_ROLES.get() {
+        return Ok(());
+    }
+    match privilege_of(role) {
+        None => Ok(()),
+        Some(privilege) => Err(format!(
+            "role \"{}\" is {privilege}, and electric_auth.delegate_privileged_roles is off",
+            role_name.escape_default()
+        )),
+    }
+}
+
+/// `superuser`, `a REPLICATION role` or `a BYPASSRLS role` when `role` exists and is one.
+fn privilege_of(role: &CStr) -> Option<&'static str> {
+    // SAFETY: catalog lookups by name and oid; authentication runs inside the backend's first
+    // transaction, as Postgres's own pg_hba.conf group checks do.
     unsafe {
-        let port = pg_sys::MyProcPort.cast::<u8>();
-        if port.is_null() {
-            return None;
+        let oid = pg_sys::get_role_oid(role.as_ptr(), true);
+        if oid == pg_sys::InvalidOid {
+            return None; // Postgres refuses a role that does not exist, after this
         }
-        let hba = port.add(PORT_HBA).cast::<*const u8>().read_unaligned();
-        if hba.is_null()
-            || hba
-                .add(HBALINE_AUTH_METHOD)
-                .cast::<c_int>()
-                .read_unaligned()
-                != UA_OAUTH
-        {
-            return None;
+        if pg_sys::superuser_arg(oid) {
+            Some("a superuser")
+        } else if pg_sys::has_rolreplication(oid) {
+            Some("a REPLICATION role")
+        } else if pg_sys::has_bypassrls_privilege(oid) {
+            Some("a BYPASSRLS role")
+        } else {
+            None
         }
-        Some(
-            hba.add(HBALINE_OAUTH_SKIP_USERMAP)
-                .cast::<bool>()
-                .read_unaligned(),
+    }
+}
+
+/// Logs a configuration error (no key, a key of the wrong type, `jwt_iss` disagreeing with the
+/// line) as a WARNING with its hint, once per configuration reload across all backends (a
+/// segment of the DSM registry remembers the last one warned about), instead of once per
+/// refused login as if the token were bad.
+fn warn_once_per_reload(message: String, hint: Option<String>) {
+    use std::hash::{Hash, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    message.hash(&mut hasher);
+    // SAFETY: the time of the last configuration reload, inherited from the postmaster.
+    unsafe { pg_sys::PgReloadTime }.hash(&mut hasher);
+    let key = hasher.finish();
+    let mut found = false;
+    // SAFETY: attaches (or creates, zeroed by `zero`) a named segment of one atomic word; the
+    // registry keeps it mapped for the backend's life.
+    let slot = unsafe {
+        pg_sys::GetNamedDSMSegment(
+            c"electric_auth_oauth_configuration_warning".as_ptr(),
+            size_of::<AtomicU64>(),
+            Some(zero),
+            &mut found,
         )
     }
+    .cast::<AtomicU64>();
+    // SAFETY: a segment of at least one aligned AtomicU64, shared by every backend.
+    if !slot.is_null() && unsafe { &*slot }.swap(key, Ordering::Relaxed) == key {
+        return;
+    }
+    let warning = ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        format!("electric_auth cannot verify OAuth bearer tokens, so every token login is refused: {message}"),
+        "electric_auth",
+    );
+    match hint {
+        Some(hint) => warning.set_hint(hint),
+        None => warning,
+    }
+    .report(PgLogLevel::WARNING);
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn zero(segment: *mut c_void) {
+    // SAFETY: a new segment of the size asked for.
+    unsafe { segment.cast::<u64>().write(0) };
 }

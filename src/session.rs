@@ -24,7 +24,7 @@
 
 use crate::errors::error_report;
 use crate::gucs::{self, check_hook_candidate, refuse_in_check_hook};
-use crate::verify::{check_session, statement_time, verify_at, verify_now};
+use crate::verify::{check_session, clock_now, statement_time, verify_at, verify_now};
 use electric_auth_core::identity::{
     admission, carries_nothing, Admission, Identity, IdentityState, Origin, Scope,
 };
@@ -47,10 +47,33 @@ pub const IDENTITY_TOKEN_NAME: &CStr = c"electric_auth.identity_token";
 /// accepted when its token verifies (for Citus workers). Only in the configuration files.
 static ACCEPT_PROPAGATED: GucSetting<bool> = GucSetting::<bool>::new(false);
 
+/// `electric_auth.session_scope`: whether `authenticate(token, 'session')` is allowed.
+#[derive(pgrx::PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SessionScope {
+    #[name = c"allow"]
+    Allow,
+    #[name = c"refuse"]
+    Refuse,
+}
+
+/// `electric_auth.session_scope`, default `refuse`: behind a transaction-pooling connection
+/// pooler (PgBouncer, Supavisor, RDS Proxy) a server connection serves many clients in turn, and
+/// a session-scope identity would outlive its client's transaction and act for the next client.
+/// The database cannot see a pooler, so the safe answer is the default; a superuser allows it
+/// where each connection belongs to one client. Context: superuser.
+static SESSION_SCOPE: GucSetting<SessionScope> =
+    GucSetting::<SessionScope>::new(SessionScope::Refuse);
+
 /// `electric_auth.role_claim`: the claim that names the roles a connection authenticated by its
 /// token may use when pg_hba.conf delegates the ident mapping (PostgreSQL 18, `oauth.rs`).
 /// Only in the configuration files; empty means no role.
 pub static ROLE_CLAIM: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// `electric_auth.delegate_privileged_roles`: whether a delegated role may be a superuser or
+/// have REPLICATION or BYPASSRLS (PostgreSQL 18, `oauth.rs`). Only in the configuration files;
+/// default off.
+#[cfg_attr(not(feature = "pg18"), allow(dead_code))] // read by oauth.rs, PostgreSQL 18 only
+pub static DELEGATE_PRIVILEGED_ROLES: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 thread_local! {
     /// Bumped whenever the carrier is assigned: set, reset, or restored at rollback.
@@ -86,11 +109,29 @@ unsafe extern "C-unwind" fn check_identity_token(
     } else {
         Origin::Other
     };
-    match admission(candidate.to_bytes(), origin, ACCEPT_PROPAGATED.get()) {
+    let pinned = CONNECTION_IDENTITY.get();
+    match admission(
+        candidate.to_bytes(),
+        origin,
+        ACCEPT_PROPAGATED.get(),
+        pinned,
+    ) {
         Admission::Accept => return true,
         // SAFETY: the candidate read above, still owned by the GUC machinery.
         Admission::AcceptIfItVerifies => return unsafe { propagated_token_verifies(candidate) },
         Admission::Refuse => {}
+    }
+    if pinned {
+        // SAFETY: a check hook about to return false.
+        unsafe {
+            refuse_in_check_hook(
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "electric_auth.identity_token cannot be changed on a connection authenticated by its token",
+                "This connection logged in with an OAuth bearer token (pg_hba.conf method oauth); that token is its identity until it disconnects.",
+                "Open a new connection to act with another token.",
+            );
+        }
+        return false;
     }
     // SAFETY: a check hook about to return false.
     unsafe {
@@ -164,6 +205,22 @@ pub fn define_carrier() {
         c"Accept electric_auth.identity_token from SET when its token verifies here (Citus workers).",
         c"Citus forwards a coordinator's SET LOCAL to its workers; each worker verifies the token again.",
         &ACCEPT_PROPAGATED,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"electric_auth.session_scope",
+        c"Whether electric_auth.authenticate(token, 'session') is allowed: allow or refuse (default).",
+        c"Refuse behind a transaction-pooling connection pooler, where a session identity would act for the next client of the server connection.",
+        &SESSION_SCOPE,
+        GucContext::Suset,
+        GucFlags::NO_RESET_ALL,
+    );
+    GucRegistry::define_bool_guc(
+        c"electric_auth.delegate_privileged_roles",
+        c"Whether a token may log in as a superuser, REPLICATION or BYPASSRLS role when pg_hba.conf delegates ident mapping (PostgreSQL 18 OAuth).",
+        c"Off by default: such roles are refused, with the reason in the server log.",
+        &DELEGATE_PRIVILEGED_ROLES,
         GucContext::Sighup,
         GucFlags::default(),
     );
@@ -301,6 +358,15 @@ pub fn authenticate(token: Option<&[u8]>, scope: Option<&str>) -> Result<String,
         .set_hint("The scope must be 'transaction' (the default) or 'session'.")
     })?;
     refuse_if_connection_identity("electric_auth.authenticate()")?;
+    if scope == Scope::Session && SESSION_SCOPE.get() == SessionScope::Refuse {
+        return Err(ErrorReport::new(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "session-scope identities are refused here (electric_auth.session_scope = refuse)",
+            "electric_auth",
+        )
+        .set_detail("Behind a transaction-pooling connection pooler a server connection serves many clients in turn; a session-scope identity would act for the next one.")
+        .set_hint("Call electric_auth.authenticate(token) inside each transaction (scope 'transaction'). A superuser can set electric_auth.session_scope = allow where each connection belongs to one client."));
+    }
     let Some(token) = token else {
         return Err(error_report(Error::Token(TokenError::InvalidToken))
             .set_hint("electric_auth.authenticate() was given NULL instead of a token."));
@@ -331,10 +397,12 @@ pub fn logout() -> Result<(), ErrorReport> {
     Ok(())
 }
 
-/// Runs `answer` on the identity in force at statement time, with its serial.
+/// Runs `answer` on the identity in force, with its serial. Its token is verified at statement
+/// time, but its expiry is checked against the clock now: a long statement, or a procedure
+/// that COMMITs and goes on, must not act past `exp` (+ drift).
 fn with_current<R>(answer: impl FnOnce(&Identity, u64) -> R) -> Result<Option<R>, ErrorReport> {
     check_session()?;
-    let (epoch, generation, now) = (EPOCH.get(), gucs::settings_generation(), statement_time());
+    let (epoch, generation, now) = (EPOCH.get(), gucs::settings_generation(), clock_now());
     STATE.with_borrow_mut(|state| {
         let current = state
             .current(epoch, generation, now, resolve_carrier)

@@ -121,8 +121,16 @@ unsafe fn guc_variables() -> (*mut *mut pg_sys::config_generic, usize) {
     (variables, usize::try_from(count).unwrap_or(0))
 }
 
-/// Each `electric_auth.*` setting known to Postgres now, with the source of its reset value.
-fn reset_sources() -> Vec<(String, pg_sys::GucSource::Type)> {
+/// An `electric_auth.*` setting as Postgres knows it now: its name, the source of its reset
+/// value and the source of its current value.
+pub struct Known {
+    name: String,
+    reset_source: pg_sys::GucSource::Type,
+    source: pg_sys::GucSource::Type,
+}
+
+/// Each `electric_auth.*` setting known to Postgres now.
+fn known_settings() -> Vec<Known> {
     let mut found = Vec::new();
     // SAFETY: Postgres's own GUC table, read (not changed) in this backend's only thread; the
     // array and its entries stay valid until the next setting is defined.
@@ -135,17 +143,21 @@ fn reset_sources() -> Vec<(String, pg_sys::GucSource::Type)> {
             }
             let name = CStr::from_ptr((*variable).name).to_string_lossy();
             if name.starts_with("electric_auth.") {
-                found.push((name.into_owned(), (*variable).reset_source));
+                found.push(Known {
+                    name: name.into_owned(),
+                    reset_source: (*variable).reset_source,
+                    source: (*variable).source,
+                });
             }
         }
     }
     found
 }
 
-/// The placeholders that defining the settings will replace, with their reset sources. Empty
-/// in the postmaster (no per-session values) and in parallel workers (they restore the
-/// leader's settings, and its mark, after loading the library).
-pub fn placeholders_before_definition() -> Vec<(String, pg_sys::GucSource::Type)> {
+/// The placeholders that defining the settings will replace. Empty in the postmaster (no
+/// per-session values) and in parallel workers (they restore the leader's settings, and its
+/// mark, after loading the library).
+pub fn placeholders_before_definition() -> Vec<Known> {
     // SAFETY: plain reads of backend globals set before any library is loaded.
     let (in_backend, in_parallel_worker) = unsafe {
         (
@@ -154,32 +166,47 @@ pub fn placeholders_before_definition() -> Vec<(String, pg_sys::GucSource::Type)
         )
     };
     if in_backend && !in_parallel_worker {
-        reset_sources()
+        known_settings()
     } else {
         Vec::new()
     }
 }
 
-/// After the settings are defined: a placeholder's reset value from a session-level source
-/// that did not survive the definition was refused, so the session is marked. (Values from
-/// files and the command line are the superuser's; a bad one there is reported by Postgres and
-/// leaves the setting at its default.)
-pub fn mark_refused_placeholders(placeholders: Vec<(String, pg_sys::GucSource::Type)>) {
+/// After the settings are defined, the session is marked when a placeholder tells that a value
+/// set before the library loaded is lost:
+/// - its reset value came from a per-session source (connection options, role or database
+///   settings) and did not survive the definition: Postgres refused it, and the configured value
+///   it displaced is gone for the session;
+/// - it holds no value at all (current and reset source both the default): it was set in this
+///   session and then reset — `RESET ALL`/`DISCARD ALL` by any role, which a placeholder does
+///   not resist as the defined setting does (`GUC_NO_RESET_ALL`) — or rolled back, so a
+///   superuser's session value (say, a SECURITY DEFINER function's `set_config` of `jwt_aud`)
+///   may have been dropped by the caller.
+///
+/// Values from files and the command line are the superuser's; a bad one there is reported by
+/// Postgres and leaves the setting at its default.
+pub fn mark_refused_placeholders(placeholders: Vec<Known>) {
     if placeholders.is_empty() {
         return;
     }
-    let defined = reset_sources();
-    for (name, source) in placeholders {
+    let defined = known_settings();
+    for placeholder in placeholders {
         // The identity carrier displaces no configured value: its placeholder is just refused
         // (see `session.rs`), and the settings are intact.
-        if name.as_bytes() == crate::session::IDENTITY_TOKEN_NAME.to_bytes() {
+        if placeholder.name.as_bytes() == crate::session::IDENTITY_TOKEN_NAME.to_bytes() {
             continue;
         }
-        let now = defined.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
-        let per_session =
-            source == pg_sys::GucSource::PGC_S_CLIENT || is_role_or_database_setting(source);
-        if per_session && now == Some(pg_sys::GucSource::PGC_S_DEFAULT) {
-            mark(&name);
+        let now = defined
+            .iter()
+            .find(|known| known.name == placeholder.name)
+            .map(|known| known.reset_source);
+        let per_session = placeholder.reset_source == pg_sys::GucSource::PGC_S_CLIENT
+            || is_role_or_database_setting(placeholder.reset_source);
+        let refused = per_session && now == Some(pg_sys::GucSource::PGC_S_DEFAULT);
+        let reset = placeholder.source == pg_sys::GucSource::PGC_S_DEFAULT
+            && placeholder.reset_source == pg_sys::GucSource::PGC_S_DEFAULT;
+        if refused || reset {
+            mark(&placeholder.name);
             return;
         }
     }
@@ -203,3 +230,27 @@ fn mark(name: &str) {
         );
     }
 }
+
+// Without shared_preload_libraries, settings named before the library loads in a session are
+// only placeholders, which any role can reset (see `mark_refused_placeholders`): say so when
+// the extension is created. A superuser runs CREATE EXTENSION, so the setting is readable.
+pgrx::extension_sql!(
+    r#"
+DO $preload_notice$
+BEGIN
+  IF NOT EXISTS (
+    SELECT FROM pg_catalog.unnest(pg_catalog.string_to_array(
+      pg_catalog.current_setting('shared_preload_libraries', true), ',')) AS library(name)
+    WHERE pg_catalog.regexp_replace(pg_catalog.btrim(library.name, ' "'), '^.*/|\.so$', '', 'g')
+      = 'electric_auth')
+  THEN
+    RAISE NOTICE 'electric_auth is not in shared_preload_libraries'
+      USING DETAIL = 'Until the library loads in a session, electric_auth.* values set there are placeholders that any role can reset or override.',
+            HINT = 'Add electric_auth (last) to shared_preload_libraries and restart.';
+  END IF;
+END
+$preload_notice$;
+"#,
+    name = "preload_notice",
+    requires = ["require_utf8_database"]
+);

@@ -60,8 +60,9 @@ fn refused_setting_error(name: &str) -> ErrorReport {
     ErrorReport::new(
         PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
         format!(
-            "electric_auth will not verify tokens in this session: the value of {name} from \
-             the connection options or a role/database setting was refused when the library loaded"
+            "electric_auth will not verify tokens in this session: a value of {name} set \
+             before the library loaded (connection options, a role/database setting, or a SET \
+             since reset or rolled back) was refused or lost when the library loaded"
         ),
         "electric_auth",
     )
@@ -69,8 +70,9 @@ fn refused_setting_error(name: &str) -> ErrorReport {
         "Postgres refuses such values from roles without permission to set them (see the \
          WARNING when electric_auth loaded), and the configured value is then lost for the \
          session. Reconnect without setting electric_auth.* that way (for example in \
-         PGOPTIONS), or add electric_auth to shared_preload_libraries so such connections are \
-         refused outright.",
+         PGOPTIONS), load the library first (LOAD 'electric_auth') before setting \
+         electric_auth.* in a session, or add electric_auth to shared_preload_libraries so \
+         such connections are refused outright and RESET ALL cannot drop a setting.",
     )
 }
 
@@ -88,6 +90,12 @@ fn not_utf8_error() -> ErrorReport {
 pub fn statement_time() -> i64 {
     // SAFETY: reads a backend-local timestamp; callable whenever a statement runs.
     unix_seconds(unsafe { pg_sys::GetCurrentStatementStartTimestamp() })
+}
+
+/// The clock now, in Unix seconds (not the statement's start).
+pub fn clock_now() -> i64 {
+    // SAFETY: reads the system clock; callable whenever a backend runs.
+    unix_seconds(unsafe { pg_sys::GetCurrentTimestamp() })
 }
 
 /// A Postgres timestamp (microseconds since 2000-01-01) in Unix seconds.

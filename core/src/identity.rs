@@ -8,6 +8,12 @@
 //! holds it, keyed by the carrier's *epoch* (bumped whenever the carrier is assigned, including
 //! a restore at rollback) and the settings generation (bumped whenever an `electric_auth.*`
 //! setting is). So a key rotation re-verifies the token, and a worker verifies it itself.
+//!
+//! The answer is a function of the carrier and the settings in force, nothing else: a token
+//! that does not verify under the settings in force raises why (28000) for as long as those
+//! settings are in force, and verifies again once they change back. So a function's `SET
+//! electric_auth.*` clause, a leader and its parallel workers, and a connection authenticated
+//! under other settings (PostgreSQL 18) can never read a held identity as "no identity".
 
 use crate::error::{Error, TokenError};
 use crate::token::VerifiedToken;
@@ -60,14 +66,19 @@ pub enum Admission {
     Refuse,
 }
 
-/// Whether the carrier may take `value` from `origin`. Emptying it (logout, `RESET`) is always
-/// allowed; a token comes from `authenticate()` or a parallel worker's restore — and, only on a
-/// node whose superuser set `electric_auth.accept_propagated_identity` (a Citus worker), from a
+/// Whether the carrier may take `value` from `origin`. Emptying it (logout, `RESET`) is allowed;
+/// a token comes from `authenticate()` or a parallel worker's restore — and, only on a node
+/// whose superuser set `electric_auth.accept_propagated_identity` (a Citus worker), from a
 /// session's `SET`, if the token verifies there: no more than `authenticate()` would accept.
-pub fn admission(value: &[u8], origin: Origin, accept_propagated: bool) -> Admission {
+/// On a connection authenticated by its token (`pinned`, PostgreSQL 18) that token is the
+/// identity until the connection ends: nothing but a worker's restore of it may set the
+/// carrier, not even to empty.
+pub fn admission(value: &[u8], origin: Origin, accept_propagated: bool, pinned: bool) -> Admission {
     match origin {
+        Origin::ParallelWorkerRestore => Admission::Accept,
+        _ if pinned => Admission::Refuse,
         _ if carries_nothing(value) => Admission::Accept,
-        Origin::Authenticate | Origin::ParallelWorkerRestore => Admission::Accept,
+        Origin::Authenticate => Admission::Accept,
         Origin::SessionSet if accept_propagated => Admission::AcceptIfItVerifies,
         Origin::SessionSet | Origin::Other => Admission::Refuse,
     }
@@ -107,6 +118,76 @@ pub fn role_authorized(
     }
 }
 
+/// PostgreSQL 18's pg_hba.conf `issuer=` against `electric_auth.jwt_iss`: when both are set
+/// they must be equal, or no token could satisfy both; `Some` says so (a configuration problem,
+/// not the token's).
+pub fn hba_issuer_conflict(hba_issuer: &str, jwt_iss: Option<&str>) -> Option<String> {
+    let jwt_iss = jwt_iss.filter(|iss| !iss.trim().is_empty())?;
+    (jwt_iss != hba_issuer).then(|| {
+        format!(
+            "electric_auth.jwt_iss ({}) and the issuer of this pg_hba.conf line ({}) disagree, \
+             so no token can satisfy both",
+            json_text(jwt_iss),
+            json_text(hba_issuer)
+        )
+    })
+}
+
+/// PostgreSQL 18's pg_hba.conf `issuer=` for a connection authenticated by its token: the
+/// token's `iss` must equal the line's issuer exactly.
+pub fn hba_issuer_accepted(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    hba_issuer: &str,
+) -> Result<(), String> {
+    match claims.get("iss") {
+        Some(serde_json::Value::String(iss)) if iss == hba_issuer => Ok(()),
+        Some(iss) => Err(format!(
+            "the token's \"iss\" claim ({iss}) is not the issuer of this pg_hba.conf line ({})",
+            json_text(hba_issuer)
+        )),
+        None => Err(format!(
+            "the token has no \"iss\" claim, and this pg_hba.conf line requires issuer {}",
+            json_text(hba_issuer)
+        )),
+    }
+}
+
+/// PostgreSQL 18's pg_hba.conf `scope=` (space-separated) for a connection authenticated by its
+/// token: every scope the line names must be granted by the token, in its `scope` claim (a
+/// space-separated string, RFC 8693) or its `scp` claim (an array of strings, or a
+/// space-separated string, as some providers write it).
+pub fn hba_scopes_granted(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    hba_scope: &str,
+) -> Result<(), String> {
+    use serde_json::Value;
+    let mut granted: Vec<&str> = Vec::new();
+    for claim in ["scope", "scp"] {
+        match claims.get(claim) {
+            Some(Value::String(list)) => granted.extend(list.split_ascii_whitespace()),
+            Some(Value::Array(items)) => granted.extend(items.iter().filter_map(Value::as_str)),
+            _ => {}
+        }
+    }
+    let missing: Vec<&str> = hba_scope
+        .split_ascii_whitespace()
+        .filter(|wanted| !granted.contains(wanted))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "the token does not grant the scope{} {} that this pg_hba.conf line requires (claims \
+         \"scope\" or \"scp\")",
+        if missing.len() == 1 { "" } else { "s" },
+        json_text(&missing.join(" "))
+    ))
+}
+
+fn json_text(text: &str) -> String {
+    serde_json::Value::String(text.to_owned()).to_string()
+}
+
 /// A verified identity: what `current_user_id()` and `current_claims()` return.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Identity {
@@ -143,9 +224,9 @@ enum Held {
     /// The carrier is empty.
     Nothing,
     Verified(Identity),
-    /// The token no longer verified under changed settings: no identity until the carrier
-    /// changes (a new `authenticate()`, a rollback that restores another value).
-    Dropped,
+    /// The token does not verify under the settings in force: every lookup raises why until
+    /// the carrier or the settings change.
+    Refused(TokenError),
 }
 
 /// A backend's cache of the carrier's verified identity (see the module notes).
@@ -196,12 +277,13 @@ impl IdentityState {
     /// The identity in force at `now`, for a carrier at `epoch` and settings at `generation`.
     ///
     /// When either moved since the last lookup, `resolve` reads the carrier and verifies its
-    /// token under the settings in force (`Ok(None)`: the carrier is empty). A token that no
-    /// longer verifies is dropped (`Ok(None)` until the carrier changes), except that an
-    /// expired one raises `Expired token` and a configuration error is raised as it is: neither
-    /// is remembered, so every call raises it again. A held identity is checked against `now`
-    /// on every call. It comes with a serial: equal serials mean the same identity, so a
-    /// caller may cache what it derives from it.
+    /// token under the settings in force (`Ok(None)`: the carrier is empty). A token that does
+    /// not verify is remembered as refused for this epoch and generation: every call raises its
+    /// error until one of them moves (so the answer never depends on which process asks, or on
+    /// what was asked before). An expired token and a configuration error are raised and not
+    /// remembered. A held identity is checked against `now` on every call. It comes with a
+    /// serial: equal serials mean the same identity, so a caller may cache what it derives
+    /// from it.
     pub fn current(
         &mut self,
         epoch: u64,
@@ -209,15 +291,12 @@ impl IdentityState {
         now: i64,
         resolve: impl FnOnce() -> Result<Option<Identity>, Error>,
     ) -> Result<Option<(&Identity, u64)>, Error> {
-        let carrier_unchanged = self.epoch == epoch;
-        let up_to_date = carrier_unchanged && self.generation == generation;
-        let dropped = carrier_unchanged && matches!(self.held, Held::Dropped);
-        if !up_to_date && !dropped {
+        if self.epoch != epoch || self.generation != generation {
             match resolve() {
                 Ok(None) => self.hold(epoch, generation, Held::Nothing),
                 Ok(Some(identity)) => self.hold(epoch, generation, Held::Verified(identity)),
                 Err(Error::Token(TokenError::Expired)) => return Err(TokenError::Expired.into()),
-                Err(Error::Token(_)) => self.hold(epoch, generation, Held::Dropped),
+                Err(Error::Token(refusal)) => self.hold(epoch, generation, Held::Refused(refusal)),
                 Err(config) => return Err(config),
             }
         }
@@ -226,7 +305,8 @@ impl IdentityState {
                 identity.check_expiry(now)?;
                 Ok(Some((identity, self.serial)))
             }
-            Held::Nothing | Held::Dropped => Ok(None),
+            Held::Refused(refusal) => Err(refusal.clone().into()),
+            Held::Nothing => Ok(None),
         }
     }
 }
@@ -269,34 +349,56 @@ mod tests {
         ];
         for origin in origins {
             for accept_propagated in [false, true] {
-                assert_eq!(admission(b"", origin, accept_propagated), Accept);
-                assert_eq!(admission(b"  ", origin, accept_propagated), Accept);
+                assert_eq!(admission(b"", origin, accept_propagated, false), Accept);
+                assert_eq!(admission(b"  ", origin, accept_propagated, false), Accept);
             }
         }
         for accept_propagated in [false, true] {
             let worker = Origin::ParallelWorkerRestore;
+            let authenticate = Origin::Authenticate;
             assert_eq!(
-                admission(b"a.b.c", Origin::Authenticate, accept_propagated),
+                admission(b"a.b.c", authenticate, accept_propagated, false),
                 Accept
             );
-            assert_eq!(admission(b"a.b.c", worker, accept_propagated), Accept);
             assert_eq!(
-                admission(b"a.b.c", Origin::Other, accept_propagated),
+                admission(b"a.b.c", worker, accept_propagated, false),
+                Accept
+            );
+            assert_eq!(
+                admission(b"a.b.c", Origin::Other, accept_propagated, false),
                 Refuse
             );
             assert_eq!(
-                admission(b"alice", Origin::Other, accept_propagated),
+                admission(b"alice", Origin::Other, accept_propagated, false),
                 Refuse
             );
         }
-        assert_eq!(admission(b"a.b.c", Origin::SessionSet, false), Refuse);
+        assert_eq!(
+            admission(b"a.b.c", Origin::SessionSet, false, false),
+            Refuse
+        );
         // A Citus worker: a forwarded SET LOCAL is taken only if its token verifies there.
         assert_eq!(
-            admission(b"a.b.c", Origin::SessionSet, true),
+            admission(b"a.b.c", Origin::SessionSet, true, false),
             AcceptIfItVerifies
         );
         assert!(carries_nothing(b"\t \n"));
         assert!(!carries_nothing(b" x "));
+    }
+
+    #[test]
+    fn a_pinned_connection_identity_cannot_be_replaced_or_cleared() {
+        use Admission::*;
+        for value in [&b""[..], b" ", b"a.b.c"] {
+            for accept_propagated in [false, true] {
+                for origin in [Origin::Authenticate, Origin::SessionSet, Origin::Other] {
+                    assert_eq!(admission(value, origin, accept_propagated, true), Refuse);
+                }
+                // Its parallel workers restore it.
+                let worker = Origin::ParallelWorkerRestore;
+                assert_eq!(admission(value, worker, accept_propagated, true), Accept);
+            }
+        }
     }
 
     #[test]
@@ -334,6 +436,63 @@ mod tests {
     }
 
     #[test]
+    fn the_hba_issuer_must_be_the_tokens_and_agree_with_jwt_iss() {
+        let claims = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let idp = "https://idp.example/";
+        let good = claims(serde_json::json!({"iss": idp}));
+        assert_eq!(hba_issuer_accepted(&good, idp), Ok(()));
+        // Exactly: no trailing-slash or case folding.
+        assert!(hba_issuer_accepted(&good, "https://idp.example").is_err());
+        assert!(hba_issuer_accepted(&good, "HTTPS://idp.example/").is_err());
+        let other = claims(serde_json::json!({"iss": "https://evil.example/"}));
+        assert_eq!(
+            hba_issuer_accepted(&other, idp).unwrap_err(),
+            r#"the token's "iss" claim ("https://evil.example/") is not the issuer of this pg_hba.conf line ("https://idp.example/")"#
+        );
+        let none = claims(serde_json::json!({"sub": "a"}));
+        assert!(hba_issuer_accepted(&none, idp)
+            .unwrap_err()
+            .starts_with(r#"the token has no "iss" claim"#));
+        let number = claims(serde_json::json!({"iss": 5}));
+        assert!(hba_issuer_accepted(&number, "5").is_err());
+        // jwt_iss unset or equal: no conflict; set to something else: a configuration problem.
+        for agrees in [None, Some(""), Some("  "), Some(idp)] {
+            assert_eq!(hba_issuer_conflict(idp, agrees), None);
+        }
+        assert_eq!(
+            hba_issuer_conflict(idp, Some("ea-issuer")).unwrap(),
+            r#"electric_auth.jwt_iss ("ea-issuer") and the issuer of this pg_hba.conf line ("https://idp.example/") disagree, so no token can satisfy both"#
+        );
+    }
+
+    #[test]
+    fn every_scope_of_the_hba_line_must_be_granted() {
+        let claims = |v: serde_json::Value| v.as_object().unwrap().clone();
+        let both = claims(serde_json::json!({"scope": "openid electric:sync  email"}));
+        assert_eq!(hba_scopes_granted(&both, ""), Ok(()));
+        assert_eq!(hba_scopes_granted(&both, "   "), Ok(()));
+        assert_eq!(hba_scopes_granted(&both, "electric:sync"), Ok(()));
+        assert_eq!(hba_scopes_granted(&both, "openid electric:sync"), Ok(()));
+        assert_eq!(
+            hba_scopes_granted(&both, "openid admin").unwrap_err(),
+            r#"the token does not grant the scope "admin" that this pg_hba.conf line requires (claims "scope" or "scp")"#
+        );
+        assert!(hba_scopes_granted(&both, "electric")
+            .unwrap_err()
+            .contains(r#""electric""#));
+        let scp = claims(serde_json::json!({"scp": ["electric:sync", 5, "openid"]}));
+        assert_eq!(hba_scopes_granted(&scp, "openid electric:sync"), Ok(()));
+        let scp_text = claims(serde_json::json!({"scp": "a b"}));
+        assert_eq!(hba_scopes_granted(&scp_text, "b a"), Ok(()));
+        let none = claims(serde_json::json!({"sub": "x"}));
+        assert!(hba_scopes_granted(&none, "a b")
+            .unwrap_err()
+            .contains(r#"scopes "a b""#));
+        let wrong_type = claims(serde_json::json!({"scope": {"a": true}, "scp": [["a"]]}));
+        assert!(hba_scopes_granted(&wrong_type, "a").is_err());
+    }
+
+    #[test]
     fn installed_identity_is_answered_without_resolving() {
         let mut state = IdentityState::new();
         state.install(7, 3, identity("alice", None));
@@ -368,16 +527,26 @@ mod tests {
     }
 
     #[test]
-    fn a_token_that_no_longer_verifies_is_dropped_until_the_carrier_changes() {
+    fn a_token_that_does_not_verify_raises_while_those_settings_are_in_force() {
         let mut state = IdentityState::new();
         state.install(1, 1, identity("alice", None));
+        let refused = Error::Token(TokenError::InvalidSignature);
         let got = state.current(1, 2, 0, || Err(TokenError::InvalidSignature.into()));
-        assert!(got.unwrap().is_none());
-        // Rotating back does not bring it back; only the carrier changing does.
-        assert!(state.current(1, 3, 0, unreachable).unwrap().is_none());
-        assert!(state.current(1, 1, 0, unreachable).unwrap().is_none());
-        let got = state.current(2, 3, 0, || Ok(Some(identity("alice", None))));
+        assert_eq!(got.unwrap_err(), refused);
+        // Remembered for these settings: raised again without verifying again.
+        assert_eq!(state.current(1, 2, 0, unreachable).unwrap_err(), refused);
+        // The settings change back (a function's SET clause ends): it verifies again.
+        let got = state.current(1, 3, 0, || Ok(Some(identity("alice", None))));
         assert_eq!(got.unwrap().unwrap().0.user_id, "alice");
+        // A claim refusal is raised as it is, with its value.
+        let aud = TokenError::InvalidClaimValue {
+            claim: "aud",
+            value: "\"x\"".into(),
+        };
+        let got = state.current(1, 4, 0, || Err(aud.clone().into()));
+        assert_eq!(got.unwrap_err(), Error::Token(aud));
+        let got = state.current(2, 4, 0, || Ok(Some(identity("bob", None))));
+        assert_eq!(got.unwrap().unwrap().0.user_id, "bob");
     }
 
     #[test]
@@ -401,7 +570,7 @@ mod tests {
         assert_eq!(err.unwrap_err(), Error::Token(TokenError::Expired));
         let err = state.current(1, 2, 0, || Err(ConfigError::KeyNotSet.into()));
         assert_eq!(err.unwrap_err(), Error::Config(ConfigError::KeyNotSet));
-        // Not dropped: once the settings are fixed, it resolves again.
+        // Not remembered: once the settings are fixed, it resolves again.
         let got = state.current(1, 2, 0, || Ok(Some(identity("alice", None))));
         assert_eq!(got.unwrap().unwrap().0.user_id, "alice");
     }

@@ -1,14 +1,20 @@
 """PostgreSQL 18: the database authenticates connecting clients by their Electric token, with
 electric_auth as the OAuth validator module (pg_hba.conf method oauth, SASL OAUTHBEARER).
 
-- The structs src/oauth.rs declares for libpq/oauth.h, and the two Port/HbaLine members it
-  reads, match the PG 18 headers: abi.c, compiled against them, prints the layout src/oauth.rs
-  pins in LAYOUT.
+- The structs src/oauth.rs declares for libpq/oauth.h match the PG 18 headers: abi.c, compiled
+  against them, prints the layout src/oauth.rs pins in LAYOUT. (The pg_hba.conf line's fields
+  are read by csrc/oauth_hba.c, compiled against the same headers by build.rs.)
 - A real PG 18 cluster with `oauth` lines in pg_hba.conf (map= and delegate_ident_mapping=1)
   and a libpq 18 client (oauth_client.c) that hands over a PyJWT token through
   PQsetAuthDataHook: good tokens connect as the mapped role, with the token as the session
   identity; bad ones get Postgres's FATAL and a reason in the log (never the token or key);
   a replication=database connection runs IDENTIFY_SYSTEM.
+- Round 3: the line's issuer= and scope= are enforced (and must agree with jwt_iss); with
+  delegate_ident_mapping=1 superuser, REPLICATION and BYPASSRLS roles are refused unless
+  electric_auth.delegate_privileged_roles is on; role names compare as bytes; a token that does
+  not verify under the session's own (ALTER DATABASE) settings raises 28000 on first use; the
+  pinned identity cannot be cleared with SET; a configuration error is one WARNING (with its
+  HINT) per reload, not a line per login.
 
 Run by scripts/test_major.sh 18 (PG_CONFIG names Postgres 18's pg_config).
 """
@@ -45,7 +51,9 @@ def pg_config(flag):
 
 def mint(sub="alice", key=SECRET, alg="HS256", **extra):
     now = int(time.time())
-    claims = {"sub": sub, "iat": now - 5, "exp": now + 3600, "iss": ISS, "aud": AUD, **extra}
+    claims = {"sub": sub, "iat": now - 5, "exp": now + 3600, "iss": ISS, "aud": AUD,
+              "scope": SCOPE, **extra}
+    claims = {name: value for name, value in claims.items() if value is not None}
     return jwt.encode(claims, key, algorithm=alg)
 
 
@@ -74,13 +82,12 @@ class ValidatorAbi(unittest.TestCase):
         layout = source[source.index("pub const LAYOUT"):]
         layout = layout[:layout.index("];")]
         entries = re.findall(r'\(\s*"([^"]+)",\s*(\w+),?\s*\)', layout)
-        self.assertEqual(len(entries), 14)
+        self.assertEqual(len(entries), 11)
         for name, value in entries:
             ours = int(value) if value.isdigit() else constants[value]
             self.assertEqual(ours, int(header[name]), name)
         self.assertEqual(constants["PG_OAUTH_VALIDATOR_MAGIC"],
                          int(header["PG_OAUTH_VALIDATOR_MAGIC"]))
-        self.assertEqual(constants["UA_OAUTH"], int(header["uaOAuth"]))
         self.assertEqual(header["sizeof(magic)"], "4", "magic is a uint32")
         self.assertIn("pub magic: u32,", source)
 
@@ -104,8 +111,11 @@ class OAuthConnections(unittest.TestCase):
                        env=dict(os.environ, EA_CONF=conf), check=True)
         try:
             with su() as c:
-                c.execute("CREATE ROLE app_alice LOGIN REPLICATION")
+                c.execute("CREATE ROLE app_alice LOGIN")
                 c.execute("CREATE ROLE app_bob LOGIN")
+                c.execute("CREATE ROLE app_repl LOGIN REPLICATION")
+                c.execute("CREATE ROLE app_super LOGIN SUPERUSER")
+                c.execute("CREATE ROLE app_bypass LOGIN BYPASSRLS")
                 for db in ("map_db", "delegate_db"):
                     c.execute(f"CREATE DATABASE {db}")
             for db in ("map_db", "delegate_db"):
@@ -125,6 +135,7 @@ class OAuthConnections(unittest.TestCase):
                 f"local delegate_db all {oauth} delegate_ident_mapping=1\n"
                 f"local all all {oauth} map=electric\n")
             (DATA / "pg_ident.conf").write_text("electric alice app_alice\n"
+                                                "electric alice app_repl\n"
                                                 "electric bob app_bob\n")
             cls.reload()
         except BaseException:
@@ -134,6 +145,16 @@ class OAuthConnections(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         subprocess.run(["bash", "scripts/cluster.sh", "stop", NAME], cwd=ROOT)
+
+    @classmethod
+    def alter_system(cls, name, value):
+        with su() as c:
+            c.execute("LOAD 'electric_auth'")
+            if value is None:
+                c.execute(f"ALTER SYSTEM RESET {name}")
+            else:
+                c.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+        cls.reload()
 
     @classmethod
     def reload(cls):
@@ -195,11 +216,140 @@ class OAuthConnections(unittest.TestCase):
     def test_the_connections_identity_cannot_be_replaced(self):
         for sql in (f"SELECT electric_auth.authenticate('{mint('bob')}')",
                     "SELECT electric_auth.logout()",
-                    f"SET electric_auth.identity_token = '{mint('bob')}'"):
+                    f"SET electric_auth.identity_token = '{mint('bob')}'",
+                    "SET electric_auth.identity_token = ''",
+                    "SET electric_auth.identity_token = ' '",
+                    "SELECT set_config('electric_auth.identity_token', '', false)",
+                    "SET LOCAL electric_auth.identity_token = ''"):
             status, out, err = self.connect(mint("alice"), sql)
             self.assertEqual(status, 1, out)
             self.assertRegex(err, "cannot replace the identity of a connection authenticated "
-                                  "by its token|can only be set by electric_auth.authenticate")
+                                  "by its token|cannot be changed on a connection "
+                                  "authenticated by its token")
+        # A refused SET leaves the identity in force; RESET and DISCARD ALL come back to it.
+        status, out, err = self.connect(
+            mint("alice"),
+            "SELECT electric_auth.current_user_id()",
+            "RESET electric_auth.identity_token",
+            "SELECT electric_auth.current_user_id(), count(*) FROM notes",
+            "DISCARD ALL",
+            "SELECT electric_auth.current_user_id()")
+        self.assertEqual((status, out.splitlines()), (0, ["alice", "alice\t2000", "alice"]), err)
+
+    def test_the_line_issuer_and_scopes_are_required(self):
+        # jwt_iss agrees with the line (postgresql.conf sets it to the line's issuer).
+        self.assertEqual(self.connect(mint(scope=None, scp=["electric", "openid", "x"]),
+                                      "SELECT current_user")[:2], (0, "app_alice\n"))
+        self.assert_refused(mint(scope="openid"),
+                            'the token does not grant the scope "electric" that this '
+                            'pg_hba.conf line requires')
+        self.assert_refused(mint(scope=None), 'does not grant the scopes "openid electric"')
+        # With jwt_iss unset, the line's issuer alone decides.
+        self.alter_system("electric_auth.jwt_iss", "")
+        try:
+            self.assert_refused(mint(iss="https://elsewhere.example"),
+                                'the token\'s "iss" claim ("https://elsewhere.example") is not '
+                                'the issuer of this pg_hba.conf line ("https://issuer.example")')
+            self.assert_refused(mint(iss=None), 'the token has no "iss" claim')
+            self.assertEqual(self.connect(mint(), "SELECT current_user")[1], "app_alice\n")
+        finally:
+            self.alter_system("electric_auth.jwt_iss", None)
+        # jwt_iss set to another issuer: even a token of the line's own issuer is refused, and
+        # the log says the two settings disagree.
+        self.alter_system("electric_auth.jwt_iss", "https://other-issuer.example")
+        try:
+            self.assert_refused(mint(), "electric_auth.jwt_iss (\"https://other-issuer.example\") "
+                                "and the issuer of this pg_hba.conf line "
+                                "(\"https://issuer.example\") disagree")
+            self.assert_refused(mint(iss="https://other-issuer.example"), None)
+        finally:
+            self.alter_system("electric_auth.jwt_iss", None)
+
+    def test_privileged_roles_are_refused_when_ident_mapping_is_delegated(self):
+        for role, what in (("app_super", "a superuser"), ("app_repl", "a REPLICATION role"),
+                           ("app_bypass", "a BYPASSRLS role")):
+            with self.subTest(role=role):
+                self.assert_refused(mint(db_roles=[role]),
+                                    f'role "{role}" is {what}, and '
+                                    'electric_auth.delegate_privileged_roles is off',
+                                    user=role, dbname="delegate_db")
+        self.alter_system("electric_auth.delegate_privileged_roles", "on")
+        try:
+            self.assertEqual(self.connect(mint(db_roles=["app_super"]), "SELECT current_user",
+                                          user="app_super", dbname="delegate_db")[:2],
+                             (0, "app_super\n"))
+        finally:
+            self.alter_system("electric_auth.delegate_privileged_roles", None)
+        # The ident map (map=) is the DBA's own list: it still decides there.
+        self.assertEqual(self.connect(mint(), "SELECT current_user", user="app_repl")[:2],
+                         (0, "app_repl\n"))
+
+    def test_role_names_are_compared_as_bytes(self):
+        # A role whose name is not UTF-8 (made through a SQL_ASCII database) is never named by
+        # a claim: "\ufffd" (what a lossy decoding makes of it) must not match.
+        with su() as c:
+            c.execute("CREATE DATABASE ascii_db ENCODING 'SQL_ASCII' LC_COLLATE 'C' "
+                      "LC_CTYPE 'C' TEMPLATE template0")
+        psql = pathlib.Path(pg_config("--bindir")) / "psql"
+
+        def in_ascii_db(sql):
+            subprocess.run(["runuser", "-u", "postgres", "--", str(psql), "-X", "-v",
+                            "ON_ERROR_STOP=1", "-h", SOCK, "-p", str(PORT), "-d", "ascii_db"],
+                           input=sql, check=True, capture_output=True)
+        try:
+            in_ascii_db(b'CREATE ROLE "\xfe" LOGIN;\n')
+            token = mint(db_roles=["\ufffd"])
+            before = len(self.log())
+            conninfo = (f"host={SOCK} port={PORT} dbname=delegate_db user=\xfe "
+                        f"oauth_issuer={ISS} oauth_client_id=electric").encode("latin-1")
+            run = subprocess.run([self.client, conninfo, b"SELECT current_user"],
+                                 capture_output=True, env=dict(os.environ, EA_TOKEN=token),
+                                 timeout=60)
+            self.assertEqual(run.returncode, 1, run.stdout)
+            time.sleep(0.2)
+            self.assertIn("is not UTF-8, so no claim can name it", self.log()[before:])
+        finally:
+            in_ascii_db(b'DROP ROLE IF EXISTS "\xfe";\n')
+            with su() as c:
+                c.execute("DROP DATABASE ascii_db")
+
+    def test_session_settings_that_refuse_the_token_raise_on_first_use(self):
+        # Only postgresql.conf/ALTER SYSTEM are in force at login; the database's own audience
+        # applies from the first statement, and the identity must then say why it is refused.
+        with su() as c:
+            c.execute("ALTER DATABASE map_db SET electric_auth.jwt_aud = 'map-db-audience'")
+        try:
+            status, out, err = self.connect(mint(), "SELECT electric_auth.current_user_id()")
+            self.assertEqual(status, 1, out)
+            self.assertIn('Invalid "aud" claim value: "ea-oauth-audience"', err)
+            status, out, err = self.connect(mint(), "SELECT count(*) FROM notes")
+            self.assertEqual(status, 1, out)
+            self.assertIn('Invalid "aud" claim value', err)
+            # A token for both audiences verifies at login and in the session.
+            status, out, err = self.connect(mint(aud=[AUD, "map-db-audience"]),
+                                            "SELECT electric_auth.current_user_id()")
+            self.assertEqual((status, out), (0, "alice\n"), err)
+        finally:
+            with su() as c:
+                c.execute("ALTER DATABASE map_db RESET electric_auth.jwt_aud")
+
+    def test_a_configuration_error_is_one_warning_per_reload(self):
+        before = len(self.log())
+        self.alter_system("electric_auth.jwt_alg", "RS256")  # the HS secret is no RSA key
+        try:
+            for _ in range(3):
+                self.assert_refused(mint(), None)
+            added = self.log()[before:]
+            warning = ("WARNING:  electric_auth cannot verify OAuth bearer tokens, so every "
+                       "token login is refused: electric_auth.jwt_key is not a valid key for "
+                       "electric_auth.jwt_alg=RS256")
+            self.assertEqual(added.count(warning), 1, added[-3000:])
+            self.assertIn("HINT:", added[added.index(warning):])
+            self.reload()
+            self.assert_refused(mint(), None)
+            self.assertEqual(self.log()[before:].count(warning), 2)
+        finally:
+            self.alter_system("electric_auth.jwt_alg", None)
 
     def test_the_ident_map_decides_the_role(self):
         self.assertEqual(self.connect(mint("bob"), "SELECT current_user", user="app_bob")[1],
@@ -273,7 +423,7 @@ class OAuthConnections(unittest.TestCase):
             self.reload()
 
     def test_a_replication_connection_runs_identify_system(self):
-        status, out, err = self.connect(mint("alice"), "IDENTIFY_SYSTEM",
+        status, out, err = self.connect(mint("alice"), "IDENTIFY_SYSTEM", user="app_repl",
                                         extra="replication=database")
         self.assertEqual(status, 0, err)
         fields = out.strip().split("\t")

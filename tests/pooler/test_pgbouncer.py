@@ -7,7 +7,11 @@ local port in front of a throwaway cluster of the server $PG_CONFIG names, stopp
   that user's rows. Afterwards: the 3 server connections served every user, so identities really
   shared backends.
 - Session pooling with server_reset_query = DISCARD ALL: a client authenticates with scope
-  `session` and leaves; the next client, on the same server connection, starts with none.
+  `session` and leaves; the next client, on the same server connection, starts with none. That
+  database allows session scope (`ALTER DATABASE … SET electric_auth.session_scope = allow`).
+- Transaction pooling through one server connection, session scope refused (the default): a
+  hostile client's `authenticate(own_token, 'session')` is refused, so the next client's
+  transaction has no identity and its INSERT is not stamped with the hostile user's id.
 
 Run by scripts/test_major.sh on every major; alone: PG_CONFIG=... python3 tests/pooler/test_pgbouncer.py
 """
@@ -55,24 +59,33 @@ class PgBouncer(unittest.TestCase):
                              dbname="postgres", autocommit=True) as su:
             su.execute("CREATE ROLE ea_app LOGIN")
             su.execute("CREATE DATABASE ea_pool")
-        with psycopg.connect(host=f"/tmp/{NAME}-sock", port=PORT, user="postgres",
-                             dbname="ea_pool", autocommit=True) as su:
-            su.execute("CREATE EXTENSION electric_auth")
-            su.execute("CREATE TABLE notes (owner_id text NOT NULL, body text)")
-            su.execute("INSERT INTO notes SELECT 'user-' || c, 'note ' || n "
-                       "FROM generate_series(0, %s) c, generate_series(1, %s) n",
-                       (CLIENTS - 1, ROWS_EACH))
-            su.execute("ALTER TABLE notes ENABLE ROW LEVEL SECURITY")
-            su.execute("CREATE POLICY own_notes ON notes "
-                       "USING (owner_id = electric_auth.current_user_id())")
-            su.execute("GRANT SELECT ON notes TO ea_app")
+            # Session pooling: each server connection belongs to one client at a time.
+            su.execute("CREATE DATABASE ea_pool_session")
+            su.execute("ALTER DATABASE ea_pool_session SET electric_auth.session_scope = allow")
+        for database in ("ea_pool", "ea_pool_session"):
+            with psycopg.connect(host=f"/tmp/{NAME}-sock", port=PORT, user="postgres",
+                                 dbname=database, autocommit=True) as su:
+                su.execute("CREATE EXTENSION electric_auth")
+                su.execute("CREATE TABLE notes (owner_id text NOT NULL, body text)")
+                su.execute("INSERT INTO notes SELECT 'user-' || c, 'note ' || n "
+                           "FROM generate_series(0, %s) c, generate_series(1, %s) n",
+                           (CLIENTS - 1, ROWS_EACH))
+                su.execute("ALTER TABLE notes ENABLE ROW LEVEL SECURITY")
+                su.execute("CREATE POLICY own_notes ON notes "
+                           "USING (owner_id = electric_auth.current_user_id())")
+                su.execute("GRANT SELECT ON notes TO ea_app")
+                # Rows stamped with the identity in force (NULL: none).
+                su.execute("CREATE TABLE stamped (owner_id text "
+                           "DEFAULT electric_auth.current_user_id(), body text)")
+                su.execute("GRANT SELECT, INSERT ON stamped TO ea_app")
         shutil.rmtree(POOL_DIR, ignore_errors=True)
         POOL_DIR.mkdir()
         (POOL_DIR / "userlist.txt").write_text('"ea_app" ""\n')
         (POOL_DIR / "pgbouncer.ini").write_text(f"""\
 [databases]
 pool_tx = host=/tmp/{NAME}-sock port={PORT} dbname=ea_pool pool_mode=transaction pool_size={SERVER_CONNECTIONS}
-pool_session = host=/tmp/{NAME}-sock port={PORT} dbname=ea_pool pool_mode=session pool_size=1
+pool_tx_one = host=/tmp/{NAME}-sock port={PORT} dbname=ea_pool pool_mode=transaction pool_size=1
+pool_session = host=/tmp/{NAME}-sock port={PORT} dbname=ea_pool_session pool_mode=session pool_size=1
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -161,6 +174,29 @@ pidfile = {POOL_DIR}/pgbouncer.pid
                     self.assertEqual(conn.execute(
                         "SELECT electric_auth.current_user_id(), count(*) FROM notes")
                         .fetchone(), (None, 0))
+
+    def test_a_hostile_client_cannot_hand_its_identity_to_the_next_client(self):
+        with through_pooler("pool_tx_one") as hostile, through_pooler("pool_tx_one") as victim:
+            pid = hostile.execute("SELECT pg_backend_pid()").fetchone()[0]
+            with self.assertRaises(psycopg.errors.InsufficientPrivilege) as refused:
+                hostile.execute("SELECT electric_auth.authenticate(%s, 'session')",
+                                (mint("mallory"),))
+            self.assertIn("electric_auth.session_scope", refused.exception.diag.message_primary)
+            with victim.transaction():
+                self.assertEqual(victim.execute("SELECT pg_backend_pid()").fetchone()[0], pid,
+                                 "the same server connection (pool_size = 1)")
+                self.assertEqual(victim.execute(
+                    "SELECT electric_auth.current_user_id(), count(*) FROM notes").fetchone(),
+                    (None, 0))
+                victim.execute("INSERT INTO stamped (body) VALUES ('no identity')")
+            self.assertEqual(victim.execute(
+                "SELECT owner_id FROM stamped WHERE body = 'no identity'").fetchall(), [(None,)])
+            # A transaction identity is still the way: it ends with the transaction.
+            with hostile.transaction():
+                hostile.execute("SELECT electric_auth.authenticate(%s)", (mint("mallory"),))
+            with victim.transaction():
+                self.assertIsNone(victim.execute(
+                    "SELECT electric_auth.current_user_id()").fetchone()[0])
 
     def test_session_pooling_resets_the_identity_with_discard_all(self):
         with through_pooler("pool_session") as first:

@@ -67,7 +67,13 @@ SELECT fx.whoami() AS logout_rolled_back;
 SELECT fx.outcome(format('SELECT electric_auth.authenticate(%L)', fx.token('expired', 'HS256', 'node')));
 SELECT fx.whoami() AS after_rejected_token;
 COMMIT;
--- Session scope: like SET.
+-- Session scope: refused unless a superuser allows it (behind a transaction pooler a session
+-- identity would act for the next client of the server connection); then like SET.
+SHOW electric_auth.session_scope;
+SELECT fx.outcome(format('SELECT electric_auth.authenticate(%L, %L)', fx.token('standard', 'HS256', 'pyjwt'), 'session')) AS refused_by_default;
+RESET ROLE;
+SET electric_auth.session_scope = allow; -- a superuser's choice (RESET ALL keeps it)
+SET ROLE ea_app;
 SELECT electric_auth.authenticate(fx.token('standard', 'HS256', 'pyjwt'), 'session') AS authenticated;
 SELECT fx.whoami() AS next_statement;
 SELECT owner_id, body FROM docs;
@@ -110,17 +116,18 @@ SELECT fx.outcome(format('ALTER DATABASE %I SET electric_auth.identity_token = %
 SELECT fx.outcome(format('CREATE FUNCTION fx.as_someone() RETURNS text LANGUAGE sql SET electric_auth.identity_token = %L RETURN electric_auth.current_user_id()', fx.token('standard', 'HS256', 'pyjwt')));
 SELECT fx.outcome(format('SET electric_auth.identity_token = %L', fx.token('standard', 'HS256', 'pyjwt')));
 SELECT count(*) AS stored_settings FROM pg_db_role_setting WHERE array_to_string(setconfig, ',') LIKE '%identity_token%';
--- Key rotation: the identity is verified again under the new settings, or dropped.
+-- Key rotation: the identity is verified again under the settings in force; while it does not
+-- verify it raises why (never NULL), and it verifies again when the settings come back.
 SELECT electric_auth.authenticate(fx.token('standard', 'HS256', 'pyjwt'), 'session') AS authenticated;
 SELECT fx.use_key('HS256', 'HS256', 'secret') AS same_key_again;
 SELECT fx.whoami() AS verified_again;
 SELECT fx.use_key('HS256', 'HS384', 'secret') AS rotated_key;
-SELECT fx.whoami() AS dropped;
+SELECT fx.whoami() AS refused;
 SELECT fx.use_key('HS256', 'HS256', 'secret') AS key_back;
-SELECT fx.whoami() AS stays_dropped;
+SELECT fx.whoami() AS verified_again;
 SELECT electric_auth.authenticate(fx.token('standard', 'HS256', 'pyjwt'), 'session') AS authenticated;
 SET electric_auth.jwt_aud = 'someone-else';
-SELECT fx.whoami() AS dropped_by_audience;
+SELECT fx.whoami() AS refused_by_audience;
 RESET electric_auth.jwt_aud;
 SELECT electric_auth.logout();
 -- Expiry is checked against each statement's time: a token minted here (with pgcrypto, not by

@@ -70,6 +70,7 @@ SELECT fx.try_user_id(fx.token('no_kid_rsa_1', 'RS256', 'pyjwt'));
 -- Rotation: old and new keys, then the new one alone; a session identity and a cached token
 -- signed by the old key fail on the next call.
 SELECT fx.use_jwks('RS256', 'rotation_old');
+SET electric_auth.session_scope = allow;
 SELECT electric_auth.authenticate(fx.token('kid_rsa_1', 'RS256', 'node'), 'session') AS authenticated;
 SELECT fx.use_jwks('RS256', 'rotation_both');
 SELECT fx.whoami() AS identity_with_both_keys;
