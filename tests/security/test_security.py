@@ -16,6 +16,7 @@ import hmac
 import json
 import os
 import pathlib
+import re
 import subprocess
 import time
 import unittest
@@ -1139,7 +1140,10 @@ class SessionIdentity(SecurityCase):
                 with self.assertRaises(psycopg.errors.InsufficientPrivilege):
                     s.execute("INSERT INTO notes (body) VALUES ('from nobody')")
                 s.execute("BEGIN")
-                s.execute("SELECT electric_auth.authenticate(%s)", mint(email="alice@example.com"))
+                token = mint(email="alice@example.com")
+                s.execute("SELECT electric_auth.authenticate(%s)", token)
+                assert_token_not_in_activity(self, self.cluster, s, token,
+                                             dbname="ea_readme_identity")
                 s.execute("INSERT INTO notes (body) VALUES ('hello')")
                 self.assertEqual(s.execute("SELECT owner_id, body FROM notes").fetchall(),
                                  [("alice", "hello")])
@@ -1219,52 +1223,280 @@ class KeySetRotation(SecurityCase):
 README = (ROOT / "README.md").read_text()
 
 
-def readme_sql_block(marker):
-    """The first ```sql block after `marker` in the README, exactly as a reader copies it."""
+def readme_sql_block(marker, lang="sql"):
+    """The first ```sql (or `lang`) block after `marker` in the README, exactly as a reader
+    copies it."""
     after = README[README.index(marker):]
-    start = after.index("```sql\n") + len("```sql\n")
+    start = after.index(f"```{lang}\n") + len(f"```{lang}\n")
     return after[start:after.index("```", start)]
 
 
+def assert_token_not_in_activity(case, cluster, session, token, dbname="ea_sec"):
+    """`session` has just run a statement with `token` as a bind parameter and sits idle in its
+    transaction: another session of the same role sees that statement in pg_stat_activity
+    (the README's examples send "$1"), and nowhere the token."""
+    with cluster.connect(user="ea_app", dbname=dbname) as other:
+        rows = other.execute("SELECT pid, state, query FROM pg_stat_activity").fetchall()
+    mine = [r for r in rows if r[0] == session.conn.info.backend_pid]
+    case.assertEqual(len(mine), 1)
+    case.assertEqual(mine[0][1], "idle in transaction")
+    case.assertIn("$1", mine[0][2], "the statement was not sent with a bind parameter")
+    for _, _, query in rows:
+        case.assertNotIn(token, query or "")
+        case.assertNotIn(token.split(".")[2], query or "", "the token's signature is visible")
+
+
+def readme_code_blocks():
+    """Every fenced code block in the README, with its language."""
+    return [(m.group(1), m.group(2)) for m in
+            re.finditer(r"^```(\w*)\n(.*?)^```", README, flags=re.M | re.S)]
+
+
 class ReadmeTriggerExample(SecurityCase):
-    """The README's owner-stamping trigger, run as written: it fails closed."""
+    """The README's owner-stamping trigger with row-level security, run as written, as an
+    unprivileged role and as the table's owner: no identity, or another user's, can read,
+    change or delete a row."""
 
     CLUSTER = ("ea-sec-readme", 54343, True)
 
-    def test_the_trigger_example_fails_closed(self):
+    def setUp(self):
         with self.cluster.connect() as su:
+            su.execute("DROP TABLE IF EXISTS todos")
+            su.execute("DROP FUNCTION IF EXISTS stamp_owner()")
             su.execute(readme_sql_block("<!-- example: owner-stamping trigger -->"))
-            su.execute("GRANT SELECT, INSERT, UPDATE ON todos TO ea_app")
-        s = Session(self.cluster)
-        alice, bob = mint(), mint(sub="bob")
+            su.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON todos TO ea_app")
+
+    def alices_row(self):
+        """A row of alice's, written by the superuser past triggers and policies (so this works
+        whatever the example's trigger wants)."""
+        with self.cluster.connect() as su:
+            su.execute("SET session_replication_role = replica")
+            return su.execute("INSERT INTO todos (title, owner_id) VALUES ('alice''s', 'alice') "
+                              "RETURNING id").fetchone()[0]
+
+    def row(self, todo):
+        with self.cluster.connect() as su:
+            return su.execute("SELECT title, owner_id FROM todos WHERE id = %s", (todo,)).fetchone()
+
+    def assert_cannot_touch(self, s, todo):
+        """Each UPDATE and DELETE of alice's row fails or touches no row, and the row stays."""
+        for statement in ("UPDATE todos SET title = 'hijacked' WHERE id = %s",
+                          "UPDATE todos SET owner_id = 'mallory' WHERE id = %s",
+                          "UPDATE todos SET title = 'hijacked', owner_id = NULL WHERE id = %s",
+                          "DELETE FROM todos WHERE id = %s"):
+            with self.subTest(statement=statement):
+                s.execute("SAVEPOINT attempt")
+                try:
+                    self.assertEqual(s.execute(statement, todo).rowcount, 0)
+                except psycopg.Error:
+                    pass
+                s.execute("ROLLBACK TO SAVEPOINT attempt")
+                s.execute("RELEASE SAVEPOINT attempt")
+        self.assertEqual(s.execute("SELECT count(*) FROM todos WHERE id = %s", todo)
+                         .fetchone()[0], 0, "alice's row is visible")
+
+    def attack(self, role):
+        todo = self.alices_row()
+        s = Session(self.cluster, user=role)
         try:
-            # INSERT without a token: refused, never a row with no owner.
-            with self.assertRaises(psycopg.errors.InvalidAuthorizationSpecification):
-                s.execute("INSERT INTO todos (title) VALUES ('no token')")
-            with self.assertRaises(psycopg.errors.InvalidAuthorizationSpecification):
-                s.execute("INSERT INTO todos (title, owner_id) VALUES ('forged', 'alice')")
-            # A bad token is the spec's rejection.
-            with self.assertRaises(psycopg.errors.InvalidAuthorizationSpecification):
-                s.execute("INSERT INTO todos (title, token) VALUES ('t', %s)", alice + "x")
-            # With a token: the owner is stamped from it, whatever owner_id the client sent.
-            row = s.execute("INSERT INTO todos (title, owner_id, token) VALUES ('t', 'mallory', %s) "
-                            "RETURNING id, owner_id, token", alice).fetchone()
-            self.assertEqual(row[1:], ("alice", None))
-            todo = row[0]
-            owner = "SELECT owner_id FROM todos WHERE id = %s"
-            # UPDATE without a token keeps the owner (even one the client tries to change).
-            s.execute("UPDATE todos SET title = 'renamed', owner_id = NULL WHERE id = %s", todo)
-            self.assertEqual(s.execute(owner, todo).fetchone()[0], "alice")
-            s.execute("UPDATE todos SET owner_id = 'mallory' WHERE id = %s", todo)
-            self.assertEqual(s.execute(owner, todo).fetchone()[0], "alice")
-            # UPDATE with another user's token is refused; with the owner's it goes through.
-            with self.assertRaises(psycopg.errors.InsufficientPrivilege):
-                s.execute("UPDATE todos SET title = 'hijack', token = %s WHERE id = %s", bob, todo)
-            s.execute("UPDATE todos SET title = 'mine', token = %s WHERE id = %s", alice, todo)
-            self.assertEqual(s.execute("SELECT title, owner_id, token FROM todos WHERE id = %s",
-                                       todo).fetchone(), ("mine", "alice", None))
+            for identity in (None, "bob"):
+                with self.subTest(role=role, identity=identity):
+                    s.execute("BEGIN")
+                    try:
+                        if identity:
+                            s.execute("SELECT electric_auth.authenticate(%s)", mint(sub=identity))
+                        self.assert_cannot_touch(s, todo)
+                    finally:
+                        s.execute("ROLLBACK")
         finally:
             s.close()
+        self.assertEqual(self.row(todo), ("alice's", "alice"))
+
+    def test_no_identity_or_another_users_cannot_change_or_delete_a_row(self):
+        self.attack("ea_app")
+
+    def test_nor_can_the_tables_owner(self):
+        with self.cluster.connect() as su:
+            if not su.execute("SELECT 1 FROM pg_roles WHERE rolname = 'ea_todo_owner'").fetchone():
+                su.execute("CREATE ROLE ea_todo_owner LOGIN")
+            su.execute("ALTER TABLE todos OWNER TO ea_todo_owner")
+        self.attack("ea_todo_owner")
+
+    def test_the_owner_is_stamped_and_kept(self):
+        s, bob = Session(self.cluster), Session(self.cluster)
+        alice = mint()
+        try:
+            # No identity: the trigger refuses the INSERT, whatever owner the client names.
+            for statement in ("INSERT INTO todos (title) VALUES ('no identity')",
+                              "INSERT INTO todos (title, owner_id) VALUES ('forged', 'alice')"):
+                with self.assertRaises(psycopg.errors.InvalidAuthorizationSpecification):
+                    s.execute(statement)
+            s.execute("BEGIN")
+            s.execute("SELECT electric_auth.authenticate(%s)", alice)
+            assert_token_not_in_activity(self, self.cluster, s, alice)
+            # The owner is stamped from the identity, whatever owner_id the client sent.
+            todo, owner = s.execute("INSERT INTO todos (title, owner_id) VALUES ('t', 'mallory') "
+                                    "RETURNING id, owner_id").fetchone()
+            self.assertEqual(owner, "alice")
+            self.assertEqual(s.execute("UPDATE todos SET title = 'mine' WHERE id = %s",
+                                       todo).rowcount, 1)
+            # The owner never changes, not even by the owner.
+            s.execute("SAVEPOINT give_away")
+            with self.assertRaises(psycopg.errors.InsufficientPrivilege):
+                s.execute("UPDATE todos SET owner_id = 'bob' WHERE id = %s", todo)
+            s.execute("ROLLBACK TO SAVEPOINT give_away")
+            s.execute("COMMIT")
+            self.assertEqual(self.row(todo), ("mine", "alice"))
+            # Bob sees nothing of alice's; alice deletes her row.
+            bob.execute("BEGIN")
+            bob.execute("SELECT electric_auth.authenticate(%s)", mint(sub="bob"))
+            self.assertEqual(bob.execute("SELECT count(*) FROM todos").fetchone()[0], 0)
+            bob.execute("COMMIT")
+            s.execute("BEGIN")
+            s.execute("SELECT electric_auth.authenticate(%s)", alice)
+            self.assertEqual(s.execute("DELETE FROM todos WHERE id = %s", todo).rowcount, 1)
+            s.execute("COMMIT")
+            self.assertIsNone(self.row(todo))
+        finally:
+            s.close()
+            bob.close()
+
+
+class ReadmeBindParameters(SecurityCase):
+    """Tokens in the README are bind parameters: no example writes one into a statement's text,
+    and the psycopg and psql (16+) snippets, run as written as ea_app, leave only "$1" in
+    pg_stat_activity for another session of the same role to read. Statements are logged
+    (log_statement = all) with log_parameter_max_length = 0, as the README advises."""
+
+    CLUSTER = ("ea-sec-readme-binds", 54375, True)
+    SERVER_OPTIONS = ("-c log_statement=all", "-c log_parameter_max_length=0")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        with cls.cluster.connect() as su:
+            su.execute(readme_sql_block("<!-- example: session identity RLS -->"))
+            su.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON notes TO ea_app")
+            su.execute("INSERT INTO notes (owner_id, body) VALUES ('alice', 'alice''s note'), "
+                       "('bob', 'bob''s note')")
+
+    def test_no_readme_example_writes_a_token_into_a_statement(self):
+        call_with_text = re.compile(
+            r"electric_auth\.(verify|user_id|authenticate)\(\s*(?:'|:'|:\"|E')", re.I)
+        set_with_text = re.compile(r"\bSET\s+(SESSION\s+|LOCAL\s+)?app\.token\b|"
+                                   r"set_config\(\s*'app\.token'\s*,\s*'", re.I)
+        blocks = readme_code_blocks()
+        self.assertGreater(len(blocks), 20)
+        for lang, block in blocks:
+            for line in block.splitlines():
+                with self.subTest(line=line):
+                    self.assertIsNone(call_with_text.search(line))
+                    self.assertIsNone(set_with_text.search(line))
+                    self.assertNotIn("eyJ", line)
+
+    def test_the_psycopg_snippet(self):
+        block = readme_sql_block("<!-- example: psycopg bind parameter -->", lang="python")
+        token = mint()
+        s = Session(self.cluster)
+        seen = []
+
+        class Watched:
+            """The snippet's `conn`: after the authenticate() statement, another session reads
+            pg_stat_activity."""
+
+            def __init__(self, conn):
+                self.conn = conn
+
+            def transaction(self):
+                return self.conn.transaction()
+
+            def execute(inner, sql, params=None):
+                cur = inner.conn.execute(sql, params)
+                if "authenticate" in sql:
+                    assert_token_not_in_activity(self, self.cluster, s, token)
+                    seen.append(sql)
+                return cur
+
+        try:
+            scope = {"conn": Watched(s.conn), "token": token}
+            exec(block, scope)  # the README's snippet, as written
+            self.assertEqual(len(seen), 1)
+            self.assertEqual(scope["rows"][0][1:], ("alice", "alice's note"))
+            self.assertEqual(len(scope["rows"]), 1)
+        finally:
+            s.close()
+        self.assertNotIn(token, self.cluster.log())
+
+    def test_the_psql_snippet(self):
+        psql = psql_with_bind()
+        if psql is None:
+            self.skipTest("no psql 16 or later on this machine")
+        block = readme_sql_block("<!-- example: psql bind parameter -->")
+        lines = block.splitlines(keepends=True)
+        bind = next(i for i, line in enumerate(lines) if "\\bind" in line)
+        token = mint()
+        env = dict(os.environ, ELECTRIC_TOKEN=token, PGAPPNAME="ea-readme-psql")
+        proc = subprocess.Popen(
+            [psql, "-X", "-v", "ON_ERROR_STOP=1", "-h", self.cluster.sock,
+             "-p", str(self.cluster.port), "-U", "ea_app", "-d", "ea_sec"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env)
+        try:
+            proc.stdin.write("".join(lines[:bind + 1]))
+            proc.stdin.flush()
+            # psql sits idle in its transaction after authenticate(): what may another session
+            # of the same role read?
+            with self.cluster.connect(user="ea_app") as other:
+                for _ in range(200):
+                    row = other.execute(
+                        "SELECT state, query FROM pg_stat_activity "
+                        "WHERE application_name = 'ea-readme-psql'").fetchone()
+                    if row and row[0] == "idle in transaction" and "authenticate" in row[1]:
+                        break
+                    time.sleep(0.05)
+                else:
+                    self.fail(f"psql never ran authenticate(): {row}")
+                self.assertEqual(row[1].strip(), "SELECT electric_auth.authenticate($1)")
+                everything = other.execute("SELECT string_agg(coalesce(query, ''), ' ') "
+                                           "FROM pg_stat_activity").fetchone()[0]
+                self.assertNotIn(token, everything)
+            out, err = proc.communicate("".join(lines[bind + 1:]), timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertEqual(proc.returncode, 0, err)
+        self.assertIn(" alice\n", out)  # authenticate()'s result
+        self.assertIn("alice's note", out)
+        self.assertNotIn("bob's note", out)
+        # log_statement = all wrote the statement, not the token (log_parameter_max_length = 0).
+        log = self.cluster.log()
+        self.assertIn("SELECT electric_auth.authenticate($1)", log)
+        self.assertNotIn(token, log)
+
+    def test_parameters_reach_the_log_unless_their_length_is_zero(self):
+        # What the README warns of: log_statement logs bind parameters' values by default.
+        token = mint(sub="logged")
+        with self.cluster.connect() as su:
+            su.execute("SET log_parameter_max_length = -1")  # Postgres's default
+            su.execute("SELECT electric_auth.user_id(%s)", (token,))
+        self.assertIn(token, self.cluster.log())
+
+
+def psql_with_bind():
+    """A psql that has \\bind (16 or later): the server's own, or one of the test servers'."""
+    candidates = [pathlib.Path(subprocess.run(
+        [os.environ.get("PG_CONFIG", "/usr/bin/pg_config"), "--bindir"],
+        capture_output=True, text=True, check=True).stdout.strip()) / "psql"]
+    candidates += [pathlib.Path(f"/opt/electric-auth-postgres/{m}/bin/psql") for m in (16, 17, 18)]
+    for psql in candidates:
+        if not psql.exists():
+            continue
+        version = subprocess.run([str(psql), "--version"], capture_output=True, text=True)
+        found = re.search(r"(\d+)\.", version.stdout)
+        if version.returncode == 0 and found and int(found.group(1)) >= 16:
+            return str(psql)
+    return None
 
 
 def check_log(cluster):
