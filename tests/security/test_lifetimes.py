@@ -38,7 +38,7 @@ class PreparedTransactions(SecurityCase):
     another), under each scope."""
 
     CLUSTER = ("ea-sec-lifetimes", 54373, True)
-    SERVER_OPTIONS = ("-c max_prepared_transactions=4",)
+    SERVER_OPTIONS = ("-c max_prepared_transactions=4", "-c electric_auth.session_scope=allow")
 
     @classmethod
     def setUpClass(cls):
@@ -159,6 +159,7 @@ class HeldCursors(SecurityCase):
     """A WITH HOLD cursor keeps what it read under an identity after the identity ends."""
 
     CLUSTER = ("ea-sec-cursors", 54374, True)
+    SERVER_OPTIONS = ("-c electric_auth.session_scope=allow",)
 
     @classmethod
     def setUpClass(cls):
