@@ -308,6 +308,7 @@ pub fn init() {
     }
     crate::tamper::define_marker();
     crate::session::define_carrier();
+    crate::citus::define_settings();
     // SAFETY: a static NUL-terminated string; Postgres keeps its own copy.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"electric_auth".as_ptr()) };
 }

@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 use std::cell::Cell;
 
 mod api;
+mod citus;
 mod errors;
 mod gucs;
 mod log_redaction;

@@ -14,12 +14,8 @@
 //! token is verified again in any process, or under any settings, that has not verified it yet
 //! (through the verified-token cache).
 //!
-//! Citus: backend memory does not reach the connections Citus opens from a coordinator to its
-//! workers, but a `SET LOCAL` does (with `citus.propagate_set_commands = 'local'`). So where
-//! Citus is loaded, a transaction-scope `authenticate()` assigns the carrier with an SPI
-//! `SET LOCAL` statement, which Citus forwards; and a node whose superuser set
-//! `electric_auth.accept_propagated_identity` (the workers) accepts a session's `SET` of the
-//! carrier if, and only if, its token verifies there — nothing `authenticate()` would refuse.
+//! Citus: how the identity reaches the workers (sealed, in a `SET LOCAL` Citus forwards) and
+//! what a worker accepts is in `citus.rs`.
 #![allow(clippy::result_large_err)] // ErrorReport unboxed, as pgrx expects (see api.rs)
 
 use crate::errors::error_report;
@@ -42,10 +38,6 @@ use std::ffi::{c_char, c_void, CStr, CString};
 /// and readable by superusers only: it holds a bearer token.
 static IDENTITY_TOKEN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub const IDENTITY_TOKEN_NAME: &CStr = c"electric_auth.identity_token";
-
-/// `electric_auth.accept_propagated_identity`: whether a session's `SET` of the carrier is
-/// accepted when its token verifies (for Citus workers). Only in the configuration files.
-static ACCEPT_PROPAGATED: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 /// `electric_auth.session_scope`: whether `authenticate(token, 'session')` is allowed.
 #[derive(pgrx::PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -83,8 +75,6 @@ thread_local! {
     static STATE: RefCell<IdentityState> = const { RefCell::new(IdentityState::new()) };
     /// The held identity's claims as a jsonb value's bytes, built once per identity (by serial).
     static CLAIMS_JSONB: RefCell<Option<(u64, Vec<u8>)>> = const { RefCell::new(None) };
-    static CITUS_PROPAGATION_WARNED: Cell<bool> = const { Cell::new(false) };
-    static CITUS_SESSION_SCOPE_WARNED: Cell<bool> = const { Cell::new(false) };
     /// Raised when this connection was authenticated by its token (PostgreSQL 18 OAuth): that
     /// token is the session's identity for good.
     static CONNECTION_IDENTITY: Cell<bool> = const { Cell::new(false) };
@@ -113,12 +103,14 @@ unsafe extern "C-unwind" fn check_identity_token(
     match admission(
         candidate.to_bytes(),
         origin,
-        ACCEPT_PROPAGATED.get(),
+        crate::citus::accepts_propagated(),
         pinned,
     ) {
         Admission::Accept => return true,
         // SAFETY: the candidate read above, still owned by the GUC machinery.
-        Admission::AcceptIfItVerifies => return unsafe { propagated_token_verifies(candidate) },
+        Admission::AcceptIfItVerifies => {
+            return unsafe { crate::citus::propagated_value_accepted(candidate) }
+        }
         Admission::Refuse => {}
     }
     if pinned {
@@ -140,35 +132,6 @@ unsafe extern "C-unwind" fn check_identity_token(
             "electric_auth.identity_token can only be set by electric_auth.authenticate()",
             "It carries the token a successful electric_auth.authenticate() verified; no SET, set_config(), role, database, function or connection setting can supply one.",
             "Call electric_auth.authenticate(token) instead.",
-        );
-    }
-    false
-}
-
-/// A propagated `SET` of the carrier (see the module notes): accepted if the token verifies
-/// here, at statement time, under this node's settings; otherwise refused with the spec's 28000
-/// message.
-///
-/// # Safety
-/// From the carrier's check hook, about to return what this returns.
-unsafe fn propagated_token_verifies(candidate: &CStr) -> bool {
-    let verified = match candidate.to_str() {
-        Ok(token) if check_session().is_ok() => {
-            verify_at(token, statement_time(), |_, _| ()).map_err(|e| e.to_string())
-        }
-        Ok(_) => Err("this session cannot verify tokens".to_owned()),
-        Err(_) => Err(TokenError::InvalidToken.to_string()),
-    };
-    let Err(message) = verified else {
-        return true;
-    };
-    // SAFETY: a check hook about to return false, as the caller guarantees.
-    unsafe {
-        refuse_in_check_hook(
-            PgSqlErrorCode::ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION,
-            &message,
-            "electric_auth.accept_propagated_identity is on here: electric_auth.identity_token is accepted from SET only with a token that verifies on this node.",
-            "Authenticate on the coordinator with electric_auth.authenticate(token) inside the transaction.",
         );
     }
     false
@@ -200,14 +163,6 @@ pub fn define_carrier() {
             None,
         );
     }
-    GucRegistry::define_bool_guc(
-        c"electric_auth.accept_propagated_identity",
-        c"Accept electric_auth.identity_token from SET when its token verifies here (Citus workers).",
-        c"Citus forwards a coordinator's SET LOCAL to its workers; each worker verifies the token again.",
-        &ACCEPT_PROPAGATED,
-        GucContext::Sighup,
-        GucFlags::default(),
-    );
     GucRegistry::define_enum_guc(
         c"electric_auth.session_scope",
         c"Whether electric_auth.authenticate(token, 'session') is allowed: allow or refuse (default).",
@@ -262,19 +217,6 @@ fn refuse_if_connection_identity(what: &str) -> Result<(), ErrorReport> {
     .set_hint("This connection logged in with an OAuth bearer token (pg_hba.conf method oauth); that token is its identity until it disconnects."))
 }
 
-/// Whether Citus is loaded here (`None`: it is not) and forwards `SET LOCAL` to its workers.
-fn citus_propagates_set_local() -> Option<bool> {
-    // SAFETY: looks a setting up by name; NULL when no loaded library defines it.
-    let value =
-        unsafe { pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false) };
-    // SAFETY: a non-NULL result is the setting's NUL-terminated value.
-    (!value.is_null()).then(|| {
-        unsafe { CStr::from_ptr(value) }
-            .to_bytes()
-            .eq_ignore_ascii_case(b"local")
-    })
-}
-
 /// Runs `assign` with the flag that lets the carrier's check hook take a token raised (for a
 /// non-empty `value`), and lowers it again afterwards, also when `assign` raises an error.
 fn as_authenticate<R>(value: &CStr, assign: impl FnOnce() -> R) -> R {
@@ -312,34 +254,16 @@ fn assign_carrier(value: &CStr, source: pg_sys::GucSource::Type, action: pg_sys:
 /// Puts `value` into the carrier with `action` (`GUC_ACTION_LOCAL`: like `SET LOCAL`;
 /// `GUC_ACTION_SET`: like `SET`). Postgres raises any error (e.g. in a parallel operation).
 fn set_carrier(value: &CStr, action: pg_sys::GucAction::Type) {
-    let citus = citus_propagates_set_local();
-    if citus.is_some() && action == pg_sys::GucAction::GUC_ACTION_LOCAL {
-        // Citus forwards a SET LOCAL statement, never an assignment made from C.
-        if citus == Some(false) && !value.is_empty() {
-            crate::warn_once(
-                &CITUS_PROPAGATION_WARNED,
-                "citus.propagate_set_commands is not 'local': the identity stays on the coordinator",
-                "Policies and triggers that run on Citus workers see no identity. Set citus.propagate_set_commands = 'local' on the coordinator.",
-            );
+    if crate::citus::loaded() {
+        if action == pg_sys::GucAction::GUC_ACTION_LOCAL {
+            // Citus forwards a SET LOCAL statement (the value sealed), never an assignment made
+            // from C; the assignment below then keeps the token itself on this node.
+            crate::citus::forward_set_local(value, |statement| {
+                as_authenticate(value, || Spi::run(statement))
+            });
+        } else {
+            crate::citus::warn_session_scope(value);
         }
-        // SAFETY: quote_literal_cstr reads a NUL-terminated string and returns a palloc'd one.
-        let literal = unsafe { CStr::from_ptr(pg_sys::quote_literal_cstr(value.as_ptr())) };
-        let statement = format!(
-            "SET LOCAL {} TO {}",
-            IDENTITY_TOKEN_NAME.to_string_lossy(),
-            literal.to_string_lossy()
-        );
-        if let Err(error) = as_authenticate(value, || Spi::run(&statement)) {
-            panic!("electric_auth could not set its identity: {error}");
-        }
-        return;
-    }
-    if citus.is_some() && !value.is_empty() {
-        crate::warn_once(
-            &CITUS_SESSION_SCOPE_WARNED,
-            "a session-scope identity does not reach Citus workers",
-            "Citus forwards SET LOCAL only: call electric_auth.authenticate(token) in each transaction.",
-        );
     }
     assign_carrier(value, pg_sys::GucSource::PGC_S_SESSION, action);
 }
@@ -390,7 +314,7 @@ pub fn authenticate(token: Option<&[u8]>, scope: Option<&str>) -> Result<String,
 /// the workers of the transaction drop it too.
 pub fn logout() -> Result<(), ErrorReport> {
     refuse_if_connection_identity("electric_auth.logout()")?;
-    if citus_propagates_set_local().is_some() {
+    if crate::citus::loaded() {
         set_carrier(c"", pg_sys::GucAction::GUC_ACTION_LOCAL);
     }
     set_carrier(c"", pg_sys::GucAction::GUC_ACTION_SET);
@@ -420,7 +344,8 @@ fn resolve_carrier() -> Result<Option<Identity>, Error> {
         return Ok(None);
     }
     let token = token.to_str().map_err(|_| TokenError::InvalidToken)?;
-    verify_at(token, statement_time(), identity_of).map(Some)
+    let token = crate::citus::carried_token(token)?;
+    verify_at(&token, statement_time(), identity_of).map(Some)
 }
 
 /// The identity of a token `verifier` has just verified.

@@ -14,6 +14,7 @@ mod key;
 mod key_set;
 mod pem;
 pub mod redaction;
+pub mod seal;
 mod token;
 
 pub use cache::{TokenCache, DEFAULT_BUDGET_BYTES};

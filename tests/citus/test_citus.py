@@ -7,8 +7,12 @@ from source by scripts/test_citus.sh), every node verifying.
   electric_auth.user_id(token): router and multi-shard queries, a pushed-down aggregate and
   INSERT ... SELECT see or write exactly the authenticated user's rows; no identity, or
   another user's, sees none of them.
-- The identity reaches the workers as a SET LOCAL that Citus forwards, and each worker verifies
-  its token again: forging attempts on the coordinator and directly on a worker fail.
+- The identity reaches the workers as a SET LOCAL that Citus forwards, sealed under the
+  cluster's electric_auth.propagation_secret and bound to the distributed transaction; each
+  worker opens it and verifies its token again: forging attempts on the coordinator and
+  directly on a worker fail, and a sealed value replayed in another transaction is refused.
+- The workers run pg_stat_statements (track = all) and log_statement = all: no fragment of a
+  token given to authenticate() reaches either, nor the server log.
 - Key rotation on every node (run_command_on_all_nodes: ALTER SYSTEM + reload): old tokens fail
   on router and multi-shard queries, also inside a transaction authenticated before.
 
@@ -18,8 +22,10 @@ Run by `make test-citus CITUS_SRC=...` (PG_CONFIG names Postgres 17's pg_config)
 import os
 import pathlib
 import subprocess
+import re
 import time
 import unittest
+import uuid
 
 import jwt
 import psycopg
@@ -33,12 +39,23 @@ COORDINATOR = ("ea-citus-coord", 54350)
 WORKERS = [("ea-citus-w1", 54351), ("ea-citus-w2", 54352)]
 DB = "ea_citus"
 ROWS_EACH = 60
+# Shared by every node (postgresql.conf); keys the sealed identity Citus forwards.
+PROPAGATION_SECRET = "citus-propagation-secret-7e6d5c4b3a29180f7e6d5c4b3a29"
+SEALED = re.compile(r"ea-sealed-v1\.[A-Za-z0-9_-]+")
+# Every token this suite gives authenticate() on the coordinator: none may reach a worker.
+AUTHENTICATED = []
 
 
 def mint(sub, key=OLD_KEY, **extra):
     now = int(time.time())
-    claims = {"sub": sub, "iat": now - 5, "exp": now + 3600, "iss": ISS, "aud": AUD, **extra}
+    claims = {"sub": sub, "iat": now - 5, "exp": now + 3600, "iss": ISS, "aud": AUD,
+              "jti": uuid.uuid4().hex, **extra}  # each token distinct
     return jwt.encode(claims, key, algorithm="HS256")
+
+
+def authenticate(c, token, scope="transaction"):
+    AUTHENTICATED.append(token)
+    return c.execute("SELECT electric_auth.authenticate(%s, %s)", (token, scope))
 
 
 def connect(port, user="postgres", dbname=DB, **kwargs):
@@ -56,18 +73,24 @@ def start(name, port, worker):
         # Citus: two-phase commit for multi-shard writes, triggers on distributed tables.
         "max_prepared_transactions = 20",
         "citus.enable_unsafe_triggers = on",
-        # The coordinator forwards SET LOCAL (so authenticate()'s identity) to the workers;
-        # the workers accept it when its token verifies there.
+        f"electric_auth.propagation_secret = '{PROPAGATION_SECRET}'",
+        # The coordinator forwards SET LOCAL (so authenticate()'s identity, sealed) to the
+        # workers; the workers accept it when it opens and its token verifies there.
         "citus.propagate_set_commands = 'local'" if not worker
         else "electric_auth.accept_propagated_identity = on",
+        # Where a forwarded token would show: every statement, kept and logged.
+        "pg_stat_statements.track = all",
+        "log_statement = 'all'" if worker else "",
     ])
-    env = dict(os.environ, EA_PRELOAD="citus,electric_auth", EA_CONF=conf)
+    env = dict(os.environ, EA_PRELOAD="citus,pg_stat_statements,electric_auth", EA_CONF=conf)
     subprocess.run(["bash", "scripts/cluster.sh", "start", name, str(port),
                     "-c listen_addresses=localhost"], cwd=ROOT, env=env, check=True)
     with connect(port, dbname="postgres") as su:
         su.execute(f"CREATE DATABASE {DB}")
     with connect(port) as su:
         su.execute("CREATE EXTENSION citus")
+        if worker:
+            su.execute("CREATE EXTENSION pg_stat_statements")
 
 
 class CitusCluster(unittest.TestCase):
@@ -115,7 +138,7 @@ class CitusCluster(unittest.TestCase):
         # Each user writes their rows through the trigger, which runs on the shards.
         for number, user in enumerate(("alice", "bob")):
             with connect(COORDINATOR[1], user="ea_app") as c, c.transaction():
-                c.execute("SELECT electric_auth.authenticate(%s)", (mint(user),))
+                authenticate(c, mint(user))
                 # Row by row (Citus would COPY an INSERT ... SELECT into shards, which RLS
                 # does not allow); each row routed to its shard, where the trigger runs.
                 token = mint(user)
@@ -158,7 +181,7 @@ class CitusCluster(unittest.TestCase):
     def test_every_query_shape_sees_only_the_authenticated_users_rows(self):
         with self.app() as c:
             with c.transaction():
-                c.execute("SELECT electric_auth.authenticate(%s)", (mint("alice"),))
+                authenticate(c, mint("alice"))
                 # Router queries: one shard each.
                 self.assertEqual(c.execute("SELECT owner_id FROM docs WHERE id = 7").fetchall(),
                                  [("alice",)])
@@ -187,7 +210,7 @@ class CitusCluster(unittest.TestCase):
             self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], 0)
             self.assertEqual(c.execute("SELECT count(*) FROM docs WHERE id = 7").fetchone()[0], 0)
             with c.transaction():
-                c.execute("SELECT electric_auth.authenticate(%s)", (mint("bob"),))
+                authenticate(c, mint("bob"))
                 self.assertEqual(c.execute("SELECT count(*) FROM docs WHERE owner_id = 'alice'")
                                  .fetchone()[0], 0)
                 self.assertEqual(c.execute("SELECT count(*) FROM docs WHERE id = 7")
@@ -206,14 +229,14 @@ class CitusCluster(unittest.TestCase):
             # only): the workers' policy sees none, so nothing is shown.
             notices = []
             c.add_notice_handler(lambda d: notices.append(d.message_primary))
-            c.execute("SELECT electric_auth.authenticate(%s, 'session')", (mint("alice"),))
+            authenticate(c, mint("alice"), "session")
             self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], 0)
             self.assertIn("a session-scope identity does not reach Citus workers", notices)
             c.execute("SELECT electric_auth.logout()")
 
     def test_logout_inside_a_transaction_reaches_the_workers(self):
         with self.app() as c, c.transaction():
-            c.execute("SELECT electric_auth.authenticate(%s)", (mint("alice"),))
+            authenticate(c, mint("alice"))
             self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], ROWS_EACH)
             c.execute("SELECT electric_auth.logout()")
             self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], 0)
@@ -241,9 +264,8 @@ class CitusCluster(unittest.TestCase):
             connect(COORDINATOR[1], user="ea_app",
                     options=f"-c {carrier}={mint('alice')}").close()
 
-    def test_forging_directly_on_a_worker_fails(self):
-        carrier = "electric_auth.identity_token"
-        port = WORKERS[0][1]
+    def worker_shard(self, port):
+        """A shard of docs on the worker at `port`, readable by ea_app there."""
         with connect(port) as su:
             shard = su.execute("SELECT shardid FROM pg_dist_placement pl "
                                "JOIN pg_dist_node n USING (groupid) "
@@ -251,29 +273,106 @@ class CitusCluster(unittest.TestCase):
                                "WHERE n.nodeport = %s AND s.logicalrelid = 'docs'::regclass "
                                "LIMIT 1", (port,)).fetchone()[0]
             su.execute(f"GRANT SELECT ON docs_{shard} TO ea_app")
+        return shard
+
+    def test_forging_directly_on_a_worker_fails(self):
+        carrier = "electric_auth.identity_token"
+        port = WORKERS[0][1]
+        shard = self.worker_shard(port)
+        # These tokens are typed into statements on the worker itself, so they are logged
+        # there: they are not in AUTHENTICATED.
         with connect(port, user="ea_app") as c:
-            for value, message in ((mint("alice", key=ATTACKER), "Invalid token signature"),
-                                   ("alice", "Invalid token"),
-                                   (mint("alice", exp=int(time.time()) - 600), "Expired token"),
-                                   (mint("alice", iss="elsewhere"),
-                                    'Invalid "iss" claim value: "elsewhere"')):
+            # A token is never accepted as itself, not even one that verifies here.
+            for value in (mint("alice", key=ATTACKER), "alice",
+                          mint("alice", exp=int(time.time()) - 600), mint("alice")):
                 with self.assertRaises(psycopg.errors.InvalidAuthorizationSpecification) as caught:
                     with c.transaction():
                         c.execute(f"SET LOCAL {carrier} = '{value}'")
-                self.assertEqual(caught.exception.diag.message_primary, message)
+                self.assertEqual(caught.exception.diag.message_primary,
+                                 "the propagated identity is not a sealed value")
                 self.assertEqual(c.execute(f"SELECT count(*) FROM docs_{shard}").fetchone()[0], 0)
+            # Nor anything that looks sealed but was not sealed with the cluster's secret.
+            for value in ("ea-sealed-v1.", "ea-sealed-v1." + "A" * 120):
+                with self.assertRaises(psycopg.errors.InvalidAuthorizationSpecification) as caught:
+                    with c.transaction():
+                        c.execute(f"SET LOCAL {carrier} = '{value}'")
+                self.assertIn("does not open", caught.exception.diag.message_primary)
             self.assert_refused(c, f"ALTER ROLE ea_app SET {carrier} = '{mint('alice')}'",
                                 sqlstate="42501")
-            # A token that verifies on this worker is accepted: no more than authenticate()
-            # would accept there, and the shard shows that user's rows only.
-            with c.transaction():
-                c.execute(f"SET LOCAL {carrier} = '{mint('alice')}'")
-                self.assertEqual(c.execute("SELECT electric_auth.current_user_id()").fetchone()[0],
-                                 "alice")
-                owners = c.execute(f"SELECT DISTINCT owner_id FROM docs_{shard}").fetchall()
-                self.assertIn(owners, ([], [("alice",)]))
         with self.assertRaises(psycopg.OperationalError):
             connect(port, user="ea_app", options=f"-c {carrier}={mint('alice')}").close()
+
+    def sealed_values_seen_by_the_app_role(self, port):
+        """The sealed values in a worker's pg_stat_statements, as ea_app reads them (Citus's
+        connections to the worker run as ea_app, so it sees those statements' text)."""
+        with connect(port, user="ea_app") as c:
+            texts = [r[0] for r in c.execute("SELECT query FROM pg_stat_statements")]
+        return sorted({m for t in texts for m in SEALED.findall(t)})
+
+    def test_no_token_reaches_a_workers_statistics_or_log(self):
+        with self.app() as c, c.transaction():
+            authenticate(c, mint("alice"))
+            self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], ROWS_EACH)
+        fragments = {part for token in AUTHENTICATED for part in token.split(".")[1:]}
+        self.assertTrue(fragments)
+        for name, port in WORKERS:
+            with connect(port) as su:
+                texts = [r[0] for r in su.execute("SELECT query FROM pg_stat_statements")]
+            log = pathlib.Path(f"/tmp/{name}-data/server.log").read_text(errors="replace")
+            for fragment in fragments:
+                self.assertFalse([t for t in texts if fragment in t], name)
+                self.assertNotIn(fragment, log, name)
+            # The identity did travel, sealed: the forwarded SET LOCAL is there.
+            self.assertTrue(any(SEALED.search(t) for t in texts), name)
+            self.assertRegex(log, SEALED)
+            self.assertNotIn(PROPAGATION_SECRET, log)
+
+    def test_a_sealed_value_replayed_in_another_transaction_is_refused(self):
+        carrier = "electric_auth.identity_token"
+        port = WORKERS[0][1]
+        shard = self.worker_shard(port)
+        with self.app() as c, c.transaction():
+            authenticate(c, mint("alice"))
+            self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], ROWS_EACH)
+        sealed = self.sealed_values_seen_by_the_app_role(port)
+        self.assertTrue(sealed)
+        with connect(port, user="ea_app") as c:
+            for value in sealed:
+                # In a transaction of its own: the SET passes (the forwarded SET LOCAL reaches
+                # a worker just before its transaction id, so the binding is checked on use),
+                # but the identity is refused on use: none, and no rows.
+                with c.transaction():
+                    c.execute(f"SET LOCAL {carrier} = '{value}'")
+                    self.assertEqual(c.execute("SELECT electric_auth.current_user_id()")
+                                     .fetchone()[0], None)
+                    self.assertEqual(c.execute(f"SELECT count(*) FROM docs_{shard}")
+                                     .fetchone()[0], 0)
+                # In another distributed transaction: refused at once.
+                with self.assertRaises(psycopg.errors.InvalidAuthorizationSpecification) as caught:
+                    with c.transaction():
+                        c.execute("SELECT assign_distributed_transaction_id(0, 4242424242, now())")
+                        c.execute(f"SET LOCAL {carrier} = '{value}'")
+                self.assertEqual(caught.exception.diag.message_primary,
+                                 "the propagated identity belongs to another distributed "
+                                 "transaction")
+                self.assertEqual(c.execute(f"SELECT count(*) FROM docs_{shard}").fetchone()[0], 0)
+        # On the coordinator a sealed value is no token at all.
+        with self.app() as c:
+            self.assert_refused(c, f"SET LOCAL {carrier} = '{sealed[0]}'", sqlstate="42501")
+            self.assert_refused(c, "SELECT electric_auth.authenticate(%s)", sealed[0],
+                                sqlstate="28000")
+
+    def test_the_secret_is_superuser_only_and_never_stored_where_roles_read(self):
+        with self.app() as c:
+            self.assert_refused(c, "SHOW electric_auth.propagation_secret", sqlstate="42501")
+        with connect(COORDINATOR[1]) as su:
+            # A configuration-file-only setting: never stored in pg_db_role_setting.
+            with self.assertRaises(psycopg.errors.CantChangeRuntimeParam):
+                su.execute("ALTER ROLE ea_app SET electric_auth.propagation_secret = "
+                           f"'{'x' * 40}'")
+            with self.assertRaises(psycopg.errors.InvalidParameterValue) as caught:
+                su.execute("ALTER SYSTEM SET electric_auth.propagation_secret = 'short'")
+            self.assertIn("shorter than 32 bytes", caught.exception.diag.message_primary)
 
     def wait_for_reload(self, before):
         for _ in range(200):
@@ -290,7 +389,7 @@ class CitusCluster(unittest.TestCase):
         old = mint("alice")
         with self.app() as before_rotation:
             before_rotation.execute("BEGIN")
-            before_rotation.execute("SELECT electric_auth.authenticate(%s)", (old,))
+            authenticate(before_rotation, old)
             self.assertEqual(before_rotation.execute("SELECT count(*) FROM docs").fetchone()[0],
                              ROWS_EACH)
             with connect(COORDINATOR[1]) as su:
@@ -318,8 +417,7 @@ class CitusCluster(unittest.TestCase):
                     self.assert_refused(c, "SELECT electric_auth.authenticate(%s)", old,
                                         sqlstate="28000")
                     with c.transaction():
-                        c.execute("SELECT electric_auth.authenticate(%s)",
-                                  (mint("alice", key=NEW_KEY),))
+                        authenticate(c, mint("alice", key=NEW_KEY))
                         self.assertEqual(c.execute("SELECT count(*) FROM docs WHERE id = 7")
                                          .fetchone()[0], 1)
                         self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0],
