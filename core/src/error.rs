@@ -103,6 +103,12 @@ impl ConfigError {
                  checked against each usable key."
                     .to_string(),
             ),
+            ConfigError::JwkSetInvalid { .. } => Some(
+                "Text that starts with \"{\" is read as a JWK or JWKS, also for HS* algorithms; \
+                 an HS secret may not start with \"{\" (use electric_auth.jwt_key_is_base64 for \
+                 such a secret)."
+                    .to_string(),
+            ),
             ConfigError::NotValidInInsecureMode { .. } => {
                 Some("Did you forget to set electric_auth.mode = secure?".to_string())
             }
