@@ -31,7 +31,25 @@ pub fn init() {
     }
 }
 
-#[pg_guard]
+unsafe extern "C-unwind" {
+    /// Postgres's own `standard_ProcessUtility`, without pgrx's guard (see `process_utility`).
+    #[link_name = "standard_ProcessUtility"]
+    fn standard_process_utility(
+        pstmt: *mut pg_sys::PlannedStmt,
+        query_string: *const c_char,
+        read_only_tree: bool,
+        context: pg_sys::ProcessUtilityContext::Type,
+        params: pg_sys::ParamListInfo,
+        query_env: *mut pg_sys::QueryEnvironment,
+        dest: *mut pg_sys::DestReceiver,
+        qc: *mut pg_sys::QueryCompletion,
+    );
+}
+
+/// The hook. Deliberately not `#[pg_guard]`, and calling down the chain unguarded: an error
+/// raised further down (any failing utility statement) must reach Postgres as it was raised,
+/// with its context and position, not be caught and re-raised by pgrx. So this frame holds no
+/// value that needs dropping, and the Rust work happens in the guarded [`masked_query`].
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C-unwind" fn process_utility(
     pstmt: *mut pg_sys::PlannedStmt,
@@ -43,33 +61,19 @@ unsafe extern "C-unwind" fn process_utility(
     dest: *mut pg_sys::DestReceiver,
     qc: *mut pg_sys::QueryCompletion,
 ) {
-    // No Rust value that needs dropping is alive across the calls below.
-    let query = unsafe { masked_query(pstmt, query_string) };
     unsafe {
-        match PREVIOUS_HOOK {
-            Some(previous) => pg_sys::ffi::pg_guard_ffi_boundary(|| {
-                previous(
-                    pstmt,
-                    query,
-                    read_only_tree,
-                    context,
-                    params,
-                    query_env,
-                    dest,
-                    qc,
-                )
-            }),
-            None => pg_sys::standard_ProcessUtility(
-                pstmt,
-                query,
-                read_only_tree,
-                context,
-                params,
-                query_env,
-                dest,
-                qc,
-            ),
-        }
+        let query = masked_query(pstmt, query_string);
+        let next = PREVIOUS_HOOK.unwrap_or(standard_process_utility);
+        next(
+            pstmt,
+            query,
+            read_only_tree,
+            context,
+            params,
+            query_env,
+            dest,
+            qc,
+        );
     }
 }
 
@@ -77,7 +81,8 @@ unsafe extern "C-unwind" fn process_utility(
 ///
 /// # Safety
 /// The arguments must be those Postgres passes to `ProcessUtility`.
-unsafe fn masked_query(
+#[pg_guard]
+unsafe extern "C-unwind" fn masked_query(
     pstmt: *mut pg_sys::PlannedStmt,
     query_string: *const c_char,
 ) -> *const c_char {

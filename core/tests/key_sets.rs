@@ -586,7 +586,9 @@ fn the_key_set_errors_carry_hints() {
         .hint()
         .unwrap()
         .starts_with("Keep only the keys that sign tokens now"));
-    // JSON that is no JWK or JWKS: the hint says an HS secret cannot start with "{".
+    // JSON that is no JWK or JWKS: only for HS* does a hint say a secret cannot start with "{".
     let json = config_error(&secure("RS256", r#"{"keys": 5}"#));
+    assert_eq!(json.hint(), None);
+    let json = config_error(&secure("HS256", r#"{"keys": 5}"#));
     assert!(json.hint().unwrap().contains("may not start with"));
 }
