@@ -35,6 +35,8 @@ $require_utf8$;
 
 #[pg_schema]
 pub mod electric_auth {
+    // A token typed into the statement must not stay readable in pg_stat_activity.
+    use crate::activity::hide_tokens;
     use crate::payload_jsonb::PayloadJsonb;
     use crate::session::{self, CurrentClaims};
     use crate::token_text::TokenText;
@@ -47,6 +49,7 @@ pub mod electric_auth {
     /// A rejected token raises SQLSTATE 28000; a bad configuration raises 22023.
     #[pg_extern(strict, stable, parallel_safe)]
     pub fn verify(token: TokenText) -> Result<PayloadJsonb, ErrorReport> {
+        hide_tokens();
         verify_now(token.0, |verified, _| PayloadJsonb::new(&verified.payload))?
             .ok_or_else(|| error_report(Error::Token(TokenError::InvalidToken)))
     }
@@ -55,6 +58,7 @@ pub mod electric_auth {
     /// `user_id`, inside `electric_auth.jwt_namespace` when set).
     #[pg_extern(strict, stable, parallel_safe)]
     pub fn user_id(token: TokenText) -> Result<String, ErrorReport> {
+        hide_tokens();
         verify_now(token.0, |verified, _| verified.user_id.clone())
     }
 
@@ -67,6 +71,7 @@ pub mod electric_auth {
         token: Option<TokenText>,
         scope: default!(Option<&str>, "'transaction'"),
     ) -> Result<String, ErrorReport> {
+        hide_tokens();
         session::authenticate(token.map(|t| t.0), scope)
     }
 

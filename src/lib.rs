@@ -7,6 +7,7 @@ use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use std::cell::Cell;
 
+mod activity;
 mod api;
 mod citus;
 mod errors;
@@ -19,6 +20,7 @@ mod payload_jsonb;
 mod session;
 mod tamper;
 mod token_text;
+mod utility_redaction;
 mod verifier_cache;
 mod verify;
 
@@ -30,6 +32,7 @@ pub extern "C-unwind" fn _PG_init() {
     gucs::init();
     tamper::mark_refused_placeholders(placeholders);
     log_redaction::init();
+    utility_redaction::init();
 }
 
 thread_local! {

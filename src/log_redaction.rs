@@ -1,6 +1,6 @@
 //! Keeps `electric_auth.jwt_key` out of the server log — the key in force, and a new key in a
-//! statement that sets one — with an `emit_log_hook` (the rules, on bytes, are in
-//! `electric_auth_core::redaction`).
+//! statement that sets one, however its name is written — and tokens too, with an
+//! `emit_log_hook` (the rules, on bytes, are in `electric_auth_core::redaction`).
 //!
 //! Postgres itself logs a reloaded setting's new value: the postmaster writes
 //! `parameter "electric_auth.jwt_key" changed to "<key>"` at LOG level on every reload that
@@ -11,13 +11,19 @@
 //! when the library is in `shared_preload_libraries`, and lines another hook emits before ours
 //! (list electric_auth last there); the README says so.
 
-use crate::gucs;
-use electric_auth_core::redaction;
+use crate::{activity, gucs};
+use electric_auth_core::redaction::{self, Statement};
 use pgrx::{pg_guard, pg_sys};
+use std::cell::RefCell;
 use std::ffi::{c_char, CStr, CString};
 
 /// The previous hook, called after ours.
 static mut PREVIOUS_HOOK: pg_sys::emit_log_hook_type = None;
+
+thread_local! {
+    /// The masked copy of the current statement `debug_query_string` points at, if any.
+    static MASKED_STATEMENT: RefCell<Option<CString>> = const { RefCell::new(None) };
+}
 
 /// Templates (untranslated `message_id`s) whose second `%s` is a setting's value.
 const VALUE_TEMPLATES: [(&CStr, &CStr); 2] = [
@@ -69,7 +75,7 @@ unsafe fn redact(edata: &mut pg_sys::ErrorData) {
     }
     let key = gucs::JWT_KEY.get();
     let key = key.as_ref().map(|k| k.to_bytes());
-    let statement = unsafe { bytes(pg_sys::debug_query_string) };
+    let statement = unsafe { bytes(pg_sys::debug_query_string) }.map(Statement::new);
     for (field, is_context) in [
         (&mut edata.message, false),
         (&mut edata.detail, false),
@@ -80,16 +86,47 @@ unsafe fn redact(edata: &mut pg_sys::ErrorData) {
         let Some(text) = (unsafe { bytes(*field) }) else {
             continue;
         };
-        if let Some(clean) = redaction::redact_field(text, is_context, statement, key) {
+        if let Some(clean) = redaction::redact_field(text, is_context, statement.as_ref(), key) {
             // The rules only splice in ASCII text: no NUL can appear.
             if let Ok(clean) = CString::new(clean) {
                 *field = unsafe { pg_sys::pstrdup(clean.as_ptr()) };
             }
         }
     }
-    if statement.is_some_and(|s| redaction::hide_statement(s, key)) {
+    let Some(statement) = statement else {
+        return;
+    };
+    if redaction::hide_statement(&statement, key) {
         edata.hide_stmt = true;
+    } else if !edata.hide_stmt {
+        mask_tokens_in_statement(&statement);
     }
+}
+
+/// Where the statement that the `STATEMENT:` line (and csvlog/jsonlog) quotes holds a token,
+/// points `debug_query_string` at a copy with the tokens masked: Postgres writes that line from
+/// `debug_query_string` after this hook returns. The copy means the same statement and lives
+/// until the next one replaces it; Postgres sets `debug_query_string` afresh for every
+/// statement.
+///
+/// `pg_stat_activity` is masked first, from the original text: once `debug_query_string` points
+/// at the copy, `activity::hide_tokens` finds no token there, and an error before any of our
+/// functions ran (a statement that fails to parse) would otherwise leave the original text in
+/// `pg_stat_activity` while the transaction sits aborted.
+fn mask_tokens_in_statement(statement: &Statement) {
+    let Some(masked) = redaction::mask_jwts(statement.text) else {
+        return;
+    };
+    let Ok(masked) = CString::new(masked) else {
+        return;
+    };
+    activity::hide_tokens();
+    MASKED_STATEMENT.with_borrow_mut(|slot| {
+        // SAFETY: backend-local; the copy stays alive in `slot` while it is pointed at (a later
+        // copy replaces it only after debug_query_string points at the later one).
+        unsafe { pg_sys::debug_query_string = masked.as_ptr() };
+        *slot = Some(masked);
+    });
 }
 
 /// # Safety

@@ -73,7 +73,8 @@ pub enum ConfigError {
     },
     /// A JWK or JWKS (`{"keys": [...]}`) that is not one: its `reason`, never key material.
     #[error("electric_auth.jwt_key is not a valid JWK or JWKS: {reason}")]
-    JwkSetInvalid { reason: String },
+    /// `hmac`: the algorithm is HS*, whose secret could otherwise have been this text.
+    JwkSetInvalid { reason: String, hmac: bool },
     /// A JWK or JWKS without a key that can verify the algorithm; `reasons` says why for each.
     #[error("electric_auth.jwt_key has no key usable for electric_auth.jwt_alg={alg}: {reasons}")]
     NoUsableKey { alg: Algorithm, reasons: String },
@@ -101,6 +102,12 @@ impl ConfigError {
             ConfigError::TooManyKeys { .. } => Some(
                 "Keep only the keys that sign tokens now: a token without a matching kid may be \
                  checked against each usable key."
+                    .to_string(),
+            ),
+            ConfigError::JwkSetInvalid { hmac: true, .. } => Some(
+                "Text that starts with \"{\" is read as a JWK or JWKS, also for HS* algorithms; \
+                 an HS secret may not start with \"{\" (use electric_auth.jwt_key_is_base64 for \
+                 such a secret)."
                     .to_string(),
             ),
             ConfigError::NotValidInInsecureMode { .. } => {

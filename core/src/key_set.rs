@@ -51,13 +51,11 @@ impl KeySet {
         text: &str,
         secret: impl FnOnce(&str) -> Result<Vec<u8>, ConfigError>,
     ) -> Result<KeySet, ConfigError> {
-        match json_keys(text) {
-            Ok(Some(jwks)) => return KeySet::from_jwks(alg, jwks),
-            Ok(None) => {}
-            // A secret may be any text, even one that starts with "{": only a real JWK or JWKS
-            // is read as one.
-            Err(_) if alg.family() == AlgorithmFamily::Hmac => {}
-            Err(error) => return Err(error),
+        // Text that starts with "{" is a JWK or JWKS or an error, for HS* too: such text taken
+        // as an HMAC secret would let anyone who has it (a JWKS is published) sign tokens, and
+        // a JWKS with a typo, or a JWK without "kty", would become exactly that secret.
+        if let Some(jwks) = json_keys(alg, text)? {
+            return KeySet::from_jwks(alg, jwks);
         }
         match alg.family() {
             AlgorithmFamily::Hmac => Ok(KeySet::single(VerifyingKey::hmac(alg, &secret(text)?)?)),
@@ -158,12 +156,13 @@ impl KeySet {
 
 /// The JWKs of `text` when it is a JWK or a JWKS: `None` when it is not JSON at all (a secret
 /// or PEM), an error when it is JSON that is neither.
-fn json_keys(text: &str) -> Result<Option<Vec<Value>>, ConfigError> {
+fn json_keys(alg: Algorithm, text: &str) -> Result<Option<Vec<Value>>, ConfigError> {
     if !text.trim_start().starts_with('{') {
         return Ok(None);
     }
     let invalid = |reason: &str| ConfigError::JwkSetInvalid {
         reason: reason.to_owned(),
+        hmac: alg.family() == AlgorithmFamily::Hmac,
     };
     let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(text) else {
         return Err(invalid("it starts with \"{\" but is not a JSON object"));

@@ -1,9 +1,24 @@
-//! What the server log must not show, decided on raw bytes.
+//! What the server log, `pg_stat_activity` and `pg_stat_statements` must not show, decided on
+//! raw bytes.
 //!
 //! Postgres log lines are in the database's encoding (a LATIN1 database writes bytes that are
 //! not UTF-8), so every rule here works on bytes: a `&str` view would skip such lines. The
-//! pgrx glue (`log_redaction.rs`) applies these to each field of a log line before it is
-//! written; nothing here knows about Postgres.
+//! pgrx glue (`log_redaction.rs`, `activity.rs`, `utility_redaction.rs`) applies these rules;
+//! nothing here knows about Postgres.
+//!
+//! Two kinds of secret are looked for:
+//!
+//! - **The key setting named in a statement** (`electric_auth.jwt_key`): such a statement may
+//!   carry a new key. The name is matched in any letter case, and also after undoing what SQL
+//!   lets a statement write indirectly: `U&"…\005F…"` and `U&'…'` escapes (with `UESCAPE`),
+//!   `E'…\x5f…'` escapes, `"quoted"` identifiers, dollar quotes, and string concatenations
+//!   (`'electric_auth.jwt' || '_key'`, or two literals separated by a line break).
+//! - **Tokens**: JWT-shaped runs of text ([`jwt_ranges`]): two or three base64url segments
+//!   separated by dots, the first two each decoding to the start of a JSON object (`{`). A
+//!   token is a bearer credential, so a copy of one in a log line or `pg_stat_activity` could
+//!   be replayed. Ordinary SQL (`a.b.c`, `schema.table.column`) never has that shape.
+
+use std::ops::Range;
 
 /// What replaces a statement's text where a log line would quote it.
 pub const STATEMENT_HIDDEN: &[u8] =
@@ -18,17 +33,652 @@ const PARAMETERS: &[u8] = b"parameters: ";
 /// What replaces the key in force wherever it appears.
 pub const KEY_HIDDEN: &[u8] = b"[electric_auth.jwt_key hidden]";
 
+/// What replaces a JWT-shaped run of text in log lines and `pg_stat_activity`.
+pub const TOKEN_HIDDEN: &[u8] = b"[token hidden by electric_auth]";
+
+/// What overwrites a secret where the text must keep its length (`pg_stat_statements` slices
+/// the query string by byte offsets).
+pub const FILL: u8 = b'*';
+
 /// Keys shorter than this are not searched for: the search would redact ordinary words.
 pub const MIN_KEY_BYTES_TO_SEARCH: usize = 8;
 
-/// Whether `text` names the key setting, in any letter case (`ALTER SYSTEM SET
-/// Electric_Auth.JWT_KEY`, `set_config('electric_auth.jwt_key', ...)`, a quoted
-/// `"electric_auth"."jwt_key"`). Also true for `jwt_key_is_base64`, which is harmless to hide.
-pub fn names_jwt_key(text: &[u8]) -> bool {
-    const NAME: &[u8] = b"jwt_key";
-    text.windows(NAME.len())
-        .any(|w| w.eq_ignore_ascii_case(NAME))
+/// The settings whose value is a secret: the key, and the session identity's carrier (a token;
+/// Citus forwards it to workers as `SET LOCAL`).
+pub const SECRET_SETTINGS: [&str; 2] = ["electric_auth.jwt_key", "electric_auth.identity_token"];
+
+/// Whether `name` (a setting name as Postgres resolved it from a parse tree) is one of
+/// [`SECRET_SETTINGS`]; setting names are compared in any letter case, as Postgres does.
+pub fn is_secret_setting(name: &[u8]) -> bool {
+    SECRET_SETTINGS
+        .iter()
+        .any(|secret| secret.as_bytes().eq_ignore_ascii_case(name))
 }
+
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// Whether `text` names the key setting, in any letter case and in any of the indirect forms
+/// of the module notes (`ALTER SYSTEM SET Electric_Auth.JWT_KEY`, `SET U&"electric_auth.jwt\005Fkey"`,
+/// `set_config('electric_auth.jwt' || '_key', ...)`). Also true for `jwt_key_is_base64`, which
+/// is harmless to hide.
+pub fn names_jwt_key(text: &[u8]) -> bool {
+    Statement::new(text).names_key
+}
+
+/// A statement being run, with what the log rules need to know about it (computed once).
+#[derive(Debug, Clone, Copy)]
+pub struct Statement<'a> {
+    pub text: &'a [u8],
+    /// It names the key setting (see [`names_jwt_key`]).
+    pub names_key: bool,
+    /// It calls `set_config` (whose name argument may be built in ways no text rule can
+    /// follow, so its bind parameters are hidden whatever they are).
+    pub calls_set_config: bool,
+}
+
+impl<'a> Statement<'a> {
+    pub fn new(text: &'a [u8]) -> Statement<'a> {
+        const KEY: &[u8] = b"jwt_key";
+        const SET_CONFIG: &[u8] = b"set_config";
+        let mut names_key = contains_ignore_case(text, KEY);
+        let mut calls_set_config = contains_ignore_case(text, SET_CONFIG);
+        if !(names_key && calls_set_config) {
+            let decoded = decode_sql(text);
+            names_key |= contains_ignore_case(&decoded, KEY);
+            calls_set_config |= contains_ignore_case(&decoded, SET_CONFIG);
+        }
+        Statement {
+            text,
+            names_key,
+            calls_set_config,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A small SQL lexer: just enough to find literals, quoted identifiers and comments.
+
+/// What a lexed piece of SQL text is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `'…'` (standard conforming: a backslash is an ordinary character).
+    Plain,
+    /// `E'…'`, with backslash escapes.
+    Escaped,
+    /// `U&'…'`, with its escape character (`\` unless `UESCAPE` names another).
+    Unicode(u8),
+    /// `$tag$…$tag$`.
+    Dollar,
+    /// `"…"`.
+    Ident,
+    /// `U&"…"`, with its escape character.
+    UnicodeIdent(u8),
+    /// `-- …` or `/* … */`.
+    Comment,
+    /// Any other byte.
+    Byte,
+}
+
+impl Kind {
+    fn is_string(self) -> bool {
+        matches!(
+            self,
+            Kind::Plain | Kind::Escaped | Kind::Unicode(_) | Kind::Dollar
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Token {
+    kind: Kind,
+    /// Where the token ends (exclusive).
+    end: usize,
+    /// A literal's or quoted identifier's text between its delimiters, still escaped.
+    content: Range<usize>,
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80
+}
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b'\x0b')
+}
+
+/// `'…'` or `"…"` whose body starts at `from`; a doubled `quote` stands for itself.
+fn quoted(t: &[u8], from: usize, quote: u8, kind: Kind) -> Token {
+    let mut j = from;
+    while j < t.len() {
+        if t[j] == quote {
+            if t.get(j + 1) == Some(&quote) {
+                j += 2;
+                continue;
+            }
+            return Token {
+                kind,
+                end: j + 1,
+                content: from..j,
+            };
+        }
+        j += 1;
+    }
+    Token {
+        kind,
+        end: t.len(),
+        content: from..t.len(),
+    }
+}
+
+/// `E'…'` at `i`.
+fn escaped(t: &[u8], i: usize) -> Token {
+    let from = i + 2;
+    let mut j = from;
+    while j < t.len() {
+        match t[j] {
+            b'\\' => j += 2,
+            b'\'' if t.get(j + 1) == Some(&b'\'') => j += 2,
+            b'\'' => {
+                return Token {
+                    kind: Kind::Escaped,
+                    end: j + 1,
+                    content: from..j,
+                }
+            }
+            _ => j += 1,
+        }
+    }
+    Token {
+        kind: Kind::Escaped,
+        end: t.len(),
+        content: from..t.len().min(j),
+    }
+}
+
+/// Whitespace and comments from `k` on; where they end.
+fn skip_space(t: &[u8], mut k: usize) -> usize {
+    while k < t.len() {
+        if is_space(t[k]) {
+            k += 1;
+        } else if let Some(comment) = comment(t, k) {
+            k = comment.end;
+        } else {
+            break;
+        }
+    }
+    k
+}
+
+/// `U&'…'` or `U&"…"` at `i`, with a `UESCAPE 'c'` clause after it if there is one.
+fn unicode(t: &[u8], i: usize) -> Token {
+    let quote = t[i + 2];
+    let mut token = quoted(t, i + 3, quote, Kind::Byte);
+    let mut escape = b'\\';
+    let k = skip_space(t, token.end);
+    const UESCAPE: &[u8] = b"uescape";
+    if t.len() >= k + UESCAPE.len()
+        && t[k..k + UESCAPE.len()].eq_ignore_ascii_case(UESCAPE)
+        && !t.get(k + UESCAPE.len()).is_some_and(|&b| is_ident_byte(b))
+    {
+        let c = skip_space(t, k + UESCAPE.len());
+        if t.get(c) == Some(&b'\'') && t.get(c + 2) == Some(&b'\'') {
+            escape = t[c + 1];
+            token.end = c + 3;
+        }
+    }
+    token.kind = if quote == b'"' {
+        Kind::UnicodeIdent(escape)
+    } else {
+        Kind::Unicode(escape)
+    };
+    token
+}
+
+/// `$tag$…$tag$` at `i`, or `None` when no dollar quote starts there (`$1`).
+fn dollar(t: &[u8], i: usize) -> Option<Token> {
+    let mut j = i + 1;
+    if t.get(j).is_some_and(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    while j < t.len() && t[j] != b'$' && is_ident_byte(t[j]) {
+        j += 1;
+    }
+    if t.get(j) != Some(&b'$') {
+        return None;
+    }
+    let delimiter = &t[i..=j];
+    let from = j + 1;
+    let end = t[from..]
+        .windows(delimiter.len())
+        .position(|w| w == delimiter)
+        .map(|at| from + at);
+    Some(match end {
+        Some(at) => Token {
+            kind: Kind::Dollar,
+            end: at + delimiter.len(),
+            content: from..at,
+        },
+        None => Token {
+            kind: Kind::Dollar,
+            end: t.len(),
+            content: from..t.len(),
+        },
+    })
+}
+
+/// A comment at `k` (`--` to the end of the line, or a nested `/* */`).
+fn comment(t: &[u8], k: usize) -> Option<Token> {
+    match (t.get(k), t.get(k + 1)) {
+        (Some(b'-'), Some(b'-')) => {
+            let end = t[k..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(t.len(), |at| k + at);
+            Some(Token {
+                kind: Kind::Comment,
+                end,
+                content: k..end,
+            })
+        }
+        (Some(b'/'), Some(b'*')) => {
+            let (mut depth, mut j) = (1, k + 2);
+            while j < t.len() && depth > 0 {
+                if t[j] == b'/' && t.get(j + 1) == Some(&b'*') {
+                    depth += 1;
+                    j += 2;
+                } else if t[j] == b'*' && t.get(j + 1) == Some(&b'/') {
+                    depth -= 1;
+                    j += 2;
+                } else {
+                    j += 1;
+                }
+            }
+            Some(Token {
+                kind: Kind::Comment,
+                end: j.min(t.len()),
+                content: k..j.min(t.len()),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The token starting at `i` (`i < t.len()`).
+fn token_at(t: &[u8], i: usize) -> Token {
+    let after_ident = i > 0 && is_ident_byte(t[i - 1]);
+    let next = t.get(i + 1).copied();
+    match t[i] {
+        b'\'' => quoted(t, i + 1, b'\'', Kind::Plain),
+        b'"' => quoted(t, i + 1, b'"', Kind::Ident),
+        b'e' | b'E' if !after_ident && next == Some(b'\'') => escaped(t, i),
+        b'u' | b'U'
+            if !after_ident && next == Some(b'&') && matches!(t.get(i + 2), Some(b'\'' | b'"')) =>
+        {
+            unicode(t, i)
+        }
+        b'$' if !after_ident => dollar(t, i).unwrap_or(Token {
+            kind: Kind::Byte,
+            end: i + 1,
+            content: i..i + 1,
+        }),
+        _ => comment(t, i).unwrap_or(Token {
+            kind: Kind::Byte,
+            end: i + 1,
+            content: i..i + 1,
+        }),
+    }
+}
+
+/// Every token of `t` from `start` to `end`, with where each starts.
+fn tokens(t: &[u8], start: usize, end: usize) -> impl Iterator<Item = (usize, Token)> + '_ {
+    let mut i = start;
+    std::iter::from_fn(move || {
+        if i >= end.min(t.len()) {
+            return None;
+        }
+        let token = token_at(t, i);
+        let at = i;
+        i = token.end.max(i + 1);
+        Some((at, token))
+    })
+}
+
+fn push_char(out: &mut Vec<u8>, code: u32) {
+    match char::from_u32(code) {
+        Some(c) => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        None => out.push(b'?'),
+    }
+}
+
+fn hex(digits: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(digits).ok()?;
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(text, 16).ok()
+}
+
+/// `body` with `quote` doubled undone.
+fn undouble(body: &[u8], quote: u8) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut j = 0;
+    while j < body.len() {
+        out.push(body[j]);
+        j += if body[j] == quote && body.get(j + 1) == Some(&quote) {
+            2
+        } else {
+            1
+        };
+    }
+    out
+}
+
+/// A `U&` body's escapes (`\XXXX`, `\+XXXXXX`, a doubled escape) undone.
+fn decode_unicode(body: &[u8], escape: u8, out: &mut Vec<u8>) {
+    let mut j = 0;
+    while j < body.len() {
+        if body[j] != escape {
+            out.push(body[j]);
+            j += 1;
+            continue;
+        }
+        let rest = &body[j + 1..];
+        if rest.first() == Some(&escape) {
+            out.push(escape);
+            j += 2;
+        } else if let Some(code) = rest.get(1..7).filter(|_| rest[0] == b'+').and_then(hex) {
+            push_char(out, code);
+            j += 8;
+        } else if let Some(code) = rest.get(..4).and_then(hex) {
+            j += 5;
+            // A UTF-16 surrogate pair: two escapes.
+            let low = body
+                .get(j..j + 5)
+                .filter(|w| w[0] == escape)
+                .and_then(|w| hex(&w[1..]));
+            match low {
+                Some(low)
+                    if (0xD800..0xDC00).contains(&code) && (0xDC00..0xE000).contains(&low) =>
+                {
+                    push_char(out, 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00));
+                    j += 5;
+                }
+                _ => push_char(out, code),
+            }
+        } else {
+            out.push(body[j]);
+            j += 1;
+        }
+    }
+}
+
+/// An `E'…'` body's backslash escapes undone.
+fn decode_escaped(body: &[u8], out: &mut Vec<u8>) {
+    let mut j = 0;
+    while j < body.len() {
+        let b = body[j];
+        if b == b'\'' && body.get(j + 1) == Some(&b'\'') {
+            out.push(b'\'');
+            j += 2;
+            continue;
+        }
+        if b != b'\\' || j + 1 >= body.len() {
+            out.push(b);
+            j += 1;
+            continue;
+        }
+        let c = body[j + 1];
+        j += 2;
+        match c {
+            b'b' => out.push(0x08),
+            b'f' => out.push(0x0c),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'0'..=b'7' => {
+                let mut value = u32::from(c - b'0');
+                for _ in 0..2 {
+                    match body.get(j) {
+                        Some(&d @ b'0'..=b'7') => {
+                            value = value * 8 + u32::from(d - b'0');
+                            j += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                out.push(value as u8);
+            }
+            b'x' => {
+                let digits = body[j..]
+                    .iter()
+                    .take(2)
+                    .take_while(|d| d.is_ascii_hexdigit())
+                    .count();
+                match hex(&body[j..j + digits]) {
+                    Some(value) => out.push(value as u8),
+                    None => out.push(b'x'),
+                }
+                j += digits;
+            }
+            b'u' | b'U' => {
+                let width = if c == b'u' { 4 } else { 8 };
+                match body.get(j..j + width).and_then(hex) {
+                    Some(code) => {
+                        push_char(out, code);
+                        j += width;
+                    }
+                    None => out.push(c),
+                }
+            }
+            other => out.push(other),
+        }
+    }
+}
+
+/// The text `t` means once its literals and quoted identifiers are decoded, comments dropped,
+/// and concatenated string literals (`'a' || 'b'`, or two literals separated only by white
+/// space) joined: the form in which a setting's name is searched for.
+pub fn decode_sql(t: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(t.len());
+    // Where the output stood right after the last string literal.
+    let mut after_string: Option<usize> = None;
+    for (at, token) in tokens(t, 0, t.len()) {
+        let body = &t[token.content.clone()];
+        if token.kind.is_string() {
+            if let Some(mark) = after_string {
+                if out[mark..].iter().all(|&b| is_space(b) || b == b'|') {
+                    out.truncate(mark);
+                }
+            }
+        }
+        match token.kind {
+            Kind::Plain => out.extend(undouble(body, b'\'')),
+            Kind::Escaped => decode_escaped(body, &mut out),
+            Kind::Unicode(escape) => decode_unicode(&undouble(body, b'\''), escape, &mut out),
+            Kind::UnicodeIdent(escape) => decode_unicode(&undouble(body, b'"'), escape, &mut out),
+            Kind::Dollar => out.extend_from_slice(body),
+            Kind::Ident => out.extend(undouble(body, b'"')),
+            Kind::Comment => out.push(b' '),
+            Kind::Byte => out.push(t[at]),
+        }
+        if token.kind.is_string() {
+            after_string = Some(out.len());
+        }
+    }
+    out
+}
+
+/// The bodies (between their delimiters) of the string literals in `t[range]`.
+pub fn literal_bodies(t: &[u8], range: Range<usize>) -> Vec<Range<usize>> {
+    tokens(t, range.start, range.end)
+        .filter(|(_, token)| token.kind.is_string())
+        .map(|(_, token)| token.content.start..token.content.end.min(range.end))
+        .filter(|body| !body.is_empty())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens.
+
+/// A header or payload segment shorter than this is not taken for one (`{"a` is four).
+const MIN_JSON_SEGMENT: usize = 4;
+
+fn base64url_value(b: u8) -> Option<u32> {
+    Some(u32::from(match b {
+        b'A'..=b'Z' => b - b'A',
+        b'a'..=b'z' => b - b'a' + 26,
+        b'0'..=b'9' => b - b'0' + 52,
+        b'-' => 62,
+        b'_' => 63,
+        _ => return None,
+    }))
+}
+
+fn is_run_byte(b: u8) -> bool {
+    base64url_value(b).is_some() || b == b'.'
+}
+
+/// Whether base64url `segment` decodes to JSON white space then `{`: the start of an object,
+/// as a JWT's header and payload are. Decodes only as far as that first byte.
+fn opens_json_object(segment: &[u8]) -> bool {
+    if segment.len() < MIN_JSON_SEGMENT {
+        return false;
+    }
+    let (mut bits, mut width) = (0u32, 0u32);
+    for &c in segment {
+        let Some(value) = base64url_value(c) else {
+            return false;
+        };
+        bits = (bits << 6) | value;
+        width += 6;
+        if width >= 8 {
+            width -= 8;
+            let byte = (bits >> width) as u8;
+            bits &= (1 << width) - 1;
+            match byte {
+                b' ' | b'\t' | b'\n' | b'\r' => continue,
+                b'{' => return true,
+                _ => return false,
+            }
+        }
+    }
+    false
+}
+
+/// Whether the run of base64url characters and dots `run` is JWT-shaped: two or three
+/// segments (a trailing dot, as an unsigned token has, or a sentence's full stop, is not a
+/// segment), the first two opening JSON objects.
+fn is_jwt_shaped(run: &[u8]) -> bool {
+    let mut segments = run.split(|&b| b == b'.');
+    let (Some(header), Some(payload)) = (segments.next(), segments.next()) else {
+        return false;
+    };
+    let _signature = segments.next();
+    segments.next().is_none() && opens_json_object(header) && opens_json_object(payload)
+}
+
+/// The byte ranges of the JWT-shaped runs in `text` (see the module notes).
+pub fn jwt_ranges(text: &[u8]) -> Vec<Range<usize>> {
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < text.len() {
+        if !is_run_byte(text[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < text.len() && is_run_byte(text[i]) {
+            i += 1;
+        }
+        let run = &text[start..i];
+        let leading = run.iter().take_while(|&&b| b == b'.').count();
+        let trailing = run[leading..]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'.')
+            .count();
+        let core = &run[leading..run.len() - trailing];
+        if is_jwt_shaped(core) {
+            found.push(start + leading..i - trailing);
+        }
+    }
+    found
+}
+
+/// `text` with each JWT-shaped run replaced by [`TOKEN_HIDDEN`], or `None` when it has none.
+pub fn mask_jwts(text: &[u8]) -> Option<Vec<u8>> {
+    let ranges = jwt_ranges(text);
+    if ranges.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut from = 0;
+    for range in ranges {
+        out.extend_from_slice(&text[from..range.start]);
+        out.extend_from_slice(TOKEN_HIDDEN);
+        from = range.end;
+    }
+    out.extend_from_slice(&text[from..]);
+    Some(out)
+}
+
+/// Overwrites each of `ranges` in `text` with [`FILL`], keeping the text's length.
+pub fn fill(text: &mut [u8], ranges: &[Range<usize>]) {
+    for range in ranges {
+        let end = range.end.min(text.len());
+        if range.start < end {
+            text[range.start..end].fill(FILL);
+        }
+    }
+}
+
+/// What to overwrite (see [`fill`]) in a utility statement's text, so that
+/// `pg_stat_statements` (which stores the text it is given) and `pg_stat_activity` keep no
+/// secret. `statement` is the statement's range in the query string `text`.
+///
+/// `value_start` is given when the parse tree says the statement sets one of
+/// [`SECRET_SETTINGS`] (`SET`, `ALTER SYSTEM SET`, …): where its value starts; everything from
+/// there to the statement's end is overwritten (a quoted value keeps its quotes). Any other
+/// statement has the bodies of its string literals overwritten when its text names the key
+/// (a `DO` block calling `set_config`, say), and its JWT-shaped runs overwritten.
+pub fn utility_ranges(
+    text: &[u8],
+    statement: Range<usize>,
+    value_start: Option<usize>,
+) -> Vec<Range<usize>> {
+    let end = statement.end.min(text.len());
+    let start = statement.start.min(end);
+    if let Some(value) = value_start.filter(|v| (start..end).contains(v)) {
+        let trimmed = end
+            - text[value..end]
+                .iter()
+                .rev()
+                .take_while(|&&b| is_space(b))
+                .count();
+        let quoted = trimmed >= value + 2 && text[value] == b'\'' && text[trimmed - 1] == b'\'';
+        return vec![if quoted {
+            value + 1..trimmed - 1
+        } else {
+            value..trimmed
+        }];
+    }
+    let mut ranges = Vec::new();
+    if Statement::new(&text[start..end]).names_key {
+        ranges = literal_bodies(text, start..end);
+    }
+    ranges.extend(
+        jwt_ranges(&text[start..end])
+            .into_iter()
+            .map(|r| r.start + start..r.end + start),
+    );
+    ranges
+}
+
+// ---------------------------------------------------------------------------------------------
+// Log lines.
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() {
@@ -61,30 +711,39 @@ fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Option<Vec<u8>> {
 /// When the statement names `electric_auth.jwt_key` (so may carry a new key that is not in
 /// force yet), its text is hidden wherever the field quotes it, bind parameters are hidden, and
 /// a context line naming the key is hidden whole (PL/pgSQL quotes inner statements there).
-/// The key in force is hidden everywhere.
+/// Bind parameters of a statement calling `set_config` are hidden too (its setting's name may
+/// be a parameter or an expression). JWT-shaped runs and the key in force are hidden
+/// everywhere.
 pub fn redact_field(
     field: &[u8],
     is_context: bool,
-    statement: Option<&[u8]>,
+    statement: Option<&Statement>,
     key: Option<&[u8]>,
 ) -> Option<Vec<u8>> {
     let mut changed: Option<Vec<u8>> = None;
-    if let Some(statement) = statement.filter(|s| names_jwt_key(s)) {
-        if is_context && names_jwt_key(field) {
-            changed = Some(STATEMENT_HIDDEN.to_vec());
-        } else {
-            changed = replace_all(field, statement, STATEMENT_HIDDEN);
+    if let Some(statement) = statement {
+        if statement.names_key {
+            if is_context && names_jwt_key(field) {
+                changed = Some(STATEMENT_HIDDEN.to_vec());
+            } else {
+                changed = replace_all(field, statement.text, STATEMENT_HIDDEN);
+            }
         }
         let current = changed.as_deref().unwrap_or(field);
         // "parameters: " (Postgres 16) or "Parameters: " (17 and later).
-        if let Some(at) = current
-            .windows(PARAMETERS.len())
-            .position(|w| w.eq_ignore_ascii_case(PARAMETERS))
-        {
-            let mut hidden = current[..at].to_vec();
-            hidden.extend_from_slice(PARAMETERS_HIDDEN);
-            changed = Some(hidden);
+        if statement.names_key || statement.calls_set_config {
+            if let Some(at) = current
+                .windows(PARAMETERS.len())
+                .position(|w| w.eq_ignore_ascii_case(PARAMETERS))
+            {
+                let mut hidden = current[..at].to_vec();
+                hidden.extend_from_slice(PARAMETERS_HIDDEN);
+                changed = Some(hidden);
+            }
         }
+    }
+    if let Some(hidden) = mask_jwts(changed.as_deref().unwrap_or(field)) {
+        changed = Some(hidden);
     }
     if let Some(key) = searchable(key) {
         let current = changed.as_deref().unwrap_or(field);
@@ -96,8 +755,8 @@ pub fn redact_field(
 }
 
 /// Whether the statement text itself must be left out of a log line (`STATEMENT:`).
-pub fn hide_statement(statement: &[u8], key: Option<&[u8]>) -> bool {
-    names_jwt_key(statement) || searchable(key).is_some_and(|k| find(statement, k).is_some())
+pub fn hide_statement(statement: &Statement, key: Option<&[u8]>) -> bool {
+    statement.names_key || searchable(key).is_some_and(|k| find(statement.text, k).is_some())
 }
 
 /// The key in force, when it is long enough to search for.
@@ -110,9 +769,18 @@ mod tests {
     use super::*;
 
     const KEY: &[u8] = b"the-key-in-force-0123456789";
+    /// A real HS256 token's shape (header, payload, signature).
+    const TOKEN: &[u8] = b"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsImV4cCI6NDEwMjQ0NDgwMH0.c2lnbmF0dXJlLWJ5dGVzLWhlcmUtMDEyMzQ1Njc4OQ";
 
     fn redact(field: &[u8], statement: Option<&[u8]>) -> Option<Vec<u8>> {
-        redact_field(field, false, statement, Some(KEY))
+        let statement = statement.map(Statement::new);
+        redact_field(field, false, statement.as_ref(), Some(KEY))
+    }
+
+    fn b64(data: &[u8]) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        URL_SAFE_NO_PAD.encode(data)
     }
 
     #[test]
@@ -129,6 +797,207 @@ mod tests {
     }
 
     #[test]
+    fn the_key_setting_is_named_through_unicode_escapes() {
+        for text in [
+            &b"SET U&\"electric_auth.jwt\\005Fkey\" = 's'"[..],
+            b"SET U&\"electric_auth\".U&\"jwt\\005Fkey\" TO 's'",
+            b"SET U&\"electric_auth.jwt!005Fkey\" UESCAPE '!' = 's'",
+            b"SET u&\"electric_auth.jwt\\+00005Fkey\" = 's'",
+            b"ALTER SYSTEM SET U&\"electric_auth.jwt#005fkey\"  /* c */ UESCAPE\n'#' = 's'",
+            b"SELECT set_config(U&'electric_auth.jwt\\005Fkey', 's', false)",
+            b"SELECT set_config(U&'electric_auth.jwt\\005F\\006B\\0065\\0079', 's', false)",
+            b"SELECT set_config(U&'\\D800\\DC00electric_auth.jwt\\005Fkey', 's', false)",
+            b"SELECT set_config(E'electric_auth.jwt\\x5fkey', 's', false)",
+            b"SELECT set_config(e'electric_auth.jwt\\137key', 's', false)",
+            b"SELECT set_config(E'electric_auth.jwt\\u005Fkey', 's', false)",
+            b"SELECT set_config(E'electric_auth.jwt\\U0000005Fkey', 's', false)",
+            b"SELECT set_config(E'electric_auth.jwt\\_key', 's', false)",
+        ] {
+            assert!(names_jwt_key(text), "{}", String::from_utf8_lossy(text));
+        }
+        // A different name, escaped the same ways, is not the key.
+        assert!(!names_jwt_key(
+            b"SET U&\"electric_auth.jwt\\005Falg\" = 'HS256'"
+        ));
+        assert!(!names_jwt_key(b"SELECT E'jwt\\x5fkez'"));
+    }
+
+    #[test]
+    fn the_key_setting_is_named_through_concatenation() {
+        for text in [
+            &b"SELECT set_config('electric_auth.jwt' || '_key', 's', false)"[..],
+            b"SELECT set_config('electric_auth.' || 'jwt_' || $$key$$, 's', false)",
+            b"SELECT set_config('electric_auth.jwt_'||'key', 's', false)",
+            b"SELECT set_config('electric_auth.jwt_' /* c */ || -- c\n 'key', 's', false)",
+            b"SELECT set_config('electric_auth.jwt_'\n  'key', 's', false)",
+            b"SELECT set_config('electric_auth.jwt' || U&'\\005Fkey', 's', false)",
+            b"SELECT set_config($tag$electric_auth.jwt_$tag$ || E'k\\x65y', 's', false)",
+        ] {
+            assert!(names_jwt_key(text), "{}", String::from_utf8_lossy(text));
+        }
+        // Only literals are joined: a column between them is no concatenation of names.
+        assert!(!names_jwt_key(b"SELECT 'jwt_' || col || 'key'"));
+    }
+
+    #[test]
+    fn the_lexer_respects_quoting() {
+        // A quote inside a literal, a comment marker inside a literal, nested comments.
+        assert_eq!(
+            decode_sql(b"SELECT 'it''s -- no' /* a /* b */ c */ x"),
+            b"SELECT it's -- no   x"
+        );
+        assert_eq!(decode_sql(b"E'a\\'b' \"q\"\"x\""), b"a'b q\"x");
+        assert_eq!(decode_sql(b"$1 || $a$ $ $a$"), b"$1 ||  $ ");
+        // Unterminated literals and comments end at the end of the text.
+        assert_eq!(decode_sql(b"SELECT 'abc"), b"SELECT abc");
+        assert_eq!(decode_sql(b"SELECT E'a\\"), b"SELECT a\\");
+        assert_eq!(decode_sql(b"x /* never closed"), b"x  ");
+        assert_eq!(decode_sql(b"$q$ never closed"), b" never closed");
+        // An identifier ending in e or u is no escape prefix.
+        assert_eq!(decode_sql(b"some'x'"), b"somex");
+        let set = b"SET a = 'x', E'y\\'', $$z$$";
+        assert_eq!(
+            literal_bodies(set, 0..set.len()),
+            vec![9..10, 15..18, 23..24]
+        );
+    }
+
+    #[test]
+    fn jwts_are_found_and_masked() {
+        let statement = [
+            b"SELECT electric_auth.authenticate('".as_slice(),
+            TOKEN,
+            b"')",
+        ]
+        .concat();
+        let ranges = jwt_ranges(&statement);
+        assert_eq!(ranges.len(), 1);
+        assert_eq!(&statement[ranges[0].clone()], TOKEN);
+        assert_eq!(
+            mask_jwts(&statement).unwrap(),
+            [
+                b"SELECT electric_auth.authenticate('".as_slice(),
+                TOKEN_HIDDEN,
+                b"')"
+            ]
+            .concat()
+        );
+        // Two-segment and unsigned (trailing dot) tokens, a token at the end of a sentence,
+        // a token cut short (log_parameter_max_length) and one with white space before `{`.
+        let header = b64(br#"{"alg":"none"}"#);
+        let payload = b64(br#"{"sub":"1"}"#);
+        for text in [
+            format!("x {header}.{payload} y"),
+            format!("x {header}.{payload}. y"),
+            format!("token {header}.{payload}.sig."),
+            format!("$1 = '{header}.{}...'", &payload[..6]),
+            format!("{}.{}", b64(b" \n{\"alg\":1}"), b64(b"\t{}")),
+        ] {
+            let masked = mask_jwts(text.as_bytes()).expect(&text);
+            let masked = String::from_utf8(masked).unwrap();
+            assert!(!masked.contains(&payload[..6]), "{text} -> {masked}");
+        }
+    }
+
+    #[test]
+    fn ordinary_sql_is_never_taken_for_a_jwt() {
+        for text in [
+            &b"SELECT a.b.c FROM s.t WHERE x.y = 1.5"[..],
+            b"SELECT electric_auth.user_id($1), pg_catalog.now()",
+            b"SELECT 'e30.e30'", // `{}` . `{}`: too short to be a header
+            b"SELECT eyJhbGciOiJIUzI1NiJ9", // one segment
+            b"x.eyJhbGciOiJIUzI1NiJ9.eyJhbGciOiJIUzI1NiJ9.eyJhbGciOiJIUzI1NiJ9", // four
+            b"abcd.efgh.ijkl",   // decodes, but not to `{`
+            b"eyJhbGciOiJIUzI1NiJ9.abcd.ijkl", // a payload that is no object
+            b"version 1.2.3, 10.0.0.1",
+        ] {
+            assert!(
+                jwt_ranges(text).is_empty(),
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+            assert_eq!(mask_jwts(text), None);
+        }
+    }
+
+    #[test]
+    fn utility_statements_are_filled_where_they_hold_secrets() {
+        let fill_of = |text: &[u8], statement: Range<usize>, value: Option<usize>| {
+            let mut copy = text.to_vec();
+            fill(&mut copy, &utility_ranges(text, statement, value));
+            String::from_utf8(copy).unwrap()
+        };
+        let text = b"ALTER SYSTEM SET electric_auth.jwt_key = 'new-secret'";
+        let value = text.iter().position(|&b| b == b'\'');
+        assert_eq!(
+            fill_of(text, 0..text.len(), value),
+            "ALTER SYSTEM SET electric_auth.jwt_key = '**********'"
+        );
+        // Several statements in one string: only the statement's own range.
+        let text = b"SET electric_auth.jwt_key TO secret ; SELECT 'secret'";
+        assert_eq!(
+            fill_of(text, 0..36, Some(29)),
+            "SET electric_auth.jwt_key TO ****** ; SELECT 'secret'"
+        );
+        // No value (RESET), nothing named: nothing filled.
+        assert_eq!(fill_of(b"RESET x", 0..7, None), "RESET x");
+        // A statement whose text names the key: its literals' bodies.
+        let text = b"DO $$BEGIN PERFORM set_config('electric_auth.jwt_key', 's', false); END$$";
+        let filled = fill_of(text, 0..text.len(), None);
+        assert_eq!(filled.len(), text.len());
+        assert!(filled.starts_with("DO $$***") && filled.ends_with("***$$"));
+        // A token in any utility statement.
+        let text = [b"CALL p('".as_slice(), TOKEN, b"')"].concat();
+        let filled = fill_of(&text, 0..text.len(), None);
+        assert_eq!(filled, format!("CALL p('{}')", "*".repeat(TOKEN.len())));
+    }
+
+    /// Arbitrary text of the characters the lexer and the token search care about: nothing
+    /// panics, ranges stay inside the text, and filling keeps its length.
+    #[test]
+    fn arbitrary_text_never_panics() {
+        const ALPHABET: &[u8] = b"'\"$Uu&Ee\\-/*| \n.{}eyJ0x5F+!UESCAPEjwt_key";
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) as usize
+        };
+        for _ in 0..20_000 {
+            let len = next() % 48;
+            let text: Vec<u8> = (0..len)
+                .map(|_| ALPHABET[next() % ALPHABET.len()])
+                .collect();
+            decode_sql(&text);
+            Statement::new(&text);
+            mask_jwts(&text);
+            let end = if len == 0 { 0 } else { next() % (len + 1) };
+            let start = if end == 0 { 0 } else { next() % (end + 1) };
+            for range in literal_bodies(&text, start..end)
+                .into_iter()
+                .chain(jwt_ranges(&text))
+            {
+                assert!(range.start <= range.end && range.end <= text.len());
+            }
+            let value = (len > 0).then(|| next() % len);
+            let ranges = utility_ranges(&text, start..end, value);
+            let mut copy = text.clone();
+            fill(&mut copy, &ranges);
+            assert_eq!(copy.len(), text.len());
+        }
+    }
+
+    #[test]
+    fn secret_settings_are_recognised_in_any_case() {
+        assert!(is_secret_setting(b"electric_auth.jwt_key"));
+        assert!(is_secret_setting(b"Electric_Auth.JWT_KEY"));
+        assert!(is_secret_setting(b"electric_auth.identity_token"));
+        assert!(!is_secret_setting(b"electric_auth.jwt_key_is_base64"));
+        assert!(!is_secret_setting(b"electric_auth.jwt_alg"));
+    }
+
+    #[test]
     fn a_statement_naming_the_key_is_hidden_where_quoted() {
         let statement: &[u8] = b"ALTER SYSTEM SET electric_auth.jwt_key = 'new-secret'";
         let logged = [b"duration: 0.1 ms  statement: ".as_slice(), statement].concat();
@@ -141,7 +1010,9 @@ mod tests {
             ]
             .concat()
         );
-        assert!(hide_statement(statement, None));
+        assert!(hide_statement(&Statement::new(statement), None));
+        let escaped: &[u8] = b"SET U&\"electric_auth.jwt\\005Fkey\" = 'new-secret'";
+        assert!(hide_statement(&Statement::new(escaped), None));
     }
 
     #[test]
@@ -150,7 +1021,8 @@ mod tests {
         let hidden = redact(b"parameters: $1 = 'new-secret'", Some(statement)).unwrap();
         assert_eq!(hidden, PARAMETERS_HIDDEN);
         let context = b"unnamed portal with parameters: $1 = 'new-sec...'";
-        let hidden = redact_field(context, true, Some(statement), None).unwrap();
+        let parsed = Statement::new(statement);
+        let hidden = redact_field(context, true, Some(&parsed), None).unwrap();
         assert_eq!(
             hidden,
             [b"unnamed portal with ".as_slice(), PARAMETERS_HIDDEN].concat()
@@ -162,12 +1034,51 @@ mod tests {
     }
 
     #[test]
+    fn bind_parameters_of_any_set_config_call_are_hidden() {
+        for statement in [
+            &b"SELECT set_config($1, $2, false)"[..],
+            b"SELECT pg_catalog.SET_CONFIG($1 || $2, $3, true)",
+            b"SELECT \"set_config\"($1, $2, false)",
+            b"SELECT U&\"set\\005Fconfig\"($1, $2, false)",
+        ] {
+            assert_eq!(
+                redact(b"parameters: $1 = 'x', $2 = 'y'", Some(statement)).unwrap(),
+                PARAMETERS_HIDDEN,
+                "{}",
+                String::from_utf8_lossy(statement)
+            );
+            // The statement itself names no key, so it is logged.
+            assert!(!hide_statement(&Statement::new(statement), None));
+        }
+    }
+
+    #[test]
+    fn tokens_are_masked_in_every_field() {
+        let statement = b"SELECT electric_auth.authenticate($1)";
+        let detail = [b"parameters: $1 = '".as_slice(), TOKEN, b"'"].concat();
+        assert_eq!(
+            redact(&detail, Some(statement)).unwrap(),
+            [b"parameters: $1 = '".as_slice(), TOKEN_HIDDEN, b"'"].concat()
+        );
+        let message = [
+            b"statement: SELECT electric_auth.user_id('".as_slice(),
+            TOKEN,
+            b"')",
+        ]
+        .concat();
+        let masked = redact(&message, None).unwrap();
+        assert!(find(&masked, TOKEN_HIDDEN).is_some());
+        assert!(find(&masked, &TOKEN[..20]).is_none());
+    }
+
+    #[test]
     fn a_context_naming_the_key_is_hidden_whole() {
         let statement: &[u8] =
             b"DO $$ BEGIN EXECUTE 'ALTER SYSTEM SET electric_auth.jwt_key = ''s'''; END $$";
         let context = b"SQL statement \"ALTER SYSTEM SET electric_auth.jwt_key = 's'\"\nPL/pgSQL function inline_code_block line 1 at EXECUTE";
+        let parsed = Statement::new(statement);
         assert_eq!(
-            redact_field(context, true, Some(statement), None).unwrap(),
+            redact_field(context, true, Some(&parsed), None).unwrap(),
             STATEMENT_HIDDEN
         );
     }
@@ -189,6 +1100,10 @@ mod tests {
             hidden,
             [b"detail ".as_slice(), KEY_HIDDEN, b" end"].concat()
         );
+        assert!(names_jwt_key(
+            b"SET U&\"\xe9\" = 'x'; SELECT set_config(E'electric_auth.jwt\\x5Fkey', 'y', false)"
+        ));
+        assert_eq!(decode_sql(br"U&'\D83D\DE00'"), "\u{1F600}".as_bytes());
     }
 
     #[test]
@@ -204,20 +1119,21 @@ mod tests {
             None
         );
         assert!(hide_statement(
-            &[b"SELECT '".as_slice(), KEY, b"'"].concat(),
+            &Statement::new(&[b"SELECT '".as_slice(), KEY, b"'"].concat()),
             Some(KEY)
         ));
-        assert!(!hide_statement(b"SELECT 1", Some(KEY)));
+        assert!(!hide_statement(&Statement::new(b"SELECT 1"), Some(KEY)));
     }
 
     #[test]
     fn unrelated_lines_are_kept() {
         assert_eq!(redact(b"statement: SELECT 1", Some(b"SELECT 1")), None);
+        let statement = Statement::new(b"SELECT electric_auth.user_id($1)");
         assert_eq!(
             redact_field(
                 b"electric_auth.jwt_key not set",
                 false,
-                Some(b"SELECT electric_auth.user_id($1)"),
+                Some(&statement),
                 None
             ),
             None

@@ -140,13 +140,18 @@ fn decode_json_object_bytes(part: &str) -> Result<(Map<String, Value>, Vec<u8>),
     }
 }
 
-/// The payload object (spec §3.4). Beyond [`decode_json_object`], a string or key holding U+0000
-/// (written `\u0000`) is `Invalid token`: Postgres `text` and `jsonb` cannot hold it, so such a
-/// token could never be returned by `verify()` and is refused by both functions alike.
+/// The payload object (spec §3.4). Beyond [`decode_json_object`], what Postgres `jsonb` cannot
+/// hold is `Invalid token`, so that every token `user_id()` accepts `verify()` can return and
+/// both functions refuse the same tokens: a string or key holding U+0000 (written `\u0000`;
+/// `text` and `jsonb` cannot hold it), and a number `numeric` cannot hold (see
+/// [`numeric`]).
 fn decode_payload(part: &str) -> Result<(Map<String, Value>, String), TokenError> {
     let (claims, json) = decode_json_object_bytes(part)?;
     let may_hold_nul = json.windows(6).any(|w| w == b"\\u0000");
     if may_hold_nul && map_holds_nul(&claims) {
+        return Err(TokenError::InvalidToken);
+    }
+    if !numeric::numbers_fit(&json) {
         return Err(TokenError::InvalidToken);
     }
     // serde_json has already refused anything that is not UTF-8.
@@ -164,5 +169,204 @@ fn holds_nul(value: &Value) -> bool {
         Value::Array(items) => items.iter().any(holds_nul),
         Value::Object(map) => map_holds_nul(map),
         _ => false,
+    }
+}
+
+/// What Postgres's `numeric` can hold, which is how `jsonb` stores every JSON number (`jsonb_in`
+/// reads each number with `numeric_in`, duplicated keys included, and raises 22003 "value
+/// overflows numeric format" for one it cannot hold). serde_json reads numbers as `f64`, which
+/// quietly underflows `1e-20000` to 0 and keeps every digit of a long fraction out of sight,
+/// so the payload's text is read here.
+///
+/// Postgres's limits (src/backend/utils/adt/numeric.c): the display scale (digits after the
+/// point once the exponent is applied) is at most `NUMERIC_DSCALE_MAX` = 0x3FFF; the weight (of
+/// the first non-zero base-10000 digit) fits an `int16`; and the written exponent is refused
+/// beyond `PG_INT32_MAX / 2` (Postgres 16 and later) or from `INT_MAX / 2` on (15), so the
+/// stricter bound is used.
+mod numeric {
+    /// `NUMERIC_DSCALE_MAX`.
+    pub const MAX_DISPLAY_SCALE: i64 = 0x3FFF;
+    /// The largest exponent magnitude every supported Postgres major reads.
+    pub const MAX_EXPONENT: i64 = i32::MAX as i64 / 2 - 1;
+    /// Decimal digits per `numeric` digit (`DEC_DIGITS`).
+    const DEC_DIGITS: i64 = 4;
+
+    /// Whether every number in the JSON text `json` (already validated as JSON) fits.
+    pub fn numbers_fit(json: &[u8]) -> bool {
+        !may_not_fit(json) || scan(json)
+    }
+
+    /// A cheap test that is true for every payload holding a number that may not fit: such a
+    /// number has an exponent (a digit followed by `e`/`E`), or more digits after its point
+    /// than [`MAX_DISPLAY_SCALE`], which a shorter text cannot hold.
+    fn may_not_fit(json: &[u8]) -> bool {
+        if json.len() as i64 > MAX_DISPLAY_SCALE {
+            return true;
+        }
+        // No early exit, so that the loop compiles to vector code.
+        let mut found = false;
+        for w in json.windows(2) {
+            found |= w[0].is_ascii_digit() & (w[1] | 0x20 == b'e');
+        }
+        found
+    }
+
+    /// Reads every number outside strings; false at the first that does not fit.
+    fn scan(json: &[u8]) -> bool {
+        let mut i = 0;
+        while i < json.len() {
+            match json[i] {
+                b'"' => {
+                    i += 1;
+                    while i < json.len() && json[i] != b'"' {
+                        i += if json[i] == b'\\' { 2 } else { 1 };
+                    }
+                    i += 1;
+                }
+                b'-' | b'0'..=b'9' => {
+                    let (fits, end) = number(json, i);
+                    if !fits {
+                        return false;
+                    }
+                    i = end;
+                }
+                _ => i += 1,
+            }
+        }
+        true
+    }
+
+    fn digits(json: &[u8], from: usize) -> usize {
+        json[from..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count()
+    }
+
+    /// Whether the JSON number at `start` fits, and where it ends.
+    fn number(json: &[u8], start: usize) -> (bool, usize) {
+        let mut i = start + usize::from(json[start] == b'-');
+        let integer = i..i + digits(json, i);
+        i = integer.end;
+        let mut fraction = i..i;
+        if json.get(i) == Some(&b'.') {
+            fraction = i + 1..i + 1 + digits(json, i + 1);
+            i = fraction.end;
+        }
+        let mut exponent: i64 = 0;
+        if matches!(json.get(i), Some(b'e' | b'E')) {
+            i += 1;
+            let negative = json.get(i) == Some(&b'-');
+            if matches!(json.get(i), Some(b'-' | b'+')) {
+                i += 1;
+            }
+            let count = digits(json, i);
+            for &d in &json[i..i + count] {
+                // Saturates well past the limit, whatever the number of digits.
+                exponent = (exponent * 10 + i64::from(d - b'0')).min(i64::from(i32::MAX));
+            }
+            i += count;
+            if negative {
+                exponent = -exponent;
+            }
+        }
+        (fits(json, integer, fraction, exponent), i)
+    }
+
+    /// Postgres's rules for a number `<integer>.<fraction>e<exponent>` (digit ranges of `json`).
+    pub(super) fn fits(
+        json: &[u8],
+        integer: std::ops::Range<usize>,
+        fraction: std::ops::Range<usize>,
+        exponent: i64,
+    ) -> bool {
+        if exponent.abs() > MAX_EXPONENT {
+            return false;
+        }
+        let scale = (fraction.len() as i64 - exponent).max(0);
+        if scale > MAX_DISPLAY_SCALE {
+            return false;
+        }
+        // The power of ten of the first non-zero digit; a zero has no weight to overflow.
+        let first = |range: std::ops::Range<usize>| json[range].iter().position(|&d| d != b'0');
+        let power = match first(integer.clone()) {
+            Some(at) => (integer.len() - 1 - at) as i64 + exponent,
+            None => match first(fraction) {
+                Some(at) => -(at as i64) - 1 + exponent,
+                None => return true,
+            },
+        };
+        let weight = power.div_euclid(DEC_DIGITS);
+        (i64::from(i16::MIN)..=i64::from(i16::MAX)).contains(&weight)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::numeric::{numbers_fit, MAX_DISPLAY_SCALE, MAX_EXPONENT};
+
+    fn fits(number: &str) -> bool {
+        numbers_fit(format!(r#"{{"n":{number}}}"#).as_bytes())
+    }
+
+    #[test]
+    fn ordinary_numbers_fit() {
+        for n in [
+            "0",
+            "-0",
+            "1",
+            "1700000000",
+            "1700000000.5",
+            "1e300",
+            "-1.5e-300",
+            "0.1",
+            "1E+5",
+            "18446744073709551615",
+            "0e0",
+            "1.7976931348623157e308",
+        ] {
+            assert!(fits(n), "{n}");
+        }
+        assert!(
+            numbers_fit(br#"{"s":"1e-99999","t":"\"1e-99999"}"#),
+            "strings are skipped"
+        );
+    }
+
+    #[test]
+    fn the_display_scale_is_at_most_16383_digits() {
+        let limit = MAX_DISPLAY_SCALE as usize;
+        assert!(fits(&format!("1e-{limit}")));
+        assert!(!fits(&format!("1e-{}", limit + 1)));
+        assert!(!fits("1e-20000"));
+        assert!(!fits("0e-20000"), "a zero keeps its scale too");
+        assert!(fits(&format!("0.{}", "0".repeat(limit))));
+        assert!(!fits(&format!("0.{}", "0".repeat(limit + 1))));
+        assert!(!fits(&format!("1.{}1", "0".repeat(limit))));
+        // The exponent moves the point: the same digits fit once it is positive enough.
+        assert!(fits(&format!("1.{}1e2", "0".repeat(limit))));
+    }
+
+    #[test]
+    fn exponents_beyond_int32_max_over_two_do_not_fit() {
+        assert!(fits(&format!("0e{MAX_EXPONENT}")));
+        assert!(!fits(&format!("0e{}", MAX_EXPONENT + 1)));
+        assert!(!fits(&format!("0e-{}", MAX_EXPONENT + 1)));
+        assert!(!fits("0e99999999999999999999999999"));
+        assert!(fits("0e000000000000000000000000005"), "leading zeros");
+    }
+
+    #[test]
+    fn the_weight_fits_an_int16() {
+        // serde_json refuses such values before this is reached (beyond an f64), but the rule
+        // stands on its own: 10^131071 has weight 32767; 10^131072 weight 32768.
+        assert!(super::numeric::fits(b"1", 0..1, 1..1, 131_071));
+        assert!(!super::numeric::fits(b"1", 0..1, 1..1, 131_072));
+    }
+
+    #[test]
+    fn a_number_under_a_duplicated_key_is_read_too() {
+        assert!(!numbers_fit(br#"{"n":1e-20000,"n":1}"#));
+        assert!(!numbers_fit(br#"{"a":[1,{"b":[0.5e-16384]}]}"#));
     }
 }

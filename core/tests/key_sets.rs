@@ -431,20 +431,51 @@ fn json_that_is_not_a_jwk_or_jwks() {
             format!("electric_auth.jwt_key is not a valid JWK or JWKS: {reason}")
         );
     }
-    // An HS secret may be any text, even one that starts with "{".
+    // Text that starts with "{" is never an HS secret: a JWKS with a typo (or the public
+    // JWKS text, or a JWK without "kty") would become a secret anyone could sign with.
+    let public_jwks = jwks("idp");
+    let broken = format!("{public_jwks},");
+    for (text, reason) in [
+        (
+            "{this-is-a-32-byte-or-longer-secret}",
+            r#"it starts with "{" but is not a JSON object"#,
+        ),
+        (&broken, r#"it starts with "{" but is not a JSON object"#),
+        (
+            r#"  {"k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}"#,
+            r#"a JWK needs "kty", a JWKS a "keys" array"#,
+        ),
+    ] {
+        for alg in ["HS256", "HS384", "HS512"] {
+            let error = config_error(&secure(alg, text));
+            assert_eq!(
+                error.to_string(),
+                format!("electric_auth.jwt_key is not a valid JWK or JWKS: {reason}"),
+                "{alg}"
+            );
+            assert!(!error.to_string().contains(&text[..12.min(text.len())]));
+            let hint = electric_auth_core::Error::Config(error).hint().unwrap();
+            assert!(hint.contains("jwt_key_is_base64"), "{hint}");
+        }
+    }
+    // Such a secret is still usable base64-encoded.
     let secret = "{this-is-a-32-byte-or-longer-secret}";
+    let mut settings = secure("HS256", &b64_standard(secret.as_bytes()));
+    settings.jwt_key_is_base64 = true;
     let token = hs256_token(
         secret,
         r#"{"alg":"HS256"}"#,
         r#"{"sub":"u","iat":1700000000,"exp":4102444800}"#,
     );
     assert_eq!(
-        verifier(&secure("HS256", secret))
-            .verify(&token, NOW)
-            .unwrap()
-            .user_id,
+        verifier(&settings).verify(&token, NOW).unwrap().user_id,
         "u"
     );
+}
+
+fn b64_standard(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// The public JWK of interop.json's key on `curve` (P-256, P-384, P-521), with `kid`: the
@@ -555,6 +586,9 @@ fn the_key_set_errors_carry_hints() {
         .hint()
         .unwrap()
         .starts_with("Keep only the keys that sign tokens now"));
+    // JSON that is no JWK or JWKS: only for HS* does a hint say a secret cannot start with "{".
     let json = config_error(&secure("RS256", r#"{"keys": 5}"#));
     assert_eq!(json.hint(), None);
+    let json = config_error(&secure("HS256", r#"{"keys": 5}"#));
+    assert!(json.hint().unwrap().contains("may not start with"));
 }

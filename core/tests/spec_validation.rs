@@ -330,6 +330,49 @@ fn huge_numbers_are_handled() {
     );
 }
 
+/// Postgres `jsonb` stores numbers as `numeric`: a payload number it cannot hold would make
+/// `verify()` fail with 22003 after `user_id()` accepted the token, so both refuse it.
+#[test]
+fn numbers_jsonb_cannot_hold_are_invalid_tokens() {
+    let v = hs256_verifier();
+    let claims = |extra: &str| format!(r#"{{"sub":"u","iat":1,"exp":{},{extra}}}"#, NOW + 10);
+    let long_fraction = format!("0.{}1", "0".repeat(16_383));
+    for extra in [
+        r#""tiny":1e-20000"#.to_owned(),
+        r#""zero":0e-16384"#.to_owned(),
+        r#""zero":0E+1073741823"#.to_owned(),
+        r#""deep":{"list":[1,{"x":-2.5e-99999}]}"#.to_owned(),
+        format!(r#""long":{long_fraction}"#),
+        // Under a key given twice: jsonb_in reads the number the map no longer holds.
+        r#""n":1e-20000,"n":1"#.to_owned(),
+    ] {
+        let token = hs256_token(SECRET, HEADER, &claims(&extra));
+        assert_eq!(
+            rejected(&v, &token),
+            TokenError::InvalidToken,
+            "{}",
+            &extra[..20]
+        );
+        let unsigned = format!("{}.{}", b64(b"{}"), b64(claims(&extra).as_bytes()));
+        assert_eq!(
+            rejected(&verifier(&insecure()), &unsigned),
+            TokenError::InvalidToken,
+            "insecure {}",
+            &extra[..20]
+        );
+    }
+    // At the limits, and in strings, they are fine.
+    for extra in [
+        r#""tiny":1e-16383"#.to_owned(),
+        r#""zero":0e1073741822"#.to_owned(),
+        r#""s":"1e-20000""#.to_owned(),
+        format!(r#""long":{}"#, &long_fraction[..16_385]),
+    ] {
+        let token = hs256_token(SECRET, HEADER, &claims(&extra));
+        assert!(v.verify(&token, NOW).is_ok(), "{}", &extra[..15]);
+    }
+}
+
 #[test]
 fn time_claims_are_checked_iat_then_nbf_then_exp() {
     let v = hs256_verifier();

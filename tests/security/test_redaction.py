@@ -1,0 +1,316 @@
+"""Hardening round 3: tokens and keys kept out of pg_stat_activity, pg_stat_statements and the
+server log; payload numbers jsonb cannot hold; HS keys that look like JSON.
+
+Runs against the server whose pg_config is $PG_CONFIG (scripts/test_major.sh sets it for each
+major), or `--major NN`:
+
+    python3 tests/security/test_redaction.py --major 16
+
+Clusters, sessions and tokens come from test_security.py. The cluster preloads
+pg_stat_statements and then electric_auth (last, as the README asks), logs at debug5, and
+pg_stat_statements tracks every statement, nested ones included.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+
+
+def select_major():
+    """`--major NN` (removed from argv for unittest) sets PG_CONFIG; the major in use."""
+    if "--major" in sys.argv:
+        at = sys.argv.index("--major")
+        major = sys.argv[at + 1]
+        del sys.argv[at:at + 2]
+        os.environ["PG_CONFIG"] = subprocess.run(
+            ["bash", "-c", f"source scripts/pg_versions.sh && pg_config_for {major}"],
+            cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+    pg_config = os.environ.setdefault("PG_CONFIG", "/usr/bin/pg_config")
+    version = subprocess.run([pg_config, "--version"], check=True, capture_output=True,
+                             text=True).stdout
+    return int(version.split()[1].split(".")[0])
+
+
+MAJOR = select_major()
+
+sys.path.insert(0, str(HERE))
+import jwt  # noqa: E402
+import psycopg  # noqa: E402
+import psycopg.sql  # noqa: E402
+from test_security import (  # noqa: E402
+    ATTACKER, AUD, ISS, LOG_SEARCH_PREFIX, REJECTED, SecurityCase, Session, mint, mint_raw, now,
+)
+
+# Keys typed into statements here; none may reach pg_stat_statements or the log.
+TYPED = {
+    "alter_system": "r3-alter-system-7c1d9e2f4a6b8c0d2e4f6a8b",
+    "set": "r3-set-session-5a4b3c2d1e0f9a8b7c6d5e4f",
+    "unquoted": "r3unquotedsecret0a1b2c3d4e5f6a7b8c9d",
+    "set_local": "r3-set-local-3e2d1c0b9a8f7e6d5c4b3a29",
+    "uescape": "r3-u-escape-name-8d7c6b5a4f3e2d1c0b9a8f7e",
+    "uescape_custom": "r3-u-escape-bang-6f5e4d3c2b1a0f9e8d7c6b5a",
+    "quoted_estring": "r3-quoted-estring-4c3b2a1f0e9d8c7b6a5f4e3d",
+    "concat": "r3-concatenated-2b1a0f9e8d7c6b5a4f3e2d1c",
+    "bind": "r3-bind-parameters-9f8e7d6c5b4a3f2e1d0c9b8a",
+    "do_block": "r3-do-block-body-1e2d3c4b5a6f7e8d9c0b1a2f",
+    "multi_1": "r3-multi-first-0d9c8b7a6f5e4d3c2b1a0f9e",
+    "multi_2": "r3-multi-second-7b6a5f4e3d2c1b0a9f8e7d6c",
+    # Starts with "{" but is not JSON (a trailing comma), as a JWKS with a typo would be.
+    "json_looking": '{"r3-json-looking-5d4c3b2a1f0e": [{"kty": "oct"}],',
+}
+
+
+def fragments(token):
+    """A distinctive piece of each part of a token: the log and view searches look for these."""
+    return [part[:LOG_SEARCH_PREFIX] for part in token.split(".") if part]
+
+
+def pg_stat_activity_query(session, pid):
+    return session.execute("SELECT query, state FROM pg_stat_activity WHERE pid = %s",
+                           pid).fetchone()
+
+
+class Redaction(SecurityCase):
+    CLUSTER = (f"ea-redact-{MAJOR}", 54400 + MAJOR, True)
+    # electric_auth last: its hooks run first (a later -c wins over cluster.sh's own).
+    SERVER_OPTIONS = ("-c shared_preload_libraries=pg_stat_statements,electric_auth",
+                      "-c pg_stat_statements.track=all")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        with cls.cluster.connect() as su:
+            su.execute("CREATE EXTENSION pg_stat_statements")
+        cls.tokens = []
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            log = cls.cluster.log()
+            for name, secret in TYPED.items():
+                if secret[:LOG_SEARCH_PREFIX] in log:
+                    raise AssertionError(f"the {name} key reached the server log")
+            for token in cls.tokens:
+                for piece in fragments(token):
+                    if piece in log:
+                        line = next(l for l in log.splitlines() if piece in l)
+                        raise AssertionError(f"a token reached the server log: {line[:200]}")
+        finally:
+            super().tearDownClass()
+
+    def token(self, **claims):
+        """A valid token (kept, so the final log search looks for it too)."""
+        token = mint(claims)
+        self.tokens.append(token)
+        return token
+
+    def assert_no_fragment(self, text, token, where):
+        for piece in fragments(token):
+            self.assertNotIn(piece, text, f"{where} shows the token")
+
+    # -- item 1b: pg_stat_activity -------------------------------------------------------------
+
+    def test_a_literal_token_is_masked_in_pg_stat_activity_while_idle_in_transaction(self):
+        a, b = Session(self.cluster), Session(self.cluster)  # both ea_app
+        try:
+            pid = a.execute("SELECT pg_backend_pid()").fetchone()[0]
+            cases = [
+                ("authenticate", "SELECT electric_auth.authenticate('{}')", "ok"),
+                ("user_id", "SELECT electric_auth.user_id('{}')", "ok"),
+                ("verify", "SELECT electric_auth.verify('{}') ->> 'sub'", "ok"),
+                ("refused", "SELECT electric_auth.authenticate('{}')", REJECTED),
+            ]
+            for name, sql, outcome in cases:
+                with self.subTest(name=name):
+                    token = (self.token(sub=f"alice-{name}") if outcome == "ok"
+                             else mint(key=ATTACKER, sub="mallory"))
+                    self.tokens.append(token)
+                    a.execute("BEGIN")
+                    # The simple query protocol: the token is in the statement's text.
+                    result = a.conn.pgconn.exec_(sql.format(token).encode())
+                    expected = (psycopg.pq.ExecStatus.TUPLES_OK if outcome == "ok"
+                                else psycopg.pq.ExecStatus.FATAL_ERROR)
+                    self.assertEqual(result.status, expected)
+                    query, state = pg_stat_activity_query(b, pid)
+                    self.assertIn(state, ("idle in transaction",
+                                          "idle in transaction (aborted)"))
+                    self.assert_no_fragment(query, token, "pg_stat_activity")
+                    # The rest stays readable.
+                    self.assertIn("electric_auth.", query)
+                    self.assertIn("[token hidden by electric_auth]", query)
+                    a.execute("ROLLBACK")
+        finally:
+            a.close()
+            b.close()
+
+    def test_a_literal_token_is_masked_while_its_statement_runs(self):
+        token = self.token(sub="alice-running")
+        a, b = Session(self.cluster), Session(self.cluster)
+        try:
+            pid = a.execute("SELECT pg_backend_pid()").fetchone()[0]
+            done = []
+            runner = threading.Thread(target=lambda: done.append(a.conn.execute(
+                f"SELECT electric_auth.user_id('{token}'), pg_sleep(2)").fetchone()))
+            runner.start()
+            # Every sample of the running statement's text, until it ends.
+            samples = []
+            while runner.is_alive():
+                query, state = pg_stat_activity_query(b, pid)
+                if state == "active" and "pg_sleep" in query:
+                    samples.append(query)
+                time.sleep(0.02)
+            runner.join()
+            # Postgres shows the text as sent while it parses and plans the statement; from
+            # user_id()'s first call on (before the 2 s sleep), every sample is masked.
+            masked = [i for i, q in enumerate(samples) if "[token hidden by electric_auth]" in q]
+            self.assertTrue(masked, f"the running statement was never masked: {samples[:1]}")
+            later = samples[masked[0]:]
+            self.assertGreater(len(later), 20, "the masked text was seen for most of the sleep")
+            for query in later:
+                self.assert_no_fragment(query, token, "pg_stat_activity")
+            self.assertEqual(done[0][0], "alice-running")
+        finally:
+            a.close()
+            b.close()
+
+    def test_a_statement_that_fails_before_verifying_is_masked_too(self):
+        token = self.token(sub="alice-parse-error")
+        a, b = Session(self.cluster), Session(self.cluster)
+        try:
+            pid = a.execute("SELECT pg_backend_pid()").fetchone()[0]
+            a.execute("BEGIN")
+            result = a.conn.pgconn.exec_(
+                f"SELECT electric_auth.user_id('{token}') FROM no_such_table".encode())
+            self.assertEqual(result.status, psycopg.pq.ExecStatus.FATAL_ERROR)
+            query, state = pg_stat_activity_query(b, pid)
+            self.assertEqual(state, "idle in transaction (aborted)")
+            self.assert_no_fragment(query, token, "pg_stat_activity")
+            a.execute("ROLLBACK")
+        finally:
+            a.close()
+            b.close()
+
+    # -- item 14: pg_stat_statements and the server log ----------------------------------------
+
+    def test_keys_and_tokens_stay_out_of_pg_stat_statements_and_the_log(self):
+        typed = TYPED
+        token = self.token(sub="alice-logged")
+        refused = mint(key=ATTACKER, sub="mallory-logged")
+        self.tokens.append(refused)
+        with self.cluster.connect() as su:
+            su.execute("SELECT pg_stat_statements_reset()")
+            su.execute("SET log_statement = 'all'")
+            su.execute("SET log_min_duration_statement = 0")
+            su.execute(f"ALTER SYSTEM SET electric_auth.jwt_key = '{typed['alter_system']}'")
+            su.execute("ALTER SYSTEM RESET electric_auth.jwt_key")
+            su.execute(f"SET electric_auth.jwt_key = '{typed['set']}'")
+            su.execute(f"SET electric_auth.jwt_key TO {typed['unquoted']}")
+            su.execute("BEGIN")
+            su.execute(f"SET LOCAL electric_auth.jwt_key = '{typed['set_local']}'")
+            su.execute("ROLLBACK")
+            su.execute(f"SET U&\"electric_auth.jwt\\005Fkey\" = '{typed['uescape']}'")
+            su.execute(f"SET U&\"electric_auth.jwt!005Fkey\" UESCAPE '!' = "
+                       f"'{typed['uescape_custom']}'")
+            su.execute(f"SET \"electric_auth\".\"jwt_key\" = E'{typed['quoted_estring']}'")
+            su.execute(f"SELECT set_config('electric_auth.jwt' || '_key', '{typed['concat']}', "
+                       "false)")
+            su.execute("SELECT set_config(%s, %s, false)",
+                       ("electric_auth.jwt_key", typed["bind"]))
+            su.execute("DO $$BEGIN PERFORM set_config('electric_auth.jwt_key', "
+                       f"'{typed['do_block']}', false); END$$")
+            result = su.pgconn.exec_(
+                (f"SET electric_auth.jwt_key = '{typed['multi_1']}'; "
+                 f"SET electric_auth.jwt_key = '{typed['multi_2']}'").encode())
+            self.assertEqual(result.status, psycopg.pq.ExecStatus.COMMAND_OK)
+            su.execute("RESET electric_auth.jwt_key")
+            # Tokens: as literals, as bind parameters, in a DO block, refused.
+            self.assertEqual(su.execute(f"SELECT electric_auth.user_id('{token}')").fetchone(),
+                             ("alice-logged",))
+            self.assertEqual(su.execute("SELECT electric_auth.user_id(%s)", (token,)).fetchone(),
+                             ("alice-logged",))
+            su.execute(f"DO $$BEGIN PERFORM electric_auth.user_id('{token}'); END$$")
+            with self.assertRaises(psycopg.errors.InvalidAuthorizationSpecification):
+                su.execute(f"SELECT electric_auth.authenticate('{refused}')")
+            with self.assertRaises(psycopg.errors.InvalidAuthorizationSpecification):
+                su.execute("SELECT electric_auth.authenticate(%s)", (refused,))
+            rows = [r[0] for r in su.execute("SELECT query FROM pg_stat_statements")]
+        stored = "\n".join(rows)
+        # The statements were recorded (so the search below is not vacuous)...
+        self.assertIn("ALTER SYSTEM SET electric_auth.jwt_key", stored)
+        self.assertIn("DO $$", stored)
+        if MAJOR < 18:  # 18 stores SET values as $1
+            self.assertIn("SET electric_auth.jwt_key = '***", stored)
+        # ... and hold no key and no token.
+        for name, secret in typed.items():
+            self.assertNotIn(secret[:LOG_SEARCH_PREFIX], stored, f"pg_stat_statements: {name}")
+        for t in (token, refused):
+            self.assert_no_fragment(stored, t, "pg_stat_statements")
+        log = self.cluster.log()
+        self.assertIn("[statement hidden by electric_auth", log)
+        self.assertIn("parameters: [hidden by electric_auth]", log)
+        # The refused call's STATEMENT: line is there, with the token masked.
+        self.assertIn("STATEMENT:  SELECT electric_auth.authenticate("
+                      "'[token hidden by electric_auth]')", log)
+        for name, secret in typed.items():
+            leaked = [line for line in log.splitlines() if secret[:LOG_SEARCH_PREFIX] in line]
+            self.assertEqual(leaked, [], f"the {name} key reached the log")
+        for t in (token, refused):
+            self.assert_no_fragment(log, t, "the server log")
+
+    # -- item 11: numbers jsonb cannot hold ----------------------------------------------------
+
+    def test_payload_numbers_jsonb_cannot_hold_are_invalid_tokens(self):
+        s = Session(self.cluster)
+        try:
+            base = (f'"sub":"alice","iat":{now() - 10},"exp":{now() + 3600},'
+                    f'"iss":"{ISS}","aud":"{AUD}"')
+            for number in ["1e-20000", "0e-16384", "-2.5e-99999", "0." + "0" * 16384 + "1",
+                           "0E+1073741823"]:
+                token = mint_raw(f'{{{base},"n":{number}}}'.encode())
+                for function in ("user_id", "verify"):
+                    with self.subTest(number=number[:12], function=function):
+                        self.assertEqual(s.call(function, "%s", token),
+                                         (REJECTED, "Invalid token"))
+            # At the limit they are fine, and verify() returns them.
+            token = mint_raw(f'{{{base},"n":1e-16383}}'.encode())
+            status, claims = s.call("verify", "%s", token)
+            self.assertEqual(status, "ok")
+            self.assertEqual(s.user_id(token), ("ok", "alice"))
+            self.assertTrue(s.alive())
+        finally:
+            s.close()
+
+    # -- item 13: an HS key that looks like JSON -----------------------------------------------
+
+    def test_an_hs_key_that_starts_with_a_brace_is_a_configuration_error(self):
+        key = TYPED["json_looking"]
+        forged = jwt.encode({"sub": "mallory", "iat": now() - 10, "exp": now() + 3600,
+                             "iss": ISS, "aud": AUD}, key, algorithm="HS256")
+        su = Session(self.cluster, user="postgres")
+        try:
+            literal = psycopg.sql.Literal(key).as_string(su.conn)
+            su.execute(f"SET electric_auth.jwt_key = {literal}")
+            for function in ("user_id", "verify"):
+                status, message = su.call(function, "%s", forged)
+                self.assertEqual(status, "22023", f"{function}: {message}")
+                self.assertEqual(message, "electric_auth.jwt_key is not a valid JWK or JWKS: "
+                                          "it starts with \"{\" but is not a JSON object")
+            self.assertIn("jwt_key_is_base64", su.errors[-1].message_hint)
+            for text in su.texts():
+                self.assertNotIn("r3-json-looking", text)
+            su.execute("RESET electric_auth.jwt_key")
+            self.assertEqual(su.user_id(mint()), ("ok", "alice"))
+        finally:
+            su.close()
+
+
+if __name__ == "__main__":
+    print(f"Postgres {MAJOR} ({os.environ['PG_CONFIG']})", flush=True)
+    unittest.main(verbosity=2)
