@@ -25,15 +25,16 @@ thread_local! {
     static MASKED_STATEMENT: RefCell<Option<CString>> = const { RefCell::new(None) };
 }
 
-/// Templates (untranslated `message_id`s) whose second `%s` is a setting's value.
-const VALUE_TEMPLATES: [(&CStr, &CStr); 2] = [
+/// Templates (untranslated `message_id`s) whose second `%s` is a setting's value, and what a
+/// secret setting's line says instead (`{}`: the setting's name).
+const VALUE_TEMPLATES: [(&CStr, &str); 2] = [
     (
         c"parameter \"%s\" changed to \"%s\"",
-        c"parameter \"electric_auth.jwt_key\" changed (value hidden by electric_auth)",
+        "parameter \"{}\" changed (value hidden by electric_auth)",
     ),
     (
         c"invalid value for parameter \"%s\": \"%s\"",
-        c"invalid value for parameter \"electric_auth.jwt_key\" (value hidden by electric_auth)",
+        "invalid value for parameter \"{}\" (value hidden by electric_auth)",
     ),
 ];
 
@@ -70,7 +71,18 @@ unsafe fn redact(edata: &mut pg_sys::ErrorData) {
             .iter()
             .find(|(template, _)| Some(template.to_bytes()) == id)
         {
-            edata.message = unsafe { pg_sys::pstrdup(replacement.as_ptr()) };
+            // The secret setting the line is about (a name Postgres printed in full).
+            let name = message
+                .and_then(|m| {
+                    redaction::SECRET_SETTINGS.into_iter().find(|name| {
+                        m.windows(name.len())
+                            .any(|w| w.eq_ignore_ascii_case(name.as_bytes()))
+                    })
+                })
+                .unwrap_or("electric_auth.jwt_key");
+            if let Ok(line) = CString::new(replacement.replace("{}", name)) {
+                edata.message = unsafe { pg_sys::pstrdup(line.as_ptr()) };
+            }
         }
     }
     let key = gucs::JWT_KEY.get();

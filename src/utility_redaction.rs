@@ -62,7 +62,7 @@ unsafe extern "C-unwind" fn process_utility(
     qc: *mut pg_sys::QueryCompletion,
 ) {
     unsafe {
-        let query = masked_query(pstmt, query_string);
+        let query = masked_query(pstmt, query_string, context);
         let next = PREVIOUS_HOOK.unwrap_or(standard_process_utility);
         next(
             pstmt,
@@ -85,6 +85,7 @@ unsafe extern "C-unwind" fn process_utility(
 unsafe extern "C-unwind" fn masked_query(
     pstmt: *mut pg_sys::PlannedStmt,
     query_string: *const c_char,
+    context: pg_sys::ProcessUtilityContext::Type,
 ) -> *const c_char {
     if pstmt.is_null() || query_string.is_null() {
         return query_string;
@@ -96,6 +97,10 @@ unsafe extern "C-unwind" fn masked_query(
         Ok(length) if length > 0 => (start + length).min(text.len()),
         _ => text.len(),
     };
+    let top_level = context == pg_sys::ProcessUtilityContext::PROCESS_UTILITY_TOPLEVEL;
+    if unsafe { is_forwarded_carrier((*pstmt).utilityStmt, top_level) } {
+        return query_string;
+    }
     let value_start = unsafe { secret_setting_value((*pstmt).utilityStmt) };
     let ranges = redaction::utility_ranges(text, start..end, value_start);
     if ranges.is_empty() {
@@ -109,12 +114,12 @@ unsafe extern "C-unwind" fn masked_query(
     unsafe { pg_sys::pnstrdup(copy.as_ptr().cast(), copy.len()) }
 }
 
-/// Where the value starts (a byte offset in the query string) when `node` sets one of
-/// `redaction::SECRET_SETTINGS` to a value.
+/// The parse tree of the `VariableSetStmt` in `node` (a `SET`, or the one inside `ALTER
+/// SYSTEM/ROLE/DATABASE … SET`), if it is one.
 ///
 /// # Safety
 /// `node` must be NULL or a utility statement's parse tree.
-unsafe fn secret_setting_value(node: *mut pg_sys::Node) -> Option<usize> {
+unsafe fn variable_set(node: *mut pg_sys::Node) -> Option<&'static pg_sys::VariableSetStmt> {
     if node.is_null() {
         return None;
     }
@@ -131,14 +136,41 @@ unsafe fn secret_setting_value(node: *mut pg_sys::Node) -> Option<usize> {
             _ => return None,
         }
     };
-    if set.is_null() {
+    // SAFETY: a node of the statement's parse tree, which outlives the ProcessUtility call.
+    unsafe { set.as_ref() }
+}
+
+/// The setting `set` names, as the parser resolved it.
+fn set_name(set: &pg_sys::VariableSetStmt) -> Option<&[u8]> {
+    // SAFETY: a non-NULL name is a NUL-terminated string of the parse tree.
+    (!set.name.is_null()).then(|| unsafe { CStr::from_ptr(set.name) }.to_bytes())
+}
+
+/// Whether `node` is the Citus coordinator's own forwarding statement: a nested (not
+/// `top_level`) `SET LOCAL` of the carrier, which session.rs/citus.rs run through SPI with the
+/// sealed identity. Citus, further down this chain, forwards its text to the workers as it
+/// receives it, so it is passed on untouched; the workers' copy, top-level there, is masked.
+///
+/// # Safety
+/// `node` must be NULL or a utility statement's parse tree.
+unsafe fn is_forwarded_carrier(node: *mut pg_sys::Node, top_level: bool) -> bool {
+    !top_level
+        && unsafe { variable_set(node) }
+            .and_then(set_name)
+            .is_some_and(|name| name.eq_ignore_ascii_case(b"electric_auth.identity_token"))
+}
+
+/// Where the value starts (a byte offset in the query string) when `node` sets one of
+/// `redaction::SECRET_SETTINGS` to a value.
+///
+/// # Safety
+/// `node` must be NULL or a utility statement's parse tree.
+unsafe fn secret_setting_value(node: *mut pg_sys::Node) -> Option<usize> {
+    let set = unsafe { variable_set(node) }?;
+    if !redaction::is_secret_setting(set_name(set)?) {
         return None;
     }
-    let (name, args) = unsafe { ((*set).name, (*set).args) };
-    if name.is_null() || !redaction::is_secret_setting(unsafe { CStr::from_ptr(name) }.to_bytes()) {
-        return None;
-    }
-    let args = unsafe { PgList::<pg_sys::Node>::from_pg(args) };
+    let args = unsafe { PgList::<pg_sys::Node>::from_pg(set.args) };
     let first = args.get_ptr(0)?;
     let location = unsafe { pg_sys::exprLocation(first) };
     usize::try_from(location).ok()

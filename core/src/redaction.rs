@@ -43,9 +43,17 @@ pub const FILL: u8 = b'*';
 /// Keys shorter than this are not searched for: the search would redact ordinary words.
 pub const MIN_KEY_BYTES_TO_SEARCH: usize = 8;
 
-/// The settings whose value is a secret: the key, and the session identity's carrier (a token;
-/// Citus forwards it to workers as `SET LOCAL`).
-pub const SECRET_SETTINGS: [&str; 2] = ["electric_auth.jwt_key", "electric_auth.identity_token"];
+/// The settings whose value is a secret: the key, the session identity's carrier (a token;
+/// Citus forwards it to workers as `SET LOCAL`, sealed) and the cluster secret that seals it.
+pub const SECRET_SETTINGS: [&str; 3] = [
+    "electric_auth.jwt_key",
+    "electric_auth.identity_token",
+    "electric_auth.propagation_secret",
+];
+
+/// What a statement must name, in any letter case, for the log to treat it as naming a key:
+/// the tails of the key settings (the carrier's value is a token, masked wherever it shows).
+const KEY_NAMES: [&[u8]; 2] = [b"jwt_key", b"propagation_secret"];
 
 /// Whether `name` (a setting name as Postgres resolved it from a parse tree) is one of
 /// [`SECRET_SETTINGS`]; setting names are compared in any letter case, as Postgres does.
@@ -82,13 +90,13 @@ pub struct Statement<'a> {
 
 impl<'a> Statement<'a> {
     pub fn new(text: &'a [u8]) -> Statement<'a> {
-        const KEY: &[u8] = b"jwt_key";
         const SET_CONFIG: &[u8] = b"set_config";
-        let mut names_key = contains_ignore_case(text, KEY);
+        let names = |text: &[u8]| KEY_NAMES.iter().any(|key| contains_ignore_case(text, key));
+        let mut names_key = names(text);
         let mut calls_set_config = contains_ignore_case(text, SET_CONFIG);
         if !(names_key && calls_set_config) {
             let decoded = decode_sql(text);
-            names_key |= contains_ignore_case(&decoded, KEY);
+            names_key |= names(&decoded);
             calls_set_config |= contains_ignore_case(&decoded, SET_CONFIG);
         }
         Statement {
@@ -601,14 +609,22 @@ pub fn jwt_ranges(text: &[u8]) -> Vec<Range<usize>> {
             .take_while(|&&b| b == b'.')
             .count();
         let core = &run[leading..run.len() - trailing];
-        if is_jwt_shaped(core) {
+        if is_jwt_shaped(core) || is_sealed_identity(core) {
             found.push(start + leading..i - trailing);
         }
     }
     found
 }
 
-/// `text` with each JWT-shaped run replaced by [`TOKEN_HIDDEN`], or `None` when it has none.
+/// Whether `run` is a sealed identity a Citus coordinator forwards (`crate::seal`): masked
+/// like a token, since with its distributed transaction id it could be replayed on a worker.
+fn is_sealed_identity(run: &[u8]) -> bool {
+    run.strip_prefix(crate::seal::PREFIX.as_bytes())
+        .is_some_and(|body| body.len() >= 16)
+}
+
+/// `text` with each JWT-shaped run (and each sealed identity) replaced by [`TOKEN_HIDDEN`], or
+/// `None` when it has none.
 pub fn mask_jwts(text: &[u8]) -> Option<Vec<u8>> {
     let ranges = jwt_ranges(text);
     if ranges.is_empty() {
@@ -765,6 +781,22 @@ fn searchable(key: Option<&[u8]>) -> Option<&[u8]> {
 }
 
 #[cfg(test)]
+mod sealed_identity_tests {
+    use super::*;
+
+    #[test]
+    fn sealed_identities_are_masked_like_tokens() {
+        let line = b"BEGIN;SET LOCAL electric_auth.identity_token TO 'ea-sealed-v1.Md2fuiJ0AVGJBPjGL9wLfX8vzyPy6v2iC6n9';SELECT 1";
+        let masked = mask_jwts(line).unwrap();
+        let masked = String::from_utf8(masked).unwrap();
+        assert!(!masked.contains("ea-sealed-v1.Md2f"), "{masked}");
+        assert!(masked.contains("SELECT 1"));
+        // The prefix alone, or a short tail, is no sealed value.
+        assert!(mask_jwts(b"see ea-sealed-v1. and ea-sealed-v1.abc").is_none());
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -792,6 +824,14 @@ mod tests {
             b"select set_config('electric_auth.jwt_key', $1, false)"
         ));
         assert!(names_jwt_key(b"SET \"electric_auth\".\"jwt_key\" TO 'x'"));
+        // The Citus propagation secret is a key too.
+        assert!(names_jwt_key(
+            b"ALTER SYSTEM SET electric_auth.Propagation_Secret = 'x'"
+        ));
+        assert!(names_jwt_key(
+            b"SELECT set_config('electric_auth.propagation' || '_secret', $1, false)"
+        ));
+        assert!(is_secret_setting(b"ELECTRIC_AUTH.PROPAGATION_SECRET"));
         assert!(!names_jwt_key(b"SET electric_auth.jwt_alg = 'HS256'"));
         assert!(!names_jwt_key(b"jwt_ke"));
     }
