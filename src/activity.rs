@@ -2,8 +2,12 @@
 //! (and `pg_read_all_stats`) reads: a token typed into the statement that verifies it could be
 //! replayed from there, for as long as the statement runs or its transaction sits idle.
 //!
-//! Postgres reports a statement's text when it starts. `verify`, `user_id` and `authenticate`
-//! call [`hide_tokens`], which reports the statement again with its JWT-shaped runs masked
+//! Postgres reports a statement's text when it starts. A `post_parse_analyze_hook` (installed
+//! by [`init`]) and `verify`, `user_id` and `authenticate` call [`hide_tokens`], which reports
+//! the statement again with its JWT-shaped runs masked — so the text is masked as soon as the
+//! statement is parsed, before it plans or runs (even where a function is never reached: `WHERE
+//! false`), leaving only the parse itself; and by the functions where no hook ran (the library
+//! loaded by that very statement, without `shared_preload_libraries`)
 //! (`electric_auth_core::redaction`); the utility hook (`utility_redaction.rs`) calls
 //! [`hide_ranges`] for a statement that sets a key. The text is searched at most once per
 //! statement, keyed by the statement's start time and the address of its text: every further
@@ -75,6 +79,33 @@ fn current() -> Option<(StatementKey, *const c_char)> {
     // SAFETY: see the declaration.
     let start = unsafe { statement_start_timestamp() };
     Some(((start, query as usize), query))
+}
+
+/// The previous `post_parse_analyze_hook`, called after ours.
+static mut PREVIOUS_POST_PARSE_ANALYZE: pg_sys::post_parse_analyze_hook_type = None;
+
+/// Installs the hook, keeping any installed before it. Called once from `_PG_init`.
+pub fn init() {
+    // SAFETY: _PG_init runs once per process, single-threaded, before any statement.
+    unsafe {
+        PREVIOUS_POST_PARSE_ANALYZE = pg_sys::post_parse_analyze_hook;
+        pg_sys::post_parse_analyze_hook = Some(statement_analyzed);
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn statement_analyzed(
+    pstate: *mut pg_sys::ParseState,
+    query: *mut pg_sys::Query,
+    jstate: *mut pg_sys::JumbleState,
+) {
+    hide_tokens();
+    // SAFETY: the previous hook, called with the arguments Postgres gave us.
+    unsafe {
+        if let Some(previous) = PREVIOUS_POST_PARSE_ANALYZE {
+            previous(pstate, query, jstate);
+        }
+    }
 }
 
 /// Masks the tokens of the current statement's text in `pg_stat_activity`, once per statement.

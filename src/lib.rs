@@ -33,6 +33,7 @@ pub extern "C-unwind" fn _PG_init() {
     tamper::mark_refused_placeholders(placeholders);
     log_redaction::init();
     utility_redaction::init();
+    activity::init();
 }
 
 thread_local! {

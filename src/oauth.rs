@@ -307,24 +307,60 @@ fn role_allowed(
     }
 }
 
-/// `superuser`, `a REPLICATION role` or `a BYPASSRLS role` when `role` exists and is one.
-fn privilege_of(role: &CStr) -> Option<&'static str> {
-    // SAFETY: catalog lookups by name and oid; authentication runs inside the backend's first
-    // transaction, as Postgres's own pg_hba.conf group checks do.
+/// What makes `role` privileged, when it exists: it is a superuser or has REPLICATION or
+/// BYPASSRLS, itself or through any role it is a member of (which `SET ROLE` reaches: `GRANT
+/// postgres TO app_dba` makes app_dba a superuser one statement after login).
+fn privilege_of(role: &CStr) -> Option<String> {
+    // SAFETY: catalog reads by name and a scan of pg_authid (a few rows) under AccessShareLock;
+    // authentication runs inside the backend's first transaction, as Postgres's own pg_hba.conf
+    // group checks do. Every tuple is read while the scan holds it.
     unsafe {
-        let oid = pg_sys::get_role_oid(role.as_ptr(), true);
-        if oid == pg_sys::InvalidOid {
+        let login = pg_sys::get_role_oid(role.as_ptr(), true);
+        if login == pg_sys::InvalidOid {
             return None; // Postgres refuses a role that does not exist, after this
         }
-        if pg_sys::superuser_arg(oid) {
-            Some("a superuser")
-        } else if pg_sys::has_rolreplication(oid) {
-            Some("a REPLICATION role")
-        } else if pg_sys::has_bypassrls_privilege(oid) {
-            Some("a BYPASSRLS role")
-        } else {
-            None
+        let lock = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
+        let authid = pg_sys::table_open(pg_sys::AuthIdRelationId, lock);
+        let scan = pg_sys::systable_beginscan(
+            authid,
+            pg_sys::InvalidOid,
+            false,
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+        );
+        let mut found = None;
+        loop {
+            let tuple = pg_sys::systable_getnext(scan);
+            if tuple.is_null() {
+                break;
+            }
+            let other = &*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_authid>(tuple);
+            let privilege = if other.rolsuper {
+                "a superuser"
+            } else if other.rolreplication {
+                "a REPLICATION role"
+            } else if other.rolbypassrls {
+                "a BYPASSRLS role"
+            } else {
+                continue;
+            };
+            if other.oid == login {
+                found = Some(privilege.to_owned());
+                break;
+            }
+            if pg_sys::is_member_of_role_nosuper(login, other.oid) {
+                let name = CStr::from_ptr(other.rolname.data.as_ptr()).to_string_lossy();
+                found = Some(format!(
+                    "a member of {privilege} (\"{}\")",
+                    name.escape_default()
+                ));
+                break;
+            }
         }
+        pg_sys::systable_endscan(scan);
+        pg_sys::table_close(authid, lock);
+        found
     }
 }
 

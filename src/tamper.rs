@@ -129,7 +129,9 @@ pub struct Known {
     source: pg_sys::GucSource::Type,
 }
 
-/// Each `electric_auth.*` setting known to Postgres now.
+const PREFIX: &str = "electric_auth.";
+
+/// Each `electric_auth.*` setting known to Postgres now, in any spelling.
 fn known_settings() -> Vec<Known> {
     let mut found = Vec::new();
     // SAFETY: Postgres's own GUC table, read (not changed) in this backend's only thread; the
@@ -142,7 +144,10 @@ fn known_settings() -> Vec<Known> {
                 continue;
             }
             let name = CStr::from_ptr((*variable).name).to_string_lossy();
-            if name.starts_with("electric_auth.") {
+            // Setting names are case-insensitive, and a placeholder keeps the spelling it was
+            // created with (`-c Electric_Auth.Jwt_Aud=` in connection options).
+            let prefix = name.as_bytes().get(..PREFIX.len());
+            if prefix.is_some_and(|p| p.eq_ignore_ascii_case(PREFIX.as_bytes())) {
                 found.push(Known {
                     name: name.into_owned(),
                     reset_source: (*variable).reset_source,
@@ -193,12 +198,15 @@ pub fn mark_refused_placeholders(placeholders: Vec<Known>) {
     for placeholder in placeholders {
         // The identity carrier displaces no configured value: its placeholder is just refused
         // (see `session.rs`), and the settings are intact.
-        if placeholder.name.as_bytes() == crate::session::IDENTITY_TOKEN_NAME.to_bytes() {
+        if placeholder
+            .name
+            .eq_ignore_ascii_case(&crate::session::IDENTITY_TOKEN_NAME.to_string_lossy())
+        {
             continue;
         }
         let now = defined
             .iter()
-            .find(|known| known.name == placeholder.name)
+            .find(|known| known.name.eq_ignore_ascii_case(&placeholder.name))
             .map(|known| known.reset_source);
         let per_session = placeholder.reset_source == pg_sys::GucSource::PGC_S_CLIENT
             || is_role_or_database_setting(placeholder.reset_source);
@@ -206,7 +214,7 @@ pub fn mark_refused_placeholders(placeholders: Vec<Known>) {
         let reset = placeholder.source == pg_sys::GucSource::PGC_S_DEFAULT
             && placeholder.reset_source == pg_sys::GucSource::PGC_S_DEFAULT;
         if refused || reset {
-            mark(&placeholder.name);
+            mark(&placeholder.name.to_ascii_lowercase());
             return;
         }
     }

@@ -156,14 +156,28 @@ impl KeySet {
 
 /// The JWKs of `text` when it is a JWK or a JWKS: `None` when it is not JSON at all (a secret
 /// or PEM), an error when it is JSON that is neither.
+///
+/// A byte-order mark before the JSON counts as white space (editors add one), and for the HMAC
+/// algorithms a JSON array (a JWKS's `keys` list pasted alone) is refused too: either would
+/// otherwise become the HMAC secret, and a JWKS is public text anyone could sign with.
 fn json_keys(alg: Algorithm, text: &str) -> Result<Option<Vec<Value>>, ConfigError> {
-    if !text.trim_start().starts_with('{') {
-        return Ok(None);
-    }
+    let hmac = alg.family() == AlgorithmFamily::Hmac;
     let invalid = |reason: &str| ConfigError::JwkSetInvalid {
         reason: reason.to_owned(),
-        hmac: alg.family() == AlgorithmFamily::Hmac,
+        hmac,
     };
+    let text = text.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    if hmac && text.starts_with('[') {
+        return match serde_json::from_str::<Value>(text) {
+            Ok(Value::Array(_)) => Err(invalid(
+                "it is a JSON array; a JWKS is an object, {\"keys\": [...]}",
+            )),
+            _ => Ok(None),
+        };
+    }
+    if !text.starts_with('{') {
+        return Ok(None);
+    }
     let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(text) else {
         return Err(invalid("it starts with \"{\" but is not a JSON object"));
     };

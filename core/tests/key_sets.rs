@@ -445,6 +445,18 @@ fn json_that_is_not_a_jwk_or_jwks() {
             r#"  {"k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}"#,
             r#"a JWK needs "kty", a JWKS a "keys" array"#,
         ),
+        // A byte-order mark before it, or the JWKS's "keys" array pasted alone.
+        (
+            &format!("\u{feff}{broken}"),
+            r#"it starts with "{" but is not a JSON object"#,
+        ),
+        (
+            &format!(
+                "\u{feff} {}",
+                serde_json::from_str::<serde_json::Value>(&public_jwks).unwrap()["keys"]
+            ),
+            r#"it is a JSON array; a JWKS is an object, {"keys": [...]}"#,
+        ),
     ] {
         for alg in ["HS256", "HS384", "HS512"] {
             let error = config_error(&secure(alg, text));

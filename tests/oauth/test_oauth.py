@@ -116,6 +116,10 @@ class OAuthConnections(unittest.TestCase):
                 c.execute("CREATE ROLE app_repl LOGIN REPLICATION")
                 c.execute("CREATE ROLE app_super LOGIN SUPERUSER")
                 c.execute("CREATE ROLE app_bypass LOGIN BYPASSRLS")
+                # Privileged through membership: SET ROLE reaches the group's attributes.
+                c.execute("CREATE ROLE app_bypass_group NOLOGIN BYPASSRLS")
+                c.execute("CREATE ROLE app_member LOGIN IN ROLE app_bypass_group")
+                c.execute("CREATE ROLE app_dba LOGIN IN ROLE app_super")
                 for db in ("map_db", "delegate_db"):
                     c.execute(f"CREATE DATABASE {db}")
             for db in ("map_db", "delegate_db"):
@@ -267,7 +271,9 @@ class OAuthConnections(unittest.TestCase):
 
     def test_privileged_roles_are_refused_when_ident_mapping_is_delegated(self):
         for role, what in (("app_super", "a superuser"), ("app_repl", "a REPLICATION role"),
-                           ("app_bypass", "a BYPASSRLS role")):
+                           ("app_bypass", "a BYPASSRLS role"),
+                           ("app_member", 'a member of a BYPASSRLS role ("app_bypass_group")'),
+                           ("app_dba", 'a member of a superuser ("app_super")')):
             with self.subTest(role=role):
                 self.assert_refused(mint(db_roles=[role]),
                                     f'role "{role}" is {what}, and '

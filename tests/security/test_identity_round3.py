@@ -76,6 +76,50 @@ class SessionScope(SecurityCase):
             self.cluster.alter_system("electric_auth.session_scope", None)
 
 
+class ActivityMaskedAtParse(SecurityCase):
+    """With the library preloaded, a token typed into a statement is masked in
+    pg_stat_activity as soon as the statement is parsed: before it runs, and even where no
+    electric_auth function is ever reached."""
+
+    CLUSTER = ("ea-sec-parsemask", 54364, True)
+
+    def activity_of(self, pid):
+        watcher = Session(self.cluster)  # the same role: it sees the text
+        try:
+            return watcher.execute("SELECT query FROM pg_stat_activity WHERE pid = %s",
+                                   pid).fetchone()[0]
+        finally:
+            watcher.close()
+
+    def test_a_literal_is_masked_where_no_function_runs(self):
+        token = mint()
+        fragments = [part[:20] for part in token.split(".")]
+        s = Session(self.cluster)
+        try:
+            pid = s.execute("SELECT pg_backend_pid()").fetchone()[0]
+            s.execute("BEGIN")
+            # Never calls authenticate(): the statement's text alone holds the token.
+            s.conn.execute(f"SELECT electric_auth.authenticate('{token}') WHERE false")
+            shown = self.activity_of(pid)
+            self.assertIn("WHERE false", shown)
+            for fragment in fragments:
+                self.assertNotIn(fragment, shown)
+            s.execute("ROLLBACK")
+            # A token in a statement that sleeps before anything else, read while it sleeps.
+            import threading
+            runner = threading.Thread(target=lambda: s.conn.execute(
+                f"SELECT pg_sleep(1.5), length('{token}')"))
+            runner.start()
+            time.sleep(0.7)
+            shown = self.activity_of(pid)
+            runner.join()
+            self.assertIn("pg_sleep", shown)
+            for fragment in fragments:
+                self.assertNotIn(fragment, shown)
+        finally:
+            s.close()
+
+
 class FunctionSettings(SecurityCase):
     CLUSTER = ("ea-sec-fnset", 54361, True)
     SERVER_OPTIONS = ("-c electric_auth.session_scope=allow",)
@@ -228,6 +272,31 @@ class ResetBeforeTheLibraryLoads(SecurityCase):
                                      "42501")
                 finally:
                     s.close()
+
+    def test_a_connection_option_in_any_spelling_cannot_drop_a_database_setting(self):
+        # The database requires a namespace (postgresql.conf sets none). A refused connection
+        # option displaces that value for the session; Postgres keeps the option's spelling as
+        # the placeholder's name, so the check must not depend on letter case.
+        with self.cluster.connect(dbname="postgres") as su:
+            su.execute("CREATE DATABASE ea_mixed")
+            su.execute("ALTER DATABASE ea_mixed SET electric_auth.jwt_namespace = 'db-ns'")
+        with self.cluster.connect(dbname="ea_mixed") as su:
+            su.execute("CREATE EXTENSION electric_auth")
+        for name in ("electric_auth.jwt_namespace", "Electric_Auth.Jwt_Namespace",
+                     "ELECTRIC_AUTH.JWT_NAMESPACE"):
+            with self.subTest(name=name):
+                s = Session(self.cluster, dbname="ea_mixed", options=f"-c {name}=")
+                try:
+                    status, message = s.user_id(mint())
+                    self.assertEqual(status, "42501", message)
+                    self.assertIn("electric_auth.jwt_namespace", message)
+                finally:
+                    s.close()
+        s = Session(self.cluster, dbname="ea_mixed")
+        try:
+            self.assertEqual(s.user_id(mint({"db-ns": {"sub": "bob"}})), ("ok", "bob"))
+        finally:
+            s.close()
 
     def test_without_a_reset_the_definers_value_holds(self):
         s = Session(self.cluster)
