@@ -19,7 +19,7 @@ import unittest
 import psycopg
 
 from test_security import (REJECTED, SecurityCase, Session, force_parallel_plans, mint, now,
-                           plan)
+                           owned_docs, plan)
 
 
 class SessionScope(SecurityCase):
@@ -134,16 +134,8 @@ class FunctionSettings(SecurityCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        cls.alices_rows = owned_docs(cls.cluster)
         with cls.cluster.connect() as su:
-            su.execute("CREATE TABLE public.docs (owner_id text NOT NULL, body text)")
-            su.execute("INSERT INTO public.docs SELECT CASE WHEN n % 4 = 0 THEN 'alice' "
-                       "ELSE 'user-' || (n % 50) END, 'doc ' || n "
-                       "FROM generate_series(1, 20000) n")
-            su.execute("ALTER TABLE public.docs ENABLE ROW LEVEL SECURITY")
-            su.execute("CREATE POLICY docs_owner ON public.docs "
-                       "USING (owner_id = electric_auth.current_user_id())")
-            su.execute("ANALYZE public.docs")
-            su.execute("GRANT SELECT ON public.docs TO ea_app")
             # A superuser's function that checks tokens for another audience.
             su.execute("CREATE FUNCTION public.for_other_audience() RETURNS text "
                        "LANGUAGE sql SECURITY DEFINER "
@@ -154,8 +146,6 @@ class FunctionSettings(SecurityCase):
                        "SET electric_auth.jwt_aud = 'other-audience' RETURN 1")
             su.execute("GRANT EXECUTE ON FUNCTION public.for_other_audience(), "
                        "public.noop_other_audience() TO ea_app")
-            cls.alices_rows = su.execute(
-                "SELECT count(*) FROM public.docs WHERE owner_id = 'alice'").fetchone()[0]
 
     def test_a_function_set_clause_never_drops_the_callers_identity(self):
         query = "SELECT electric_auth.current_user_id(), count(*) FROM public.docs"

@@ -19,7 +19,7 @@ import unittest
 
 import psycopg
 
-from test_security import README, SecurityCase, Session, mint
+from test_security import README, SecurityCase, Session, mint, owned_docs
 
 
 def lifetime_row(event):
@@ -43,14 +43,9 @@ class PreparedTransactions(SecurityCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        with cls.cluster.connect() as su:
-            su.execute("CREATE TABLE public.docs (id int PRIMARY KEY, owner_id text NOT NULL)")
-            su.execute("INSERT INTO public.docs SELECT n, CASE WHEN n <= 3 THEN 'alice' "
-                       "ELSE 'bob' END FROM generate_series(1, 10) n")
-            su.execute("ALTER TABLE public.docs ENABLE ROW LEVEL SECURITY")
-            su.execute("CREATE POLICY docs_owner ON public.docs "
-                       "USING (owner_id = electric_auth.current_user_id())")
-            su.execute("GRANT SELECT ON public.docs TO ea_app")
+        owned_docs(cls.cluster, "id int PRIMARY KEY, owner_id text NOT NULL",
+                   "SELECT n, CASE WHEN n <= 3 THEN 'alice' ELSE 'bob' END "
+                   "FROM generate_series(1, 10) n")
 
     def whoami(self, s):
         return s.execute("SELECT electric_auth.current_user_id()").fetchone()[0]
@@ -164,14 +159,9 @@ class HeldCursors(SecurityCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        with cls.cluster.connect() as su:
-            su.execute("CREATE TABLE public.docs (id int PRIMARY KEY, owner_id text NOT NULL)")
-            su.execute("INSERT INTO public.docs SELECT n, CASE WHEN n <= 3 THEN 'alice' "
-                       "ELSE 'bob' END FROM generate_series(1, 10) n")
-            su.execute("ALTER TABLE public.docs ENABLE ROW LEVEL SECURITY")
-            su.execute("CREATE POLICY docs_owner ON public.docs "
-                       "USING (owner_id = electric_auth.current_user_id())")
-            su.execute("GRANT SELECT ON public.docs TO ea_app")
+        owned_docs(cls.cluster, "id int PRIMARY KEY, owner_id text NOT NULL",
+                   "SELECT n, CASE WHEN n <= 3 THEN 'alice' ELSE 'bob' END "
+                   "FROM generate_series(1, 10) n")
 
     def test_the_readme_says_what_a_held_cursor_keeps(self):
         transaction, session = lifetime_row("a `WITH HOLD` cursor")

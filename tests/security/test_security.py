@@ -239,6 +239,23 @@ class Session:
 REJECTED = "28000"
 
 
+def owned_docs(cluster, columns="owner_id text NOT NULL, body text",
+               rows="SELECT CASE WHEN n % 4 = 0 THEN 'alice' ELSE 'user-' || (n % 50) END, "
+                    "'doc ' || n FROM generate_series(1, 20000) n"):
+    """Creates public.docs (`columns`, filled by `rows`) behind a policy on
+    electric_auth.current_user_id(), readable by ea_app; returns how many rows are alice's."""
+    with cluster.connect() as su:
+        su.execute(f"CREATE TABLE public.docs ({columns})")
+        su.execute(f"INSERT INTO public.docs {rows}")
+        su.execute("ALTER TABLE public.docs ENABLE ROW LEVEL SECURITY")
+        su.execute("CREATE POLICY docs_owner ON public.docs "
+                   "USING (owner_id = electric_auth.current_user_id())")
+        su.execute("ANALYZE public.docs")
+        su.execute("GRANT SELECT ON public.docs TO ea_app")
+        return su.execute(
+            "SELECT count(*) FROM public.docs WHERE owner_id = 'alice'").fetchone()[0]
+
+
 def force_parallel_plans(session):
     """Every query gets a Gather (Postgres 16 renamed force_parallel_mode to
     debug_parallel_query)."""
@@ -1003,18 +1020,7 @@ class SessionIdentity(SecurityCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        with cls.cluster.connect() as su:
-            su.execute("CREATE TABLE public.docs (owner_id text NOT NULL, body text)")
-            su.execute("INSERT INTO public.docs SELECT CASE WHEN n % 4 = 0 THEN 'alice' "
-                       "ELSE 'user-' || (n % 50) END, 'doc ' || n "
-                       "FROM generate_series(1, 20000) n")
-            su.execute("ALTER TABLE public.docs ENABLE ROW LEVEL SECURITY")
-            su.execute("CREATE POLICY docs_owner ON public.docs "
-                       "USING (owner_id = electric_auth.current_user_id())")
-            su.execute("ANALYZE public.docs")
-            su.execute("GRANT SELECT ON public.docs TO ea_app")
-            cls.alices_rows = su.execute(
-                "SELECT count(*) FROM public.docs WHERE owner_id = 'alice'").fetchone()[0]
+        cls.alices_rows = owned_docs(cls.cluster)
 
     def whoami(self, s):
         return s.execute("SELECT electric_auth.current_user_id()").fetchone()[0]
