@@ -307,9 +307,23 @@ fn role_allowed(
     }
 }
 
-/// What makes `role` privileged, when it exists: it is a superuser or has REPLICATION or
-/// BYPASSRLS, itself or through any role it is a member of (which `SET ROLE` reaches: `GRANT
-/// postgres TO app_dba` makes app_dba a superuser one statement after login).
+/// Predefined roles whose powers reach past row-level security or the database itself: running
+/// programs and reading or writing files as the server's OS user, reading every setting (the
+/// key, for HS*), reading or writing every table, signalling other backends.
+const PRIVILEGED_PREDEFINED_ROLES: [u32; 7] = [
+    pg_sys::ROLE_PG_EXECUTE_SERVER_PROGRAM,
+    pg_sys::ROLE_PG_READ_SERVER_FILES,
+    pg_sys::ROLE_PG_WRITE_SERVER_FILES,
+    pg_sys::ROLE_PG_READ_ALL_SETTINGS,
+    pg_sys::ROLE_PG_READ_ALL_DATA,
+    pg_sys::ROLE_PG_WRITE_ALL_DATA,
+    pg_sys::ROLE_PG_SIGNAL_BACKEND,
+];
+
+/// What makes `role` privileged, when it exists: it is a superuser, has REPLICATION, BYPASSRLS
+/// or CREATEROLE, or is one of [`PRIVILEGED_PREDEFINED_ROLES`] — itself or through any role it
+/// is a member of (which `SET ROLE` reaches: `GRANT postgres TO app_dba` makes app_dba a
+/// superuser one statement after login; `pg_monitor` includes `pg_read_all_settings`).
 fn privilege_of(role: &CStr) -> Option<String> {
     // SAFETY: catalog reads by name and a scan of pg_authid (a few rows) under AccessShareLock;
     // authentication runs inside the backend's first transaction, as Postgres's own pg_hba.conf
@@ -342,6 +356,10 @@ fn privilege_of(role: &CStr) -> Option<String> {
                 "a REPLICATION role"
             } else if other.rolbypassrls {
                 "a BYPASSRLS role"
+            } else if other.rolcreaterole {
+                "a CREATEROLE role"
+            } else if PRIVILEGED_PREDEFINED_ROLES.contains(&other.oid.to_u32()) {
+                "a privileged predefined role"
             } else {
                 continue;
             };

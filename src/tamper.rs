@@ -182,6 +182,9 @@ pub fn placeholders_before_definition() -> Vec<Known> {
 /// - its reset value came from a per-session source (connection options, role or database
 ///   settings) and did not survive the definition: Postgres refused it, and the configured value
 ///   it displaced is gone for the session;
+/// - its current value came from a session `SET` that the definition refused, leaving the
+///   built-in default (a role without the privilege set it, say to empty, over a SECURITY
+///   DEFINER function's stricter value);
 /// - it holds no value at all (current and reset source both the default): it was set in this
 ///   session and then reset — `RESET ALL`/`DISCARD ALL` by any role, which a placeholder does
 ///   not resist as the defined setting does (`GUC_NO_RESET_ALL`) — or rolled back, so a
@@ -204,13 +207,21 @@ pub fn mark_refused_placeholders(placeholders: Vec<Known>) {
         {
             continue;
         }
-        let now = defined
+        let Some(defined) = defined
             .iter()
             .find(|known| known.name.eq_ignore_ascii_case(&placeholder.name))
-            .map(|known| known.reset_source);
+        else {
+            continue;
+        };
         let per_session = placeholder.reset_source == pg_sys::GucSource::PGC_S_CLIENT
             || is_role_or_database_setting(placeholder.reset_source);
-        let refused = per_session && now == Some(pg_sys::GucSource::PGC_S_DEFAULT);
+        // A session value (a `SET` made before the library loaded, by a role not allowed to)
+        // that the definition refused, leaving the built-in default: the session value it
+        // displaced (a SECURITY DEFINER function's stricter `set_config`) is gone too.
+        let session_value_refused = placeholder.source == pg_sys::GucSource::PGC_S_SESSION
+            && defined.source == pg_sys::GucSource::PGC_S_DEFAULT;
+        let refused = (per_session && defined.reset_source == pg_sys::GucSource::PGC_S_DEFAULT)
+            || session_value_refused;
         let reset = placeholder.source == pg_sys::GucSource::PGC_S_DEFAULT
             && placeholder.reset_source == pg_sys::GucSource::PGC_S_DEFAULT;
         if refused || reset {

@@ -158,7 +158,8 @@ impl KeySet {
 /// or PEM), an error when it is JSON that is neither.
 ///
 /// A byte-order mark before the JSON counts as white space (editors add one), and for the HMAC
-/// algorithms a JSON array (a JWKS's `keys` list pasted alone) is refused too: either would
+/// algorithms a JSON array (a JWKS's `keys` list pasted alone) and any text holding a JWK member
+/// name (`"kty`, `"keys`: a JWKS behind a comment, or quoted) are refused too: each would
 /// otherwise become the HMAC secret, and a JWKS is public text anyone could sign with.
 fn json_keys(alg: Algorithm, text: &str) -> Result<Option<Vec<Value>>, ConfigError> {
     let hmac = alg.family() == AlgorithmFamily::Hmac;
@@ -176,6 +177,13 @@ fn json_keys(alg: Algorithm, text: &str) -> Result<Option<Vec<Value>>, ConfigErr
         };
     }
     if !text.starts_with('{') {
+        // JWK text behind a comment, quoted as a JSON string, or otherwise wrapped: never a
+        // secret either (no random secret holds a JWK member name in quotes).
+        if hmac && (text.contains("\"kty") || text.contains("\"keys")) {
+            return Err(invalid(
+                "it holds a JWK member (\"kty\" or \"keys\"): key text is never an HMAC secret",
+            ));
+        }
         return Ok(None);
     }
     let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(text) else {

@@ -457,6 +457,15 @@ fn json_that_is_not_a_jwk_or_jwks() {
             ),
             r#"it is a JSON array; a JWKS is an object, {"keys": [...]}"#,
         ),
+        // Behind a comment, or quoted as a JSON string.
+        (
+            &format!("/* idp */ {public_jwks}"),
+            r#"it holds a JWK member ("kty" or "keys"): key text is never an HMAC secret"#,
+        ),
+        (
+            &serde_json::Value::String(public_jwks.clone()).to_string(),
+            r#"it holds a JWK member ("kty" or "keys"): key text is never an HMAC secret"#,
+        ),
     ] {
         for alg in ["HS256", "HS384", "HS512"] {
             let error = config_error(&secure(alg, text));

@@ -120,6 +120,9 @@ class OAuthConnections(unittest.TestCase):
                 c.execute("CREATE ROLE app_bypass_group NOLOGIN BYPASSRLS")
                 c.execute("CREATE ROLE app_member LOGIN IN ROLE app_bypass_group")
                 c.execute("CREATE ROLE app_dba LOGIN IN ROLE app_super")
+                c.execute("CREATE ROLE app_monitor LOGIN IN ROLE pg_monitor")
+                c.execute("CREATE ROLE app_program LOGIN IN ROLE pg_execute_server_program")
+                c.execute("CREATE ROLE app_creator LOGIN CREATEROLE")
                 for db in ("map_db", "delegate_db"):
                     c.execute(f"CREATE DATABASE {db}")
             for db in ("map_db", "delegate_db"):
@@ -273,7 +276,12 @@ class OAuthConnections(unittest.TestCase):
         for role, what in (("app_super", "a superuser"), ("app_repl", "a REPLICATION role"),
                            ("app_bypass", "a BYPASSRLS role"),
                            ("app_member", 'a member of a BYPASSRLS role ("app_bypass_group")'),
-                           ("app_dba", 'a member of a superuser ("app_super")')):
+                           ("app_dba", 'a member of a superuser ("app_super")'),
+                           ("app_monitor", "a member of a privileged predefined role "
+                                           '("pg_read_all_settings")'),
+                           ("app_program", "a member of a privileged predefined role "
+                                           '("pg_execute_server_program")'),
+                           ("app_creator", "a CREATEROLE role")):
             with self.subTest(role=role):
                 self.assert_refused(mint(db_roles=[role]),
                                     f'role "{role}" is {what}, and '

@@ -270,6 +270,19 @@ class ResetBeforeTheLibraryLoads(SecurityCase):
                 finally:
                     s.close()
 
+    def test_a_refused_set_over_the_definers_value_makes_the_session_refuse(self):
+        # The caller overwrites the definer's session value before the library loads; its own
+        # value is refused when the library loads, and nothing is left of either.
+        s = Session(self.cluster)
+        try:
+            s.execute("SELECT public.require_namespace()")
+            s.execute("SET electric_auth.jwt_namespace = ''")
+            status, message = s.user_id(mint())
+            self.assertEqual(status, "42501", message)
+            self.assertIn("electric_auth.jwt_namespace", message)
+        finally:
+            s.close()
+
     def test_a_connection_option_in_any_spelling_cannot_drop_a_database_setting(self):
         # The database requires a namespace (postgresql.conf sets none). A refused connection
         # option displaces that value for the session; Postgres keeps the option's spelling as
