@@ -24,7 +24,7 @@ PGSS = ("-c shared_preload_libraries=electric_auth,pg_stat_statements",
 
 class CitusPlaceholder(SecurityCase):
     CLUSTER = ("ea-sec-citus-detect", 54391, True)
-    SERVER_OPTIONS = PGSS
+    SERVER_OPTIONS = (*PGSS, "-c electric_auth.session_scope=allow")
 
     @classmethod
     def setUpClass(cls):
