@@ -43,9 +43,11 @@ mod tests {
         );
         assert_eq!(
             context,
-            Ok(Some(9)),
-            "the eight settings and the refused-setting mark are PGC_SUSET"
+            Ok(Some(10)),
+            "the eight settings, electric_auth.session_scope and the refused-setting mark are \
+             PGC_SUSET"
         );
+        assert_eq!(show("electric_auth.session_scope"), "refuse");
         // In an untampered session the mark is empty.
         assert_eq!(show("electric_auth.refused_setting"), "");
     }
