@@ -21,7 +21,7 @@
 //! role can `SET citus.propagate_set_commands` on a server without Citus (a placeholder).
 #![allow(clippy::result_large_err)] // ErrorReport unboxed, as pgrx expects (see api.rs)
 
-use crate::gucs::{check_hook_candidate, is_role_or_database_setting, refuse_in_check_hook};
+use crate::gucs::{check_hook_candidate, refuse_in_check_hook, refuse_secret_where_readable};
 use crate::session::IDENTITY_TOKEN_NAME;
 use crate::verify::{check_session, statement_time, verify_at};
 use electric_auth_core::seal::{self, Binding, SealError, Sealer};
@@ -90,16 +90,15 @@ unsafe extern "C-unwind" fn check_propagation_secret(
     if value.trim_ascii().is_empty() {
         return true;
     }
-    if source == pg_sys::GucSource::PGC_S_TEST || is_role_or_database_setting(source) {
-        // SAFETY: a check hook about to return false.
-        unsafe {
-            refuse_in_check_hook(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                "electric_auth.propagation_secret cannot be set with ALTER ROLE, ALTER DATABASE or a function's SET clause",
-                "Such values are stored in pg_db_role_setting or pg_proc.proconfig, which every role can read.",
-                "Set it in postgresql.conf on every node.",
-            );
-        }
+    // SAFETY: this is a string check hook, passing its own arguments.
+    if unsafe {
+        refuse_secret_where_readable(
+            PROPAGATION_SECRET_NAME,
+            newval,
+            source,
+            "Set it in postgresql.conf on every node.",
+        )
+    } {
         return false;
     }
     if let Err(error @ SealError::SecretTooShort) = Sealer::new(value) {

@@ -131,40 +131,59 @@ pub unsafe fn refuse_in_check_hook(code: PgSqlErrorCode, message: &str, detail: 
     }
 }
 
-/// Refuses an `electric_auth.jwt_key` on the routes that would store it where every role can
-/// read it. Postgres validates `ALTER ROLE/DATABASE … SET` and a function's `SET` clause with
-/// source `PGC_S_TEST` (the value is then stored in `pg_db_role_setting` / `pg_proc.proconfig`),
-/// and applies stored role/database values at session start with their own sources; all are
-/// refused, with an error that says where a key belongs. An empty value (no key) is allowed.
+/// Refuses a secret setting's non-empty value on the routes that would store it where every
+/// role can read it, saying where it belongs (`hint`); true when it refused. Postgres validates
+/// `ALTER ROLE/DATABASE … SET` and a function's `SET` clause with source `PGC_S_TEST` (the value
+/// is then stored in `pg_db_role_setting` / `pg_proc.proconfig`), and applies stored
+/// role/database values at session start with their own sources; all are refused.
+///
+/// # Safety
+/// Only from a string check hook, with its `newval` and `source`; on true it must return false.
+pub unsafe fn refuse_secret_where_readable(
+    name: &CStr,
+    newval: *mut *mut c_char,
+    source: pg_sys::GucSource::Type,
+    hint: &str,
+) -> bool {
+    let readable_by_every_role =
+        source == pg_sys::GucSource::PGC_S_TEST || is_role_or_database_setting(source);
+    // SAFETY: the pointer Postgres passed to the calling string check hook.
+    let value = unsafe { check_hook_candidate(newval) };
+    if !readable_by_every_role || value.to_bytes().trim_ascii().is_empty() {
+        return false;
+    }
+    // SAFETY: the caller is a check hook about to return false.
+    unsafe {
+        refuse_in_check_hook(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            &format!(
+                "{} cannot be set with ALTER ROLE, ALTER DATABASE or a function's SET clause",
+                name.to_string_lossy()
+            ),
+            "Such values are stored in pg_db_role_setting or pg_proc.proconfig, which every role can read.",
+            hint,
+        );
+    }
+    true
+}
+
+/// Refuses an `electric_auth.jwt_key` where every role could read it (see
+/// [`refuse_secret_where_readable`]). An empty value (no key) is allowed.
 #[pg_guard]
 unsafe extern "C-unwind" fn check_jwt_key(
     newval: *mut *mut c_char,
     _extra: *mut *mut c_void,
     source: pg_sys::GucSource::Type,
 ) -> bool {
-    let readable_by_every_role =
-        source == pg_sys::GucSource::PGC_S_TEST || is_role_or_database_setting(source);
-    if !readable_by_every_role {
-        return true;
-    }
-    // SAFETY: the pointer Postgres passed to this string check hook.
-    if unsafe { check_hook_candidate(newval) }
-        .to_bytes()
-        .trim_ascii()
-        .is_empty()
-    {
-        return true;
-    }
-    // SAFETY: a check hook about to return false.
-    unsafe {
-        refuse_in_check_hook(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            "electric_auth.jwt_key cannot be set with ALTER ROLE, ALTER DATABASE or a function's SET clause",
-            "Such values are stored in pg_db_role_setting or pg_proc.proconfig, which every role can read.",
+    // SAFETY: this is a string check hook, passing its own arguments.
+    !unsafe {
+        refuse_secret_where_readable(
+            JWT_KEY_NAME,
+            newval,
+            source,
             "Set the key in postgresql.conf or with ALTER SYSTEM (files only the server's OS user can read).",
-        );
+        )
     }
-    false
 }
 
 /// Refuses an `electric_auth.jwt_alg` that is set but not one of the nine names.

@@ -74,10 +74,9 @@ unsafe fn redact(edata: &mut pg_sys::ErrorData) {
             // The secret setting the line is about (a name Postgres printed in full).
             let name = message
                 .and_then(|m| {
-                    redaction::SECRET_SETTINGS.into_iter().find(|name| {
-                        m.windows(name.len())
-                            .any(|w| w.eq_ignore_ascii_case(name.as_bytes()))
-                    })
+                    redaction::SECRET_SETTINGS
+                        .into_iter()
+                        .find(|name| redaction::contains_ignore_case(m, name.as_bytes()))
                 })
                 .unwrap_or("electric_auth.jwt_key");
             if let Ok(line) = CString::new(replacement.replace("{}", name)) {

@@ -157,6 +157,7 @@ pub enum TokenError {
     MissingUserId,
 }
 
-fn json_string(s: &str) -> String {
+/// `s` as a JSON string literal (quoted and escaped), as messages quote claim values.
+pub(crate) fn json_string(s: &str) -> String {
     serde_json::Value::String(s.to_owned()).to_string()
 }

@@ -15,7 +15,7 @@
 //! electric_auth.*` clause, a leader and its parallel workers, and a connection authenticated
 //! under other settings (PostgreSQL 18) can never read a held identity as "no identity".
 
-use crate::error::{Error, TokenError};
+use crate::error::{json_string, Error, TokenError};
 use crate::token::VerifiedToken;
 
 /// How long an `authenticate()` lasts: like `SET LOCAL` or like `SET`.
@@ -127,8 +127,8 @@ pub fn hba_issuer_conflict(hba_issuer: &str, jwt_iss: Option<&str>) -> Option<St
         format!(
             "electric_auth.jwt_iss ({}) and the issuer of this pg_hba.conf line ({}) disagree, \
              so no token can satisfy both",
-            json_text(jwt_iss),
-            json_text(hba_issuer)
+            json_string(jwt_iss),
+            json_string(hba_issuer)
         )
     })
 }
@@ -143,11 +143,11 @@ pub fn hba_issuer_accepted(
         Some(serde_json::Value::String(iss)) if iss == hba_issuer => Ok(()),
         Some(iss) => Err(format!(
             "the token's \"iss\" claim ({iss}) is not the issuer of this pg_hba.conf line ({})",
-            json_text(hba_issuer)
+            json_string(hba_issuer)
         )),
         None => Err(format!(
             "the token has no \"iss\" claim, and this pg_hba.conf line requires issuer {}",
-            json_text(hba_issuer)
+            json_string(hba_issuer)
         )),
     }
 }
@@ -180,12 +180,8 @@ pub fn hba_scopes_granted(
         "the token does not grant the scope{} {} that this pg_hba.conf line requires (claims \
          \"scope\" or \"scp\")",
         if missing.len() == 1 { "" } else { "s" },
-        json_text(&missing.join(" "))
+        json_string(&missing.join(" "))
     ))
-}
-
-fn json_text(text: &str) -> String {
-    serde_json::Value::String(text.to_owned()).to_string()
 }
 
 /// A verified identity: what `current_user_id()` and `current_claims()` return.

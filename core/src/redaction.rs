@@ -63,7 +63,8 @@ pub fn is_secret_setting(name: &[u8]) -> bool {
         .any(|secret| secret.as_bytes().eq_ignore_ascii_case(name))
 }
 
-fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+/// Whether `needle` occurs in `haystack`, in any ASCII letter case.
+pub fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w.eq_ignore_ascii_case(needle))
