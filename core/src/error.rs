@@ -1,6 +1,6 @@
 //! Error values. Every message is the spec's exact text; none ever contains key material.
 
-use crate::config::Algorithm;
+use crate::algorithm::Algorithm;
 
 /// Which side is at fault: the SQL layer maps this to a SQLSTATE without matching strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub enum ConfigError {
     #[error("electric_auth.jwt_alg not set")]
     AlgNotSet,
     /// `value` is rendered as a JSON string so that odd characters cannot garble the message.
-    #[error("electric_auth.jwt_alg has invalid value: {}. Must be one of {}", json_string(.0), crate::config::algorithm_list())]
+    #[error("electric_auth.jwt_alg has invalid value: {}. Must be one of {}", json_string(.0), crate::algorithm::algorithm_list())]
     AlgInvalid(String),
     #[error("electric_auth.jwt_key not set")]
     KeyNotSet,
@@ -120,14 +120,14 @@ impl ConfigError {
 
 fn pem_hint(alg: Algorithm) -> String {
     let what = match alg.family() {
-        crate::config::AlgorithmFamily::Rsa => "an RSA public key of at least 2048 bits",
-        crate::config::AlgorithmFamily::Ec => match alg {
+        crate::algorithm::AlgorithmFamily::Rsa => "an RSA public key of at least 2048 bits",
+        crate::algorithm::AlgorithmFamily::Ec => match alg {
             Algorithm::ES256 => "an EC public key on curve P-256 (prime256v1)",
             Algorithm::ES384 => "an EC public key on curve P-384 (secp384r1)",
             _ => "an EC public key on curve P-521 (secp521r1)",
         },
-        crate::config::AlgorithmFamily::Ed => "an Ed25519 public key",
-        crate::config::AlgorithmFamily::Hmac => "a shared secret",
+        crate::algorithm::AlgorithmFamily::Ed => "an Ed25519 public key",
+        crate::algorithm::AlgorithmFamily::Hmac => "a shared secret",
     };
     format!(
         "Expected {what} in PEM format: \"-----BEGIN PUBLIC KEY-----\\n<base64>\\n-----END PUBLIC KEY-----\". \

@@ -5,21 +5,20 @@
 //! and a [`Verifier`] built from it checks tokens with [`Verifier::verify`]. The caller passes
 //! "now" in; nothing here reads a clock or a setting, so everything is deterministic.
 
+mod algorithm;
 mod cache;
 mod claims;
 mod config;
 mod error;
 pub mod identity;
-mod key;
-mod key_set;
-mod pem;
+mod keys;
 pub mod redaction;
 pub mod seal;
 mod token;
 
+pub use algorithm::{Algorithm, AlgorithmFamily, ALGORITHM_NAMES};
 pub use cache::{TokenCache, DEFAULT_BUDGET_BYTES};
-pub use config::{Algorithm, AlgorithmFamily, Config, Mode, Settings, ALGORITHM_NAMES};
+pub use config::{Config, Mode, Settings};
 pub use error::{ConfigError, Error, ErrorKind, TokenError};
-pub use key::VerifyingKey;
-pub use key_set::{KeySet, MAX_KEYS};
+pub use keys::{KeySet, VerifyingKey, MAX_KEYS};
 pub use token::{VerifiedToken, Verifier, MAX_TOKEN_BYTES};

@@ -2,7 +2,7 @@
 //! JWS signatures.
 //!
 //! The key formats the spec accepts are read by our own code in front of jsonwebtoken (see
-//! [`crate::pem`]): `\n`-escaped and one-line PEM, certificates, PKCS#1, and private keys reduced
+//! [`super::pem`]): `\n`-escaped and one-line PEM, certificates, PKCS#1, and private keys reduced
 //! to their public half. The public key then becomes a jsonwebtoken [`DecodingKey`], whose PEM
 //! parser extracts the key from SPKI and certificates, and the RSA size and EC curve are checked.
 //!
@@ -24,9 +24,9 @@
 //! Every path is the same AWS-LC (jsonwebtoken's `aws_lc_rs` backend calls aws-lc-rs); HMAC
 //! tags are compared in constant time.
 
-use crate::config::{Algorithm, AlgorithmFamily};
+use super::pem::{self, PemBlock};
+use crate::algorithm::{Algorithm, AlgorithmFamily};
 use crate::error::ConfigError;
-use crate::pem::{self, PemBlock};
 use aws_lc_rs::signature::{self, KeyPair, ParsedPublicKey, VerificationAlgorithm};
 use aws_lc_rs::{hmac, rsa};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};

@@ -13,10 +13,10 @@
 //! `kid` is checked with every usable key, in order. A forged token therefore costs at most
 //! [`MAX_KEYS`] signature checks.
 
-use crate::config::{Algorithm, AlgorithmFamily};
+use super::key::VerifyingKey;
+use super::pem;
+use crate::algorithm::{Algorithm, AlgorithmFamily};
 use crate::error::ConfigError;
-use crate::key::VerifyingKey;
-use crate::pem;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyOperations, PublicKeyUse};
 use serde_json::Value;
 
@@ -252,7 +252,7 @@ fn usable_jwk(alg: Algorithm, value: &Value) -> Result<SetKey, String> {
     };
     let jwk: Jwk = serde_json::from_value(value.clone())
         .map_err(|_| "not a JWK jsonwebtoken can read".to_owned())?;
-    if !crate::key::jwk_fits(alg, &jwk) {
+    if !super::key::jwk_fits(alg, &jwk) {
         return Err(format!("{}, not {}", key_type(&jwk), wanted_type(alg)));
     }
     // The `alg` as written: jsonwebtoken reads names it does not know as "unknown".
