@@ -1,8 +1,10 @@
-//! Core errors as Postgres errors, with the spec's SQLSTATEs (§1, §2).
+//! Core errors as Postgres errors, with the spec's SQLSTATEs (§1, §2); warnings given once per
+//! session. Imports nothing of the glue.
 
 use electric_auth_core::{Error, ErrorKind};
 use pgrx::pg_sys::panic::ErrorReport;
-use pgrx::PgSqlErrorCode;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+use std::cell::Cell;
 
 /// 22023 for a configuration problem, 28000 for a rejected token; the spec's message and hint.
 pub fn error_report(error: Error) -> ErrorReport {
@@ -15,5 +17,18 @@ pub fn error_report(error: Error) -> ErrorReport {
     match hint {
         Some(hint) => report.set_hint(hint),
         None => report,
+    }
+}
+
+/// Reports a WARNING the first time `flag` is raised in this session.
+pub fn warn_once(
+    flag: &'static std::thread::LocalKey<Cell<bool>>,
+    message: &'static str,
+    hint: &'static str,
+) {
+    if !flag.with(|warned| warned.replace(true)) {
+        ErrorReport::new(PgSqlErrorCode::ERRCODE_WARNING, message, "electric_auth")
+            .set_hint(hint)
+            .report(PgLogLevel::WARNING);
     }
 }

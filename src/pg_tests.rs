@@ -5,7 +5,7 @@ use pgrx::prelude::*;
 
 #[pg_schema]
 mod tests {
-    use crate::verifier_cache;
+    use crate::verify::cache;
     use pgrx::prelude::*;
 
     const SECRET: &str = "an-hs256-test-secret-of-32-bytes";
@@ -55,22 +55,22 @@ mod tests {
     #[pg_test]
     fn the_key_is_parsed_once_not_per_call() {
         configure_hs256(SECRET);
-        let before = verifier_cache::rebuilds();
+        let before = cache::rebuilds();
         for _ in 0..50 {
             assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
         }
-        assert_eq!(verifier_cache::rebuilds(), before + 1);
+        assert_eq!(cache::rebuilds(), before + 1);
         // Assigning the very same value again is not a change.
         Spi::run(&format!("SET electric_auth.jwt_key = '{SECRET}'")).unwrap();
         assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
-        assert_eq!(verifier_cache::rebuilds(), before + 1);
+        assert_eq!(cache::rebuilds(), before + 1);
     }
 
     #[pg_test]
     fn a_changed_key_takes_effect_on_the_next_call() {
         configure_hs256(SECRET);
         assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
-        let before = verifier_cache::rebuilds();
+        let before = cache::rebuilds();
         configure_hs256("another-secret-also-of-32-bytes!");
         let result = PgTryBuilder::new(|| user_id(TOKEN))
             .catch_others(|e| match e {
@@ -81,7 +81,7 @@ mod tests {
             })
             .execute();
         assert_eq!(result.as_deref(), Some("Invalid token signature"));
-        assert_eq!(verifier_cache::rebuilds(), before + 1);
+        assert_eq!(cache::rebuilds(), before + 1);
     }
 
     #[pg_test]
@@ -90,17 +90,17 @@ mod tests {
         assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
         assert_eq!(user_id(TOKEN_2).as_deref(), Some("pg-test-user-2"));
         assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
-        assert_eq!(verifier_cache::cached_tokens(), 2);
+        assert_eq!(cache::cached_tokens(), 2);
         // Any assignment, even of the same value, drops them.
         Spi::run("SET electric_auth.clock_drift = 2").unwrap();
         assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
-        assert_eq!(verifier_cache::cached_tokens(), 1);
+        assert_eq!(cache::cached_tokens(), 1);
         // Failures are never remembered.
         assert!(PgTryBuilder::new(|| user_id(&format!("{TOKEN}x")))
             .catch_others(|_| None)
             .execute()
             .is_none());
-        assert_eq!(verifier_cache::cached_tokens(), 1);
+        assert_eq!(cache::cached_tokens(), 1);
     }
 
     #[pg_test]

@@ -6,7 +6,8 @@
 //! compared with the ones the cached verifier was built from; only a real difference re-parses
 //! the key.
 
-use crate::gucs;
+use super::settings::current_settings;
+use crate::settings;
 use electric_auth_core::{
     Config, ConfigError, Settings, TokenCache, Verifier, DEFAULT_BUDGET_BYTES,
 };
@@ -27,12 +28,12 @@ thread_local! {
 /// Runs `f` with the verifier for the settings in force now and its token cache, or returns the
 /// configuration error those settings cause.
 pub fn with_verifier<R>(f: impl FnOnce(&Verifier, &mut TokenCache) -> R) -> Result<R, ConfigError> {
-    let generation = gucs::settings_generation();
+    let generation = settings::generation();
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         let current = cache.as_ref().is_some_and(|c| c.generation == generation);
         if !current {
-            let settings = gucs::current_settings();
+            let settings = current_settings();
             match cache.as_mut().filter(|c| c.settings == settings) {
                 Some(cached) => {
                     // Same settings, but a setting was assigned: start a fresh token cache.

@@ -4,6 +4,9 @@
 //! error by downcasting and raises it with its SQLSTATE; a boxed one would become SQLSTATE 22000.
 #![allow(clippy::result_large_err)]
 
+mod payload_jsonb;
+mod token_text;
+
 use pgrx::prelude::*;
 
 // The schema pgrx creates is usable by its owner only; the functions are meant for every role
@@ -36,10 +39,10 @@ $require_utf8$;
 #[pg_schema]
 pub mod electric_auth {
     // A token typed into the statement must not stay readable in pg_stat_activity.
-    use crate::activity::hide_tokens;
-    use crate::payload_jsonb::PayloadJsonb;
-    use crate::session::{self, CurrentClaims};
-    use crate::token_text::TokenText;
+    use super::payload_jsonb::PayloadJsonb;
+    use super::token_text::TokenText;
+    use crate::guard::hide_tokens;
+    use crate::identity::{self, CurrentClaims};
     use crate::{errors::error_report, verify::verify_now};
     use electric_auth_core::{Error, TokenError};
     use pgrx::pg_sys::panic::ErrorReport;
@@ -72,26 +75,26 @@ pub mod electric_auth {
         scope: default!(Option<&str>, "'transaction'"),
     ) -> Result<String, ErrorReport> {
         hide_tokens();
-        session::authenticate(token.map(|t| t.0), scope)
+        identity::authenticate(token.map(|t| t.0), scope)
     }
 
     /// The user id of the identity in force (see `authenticate`), NULL when there is none.
     /// Raises 28000 `Expired token` once the token's `exp` (+ drift) is past.
     #[pg_extern(stable, parallel_safe)]
     pub fn current_user_id() -> Result<Option<String>, ErrorReport> {
-        session::current_user_id()
+        identity::current_user_id()
     }
 
     /// The claims (payload object) of the identity in force, NULL when there is none.
     #[pg_extern(stable, parallel_safe)]
     pub fn current_claims() -> Result<Option<CurrentClaims>, ErrorReport> {
-        session::current_claims()
+        identity::current_claims()
     }
 
     /// Drops the identity in force, of either scope (like `SET` to nothing: a rolled-back
     /// transaction restores it).
     #[pg_extern(volatile, parallel_unsafe)]
     pub fn logout() -> Result<(), ErrorReport> {
-        session::logout()
+        identity::logout()
     }
 }

@@ -1,11 +1,17 @@
-//! Verifying a token in this backend: the session checks, "now", the cached verifier. Shared by
-//! the SQL functions (`api.rs`) and the session identity (`session.rs`).
+//! Verifying a token in this backend: the session checks, "now", the cached verifier (`cache`)
+//! built from Electric's settings (`settings`). Shared by the SQL functions (`sql/`) and the
+//! session identity (`identity/`).
 #![allow(clippy::result_large_err)]
 
-use crate::{errors::error_report, insecure_mode_warning, tamper, verifier_cache};
+pub mod cache;
+pub mod settings;
+
+use crate::errors::{error_report, warn_once};
+use crate::guard;
 use electric_auth_core::{Error, TokenError, VerifiedToken, Verifier};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
+use std::cell::Cell;
 
 /// Verifies `token` (a text argument's bytes) at statement time and maps the result with
 /// `answer`; every refusal as the Postgres error the spec gives it.
@@ -22,9 +28,9 @@ pub fn verify_now<R>(
 }
 
 /// Refuses to verify in a session that cannot verify as the superuser configured it (a refused
-/// setting, see `tamper.rs`) or in a database that is not UTF8.
+/// setting, see `guard/refused.rs`) or in a database that is not UTF8.
 pub fn check_session() -> Result<(), ErrorReport> {
-    if let Some(name) = tamper::refused_setting() {
+    if let Some(name) = guard::refused_setting() {
         return Err(refused_setting_error(&name));
     }
     // SAFETY: reads the backend's database encoding, fixed for its lifetime.
@@ -41,7 +47,7 @@ pub fn verify_at<R>(
     now: i64,
     answer: impl FnOnce(&VerifiedToken, &Verifier) -> R,
 ) -> Result<R, Error> {
-    let (insecure, result) = verifier_cache::with_verifier(|verifier, tokens| {
+    let (insecure, result) = cache::with_verifier(|verifier, tokens| {
         let result = tokens
             .verify(verifier, token, now)
             .map(|verified| answer(verified, verifier));
@@ -55,7 +61,7 @@ pub fn verify_at<R>(
     result.map_err(Error::Token)
 }
 
-/// See [`tamper::refused_setting`]: the session cannot verify as the superuser configured.
+/// See [`guard::refused_setting`]: the session cannot verify as the superuser configured.
 fn refused_setting_error(name: &str) -> ErrorReport {
     ErrorReport::new(
         PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -102,4 +108,17 @@ pub fn clock_now() -> i64 {
 pub fn unix_seconds(timestamp: pg_sys::TimestampTz) -> i64 {
     const POSTGRES_EPOCH_IN_UNIX_SECONDS: i64 = 946_684_800;
     timestamp.div_euclid(1_000_000) + POSTGRES_EPOCH_IN_UNIX_SECONDS
+}
+
+thread_local! {
+    static INSECURE_MODE_WARNED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Warns once per session that tokens are not being verified.
+fn insecure_mode_warning() {
+    warn_once(
+        &INSECURE_MODE_WARNED,
+        "electric_auth.mode is insecure: token signatures are not verified",
+        "Insecure mode is for development only; set electric_auth.mode = secure in production.",
+    );
 }

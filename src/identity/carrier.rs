@@ -18,8 +18,10 @@
 //! what a worker accepts is in `citus.rs`.
 #![allow(clippy::result_large_err)] // ErrorReport unboxed, as pgrx expects (see api.rs)
 
+use super::citus;
 use crate::errors::error_report;
-use crate::gucs::{self, check_hook_candidate, refuse_in_check_hook};
+use crate::settings::hooks::{check_hook_candidate, refuse_in_check_hook};
+use crate::settings::{self, names, Context, Setting, Value};
 use crate::verify::{check_session, clock_now, statement_time, verify_at, verify_now};
 use electric_auth_core::identity::{
     admission, carries_nothing, Admission, Identity, IdentityState, Origin, Scope,
@@ -27,7 +29,7 @@ use electric_auth_core::identity::{
 use electric_auth_core::{Error, TokenError, VerifiedToken, Verifier};
 use pgrx::callconv::{BoxRet, FcInfo};
 use pgrx::datum::Datum;
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::guc::{GucFlags, GucSetting};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::IntoDatum;
@@ -37,7 +39,6 @@ use std::ffi::{c_char, c_void, CStr, CString};
 /// `electric_auth.identity_token`: the carrier (see the module notes). Hidden from `SHOW ALL`
 /// and readable by superusers only: it holds a bearer token.
 static IDENTITY_TOKEN: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-pub const IDENTITY_TOKEN_NAME: &CStr = c"electric_auth.identity_token";
 
 /// `electric_auth.session_scope`: whether `authenticate(token, 'session')` is allowed.
 #[derive(pgrx::PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -103,13 +104,13 @@ unsafe extern "C-unwind" fn check_identity_token(
     match admission(
         candidate.to_bytes(),
         origin,
-        crate::citus::accepts_propagated(),
+        citus::accepts_propagated(),
         pinned,
     ) {
         Admission::Accept => return true,
         // SAFETY: the candidate read above, still owned by the GUC machinery.
         Admission::AcceptIfItVerifies => {
-            return unsafe { crate::citus::propagated_value_accepted(candidate) }
+            return unsafe { citus::propagated_value_accepted(candidate) }
         }
         Admission::Refuse => {}
     }
@@ -142,51 +143,60 @@ unsafe extern "C-unwind" fn identity_token_assigned(_newval: *const c_char, _ext
     EPOCH.set(EPOCH.get().wrapping_add(1));
 }
 
-/// Defines the carrier; called from `gucs::init` before the prefix is reserved. Not
+/// The carrier and the session settings, declared for the registry. The carrier is not
 /// `GUC_NO_RESET_ALL`: `RESET ALL` and `DISCARD ALL` end a session identity.
-pub fn define_carrier() {
-    // SAFETY: the hooks are guarded; they read their arguments and thread-locals, and bump a
-    // counter.
-    unsafe {
-        GucRegistry::define_string_guc_with_hooks(
-            IDENTITY_TOKEN_NAME,
-            c"The token of the identity in force, set only by electric_auth.authenticate().",
-            c"Read it with electric_auth.current_user_id() and electric_auth.current_claims().",
-            &IDENTITY_TOKEN,
-            GucContext::Userset,
-            GucFlags::NO_SHOW_ALL
-                | GucFlags::SUPERUSER_ONLY
-                | GucFlags::DISALLOW_IN_FILE
-                | GucFlags::DISALLOW_IN_AUTO_FILE,
-            Some(check_identity_token),
-            Some(identity_token_assigned),
-            None,
-        );
-    }
-    GucRegistry::define_enum_guc(
-        c"electric_auth.session_scope",
-        c"Whether electric_auth.authenticate(token, 'session') is allowed: allow or refuse (default).",
-        c"Refuse behind a transaction-pooling connection pooler, where a session identity would act for the next client of the server connection.",
-        &SESSION_SCOPE,
-        GucContext::Suset,
-        GucFlags::NO_RESET_ALL,
-    );
-    GucRegistry::define_bool_guc(
-        c"electric_auth.delegate_privileged_roles",
-        c"Whether a token may log in as a superuser, REPLICATION or BYPASSRLS role when pg_hba.conf delegates ident mapping (PostgreSQL 18 OAuth).",
-        c"Off by default: such roles are refused, with the reason in the server log.",
-        &DELEGATE_PRIVILEGED_ROLES,
-        GucContext::Sighup,
-        GucFlags::default(),
-    );
-    GucRegistry::define_string_guc(
-        c"electric_auth.role_claim",
-        c"Claim naming the roles a token may use when pg_hba.conf delegates ident mapping (PostgreSQL 18 OAuth).",
-        c"A string or an array of role names in the token; empty means no role is authorized.",
-        &ROLE_CLAIM,
-        GucContext::Sighup,
-        GucFlags::default(),
-    );
+pub fn declared() -> [Setting; 4] {
+    [
+        Setting {
+            name: names::IDENTITY_TOKEN,
+            short: c"The token of the identity in force, set only by electric_auth.authenticate().",
+            long: c"Read it with electric_auth.current_user_id() and electric_auth.current_claims().",
+            context: Context::Userset,
+            flags: GucFlags::NO_SHOW_ALL
+                .union(GucFlags::SUPERUSER_ONLY)
+                .union(GucFlags::DISALLOW_IN_FILE)
+                .union(GucFlags::DISALLOW_IN_AUTO_FILE),
+            value: Value::Text {
+                setting: &IDENTITY_TOKEN,
+                check: Some(check_identity_token),
+                assign: Some(identity_token_assigned),
+            },
+        },
+        Setting {
+            name: names::SESSION_SCOPE,
+            short: c"Whether electric_auth.authenticate(token, 'session') is allowed: allow or refuse (default).",
+            long: c"Refuse behind a transaction-pooling connection pooler, where a session identity would act for the next client of the server connection.",
+            context: Context::Suset,
+            flags: GucFlags::NO_RESET_ALL,
+            value: Value::Enum {
+                setting: &SESSION_SCOPE,
+                assign: None,
+            },
+        },
+        Setting {
+            name: names::DELEGATE_PRIVILEGED_ROLES,
+            short: c"Whether a token may log in as a superuser, REPLICATION or BYPASSRLS role when pg_hba.conf delegates ident mapping (PostgreSQL 18 OAuth).",
+            long: c"Off by default: such roles are refused, with the reason in the server log.",
+            context: Context::Sighup,
+            flags: GucFlags::empty(),
+            value: Value::Bool {
+                setting: &DELEGATE_PRIVILEGED_ROLES,
+                assign: None,
+            },
+        },
+        Setting {
+            name: names::ROLE_CLAIM,
+            short: c"Claim naming the roles a token may use when pg_hba.conf delegates ident mapping (PostgreSQL 18 OAuth).",
+            long: c"A string or an array of role names in the token; empty means no role is authorized.",
+            context: Context::Sighup,
+            flags: GucFlags::empty(),
+            value: Value::Text {
+                setting: &ROLE_CLAIM,
+                check: None,
+                assign: None,
+            },
+        },
+    ]
 }
 
 /// Makes `token`, which authenticated this connection (PostgreSQL 18 OAuth), the session's
@@ -238,7 +248,7 @@ fn assign_carrier(value: &CStr, source: pg_sys::GucSource::Type, action: pg_sys:
         // call; with elevel ERROR it either succeeds or raises.
         unsafe {
             pg_sys::set_config_option(
-                IDENTITY_TOKEN_NAME.as_ptr(),
+                names::IDENTITY_TOKEN.as_ptr(),
                 value.as_ptr(),
                 pg_sys::GucContext::PGC_USERSET,
                 source,
@@ -254,15 +264,15 @@ fn assign_carrier(value: &CStr, source: pg_sys::GucSource::Type, action: pg_sys:
 /// Puts `value` into the carrier with `action` (`GUC_ACTION_LOCAL`: like `SET LOCAL`;
 /// `GUC_ACTION_SET`: like `SET`). Postgres raises any error (e.g. in a parallel operation).
 fn set_carrier(value: &CStr, action: pg_sys::GucAction::Type) {
-    if crate::citus::loaded() {
+    if citus::loaded() {
         if action == pg_sys::GucAction::GUC_ACTION_LOCAL {
             // Citus forwards a SET LOCAL statement (the value sealed), never an assignment made
             // from C; the assignment below then keeps the token itself on this node.
-            crate::citus::forward_set_local(value, |statement| {
+            citus::forward_set_local(value, |statement| {
                 as_authenticate(value, || Spi::run(statement))
             });
         } else {
-            crate::citus::warn_session_scope(value);
+            citus::warn_session_scope(value);
         }
     }
     assign_carrier(value, pg_sys::GucSource::PGC_S_SESSION, action);
@@ -304,8 +314,7 @@ pub fn authenticate(token: Option<&[u8]>, scope: Option<&str>) -> Result<String,
     };
     set_carrier(&token, action);
     let user_id = identity.user_id.clone();
-    STATE
-        .with_borrow_mut(|state| state.install(EPOCH.get(), gucs::settings_generation(), identity));
+    STATE.with_borrow_mut(|state| state.install(EPOCH.get(), settings::generation(), identity));
     Ok(user_id)
 }
 
@@ -314,7 +323,7 @@ pub fn authenticate(token: Option<&[u8]>, scope: Option<&str>) -> Result<String,
 /// the workers of the transaction drop it too.
 pub fn logout() -> Result<(), ErrorReport> {
     refuse_if_connection_identity("electric_auth.logout()")?;
-    if crate::citus::loaded() {
+    if citus::loaded() {
         set_carrier(c"", pg_sys::GucAction::GUC_ACTION_LOCAL);
     }
     set_carrier(c"", pg_sys::GucAction::GUC_ACTION_SET);
@@ -326,7 +335,7 @@ pub fn logout() -> Result<(), ErrorReport> {
 /// that COMMITs and goes on, must not act past `exp` (+ drift).
 fn with_current<R>(answer: impl FnOnce(&Identity, u64) -> R) -> Result<Option<R>, ErrorReport> {
     check_session()?;
-    let (epoch, generation, now) = (EPOCH.get(), gucs::settings_generation(), clock_now());
+    let (epoch, generation, now) = (EPOCH.get(), settings::generation(), clock_now());
     STATE.with_borrow_mut(|state| {
         let current = state
             .current(epoch, generation, now, resolve_carrier)
@@ -344,7 +353,7 @@ fn resolve_carrier() -> Result<Option<Identity>, Error> {
         return Ok(None);
     }
     let token = token.to_str().map_err(|_| TokenError::InvalidToken)?;
-    let token = crate::citus::carried_token(token)?;
+    let token = citus::carried_token(token)?;
     verify_at(&token, statement_time(), identity_of).map(Some)
 }
 

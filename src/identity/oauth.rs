@@ -23,7 +23,7 @@
 //! or key. The pg_hba.conf line's fields are read through csrc/oauth_hba.c, compiled against
 //! the server's headers.
 
-use crate::session;
+use super::carrier as session;
 use crate::verify::{clock_now, verify_at};
 use electric_auth_core::identity::{
     hba_issuer_accepted, hba_issuer_conflict, hba_scopes_granted, role_authorized,
@@ -204,7 +204,7 @@ impl From<String> for Refusal {
 
 /// The user id, if the token verified, and the reason to refuse the connection, if any.
 fn decide(token: &CStr, role: &CStr) -> (Option<String>, Option<Refusal>) {
-    if crate::gucs::MODE.get() == crate::gucs::AuthMode::Insecure {
+    if crate::verify::settings::MODE.get() == crate::verify::settings::AuthMode::Insecure {
         let reason = "electric_auth.mode is insecure, and unsigned tokens never authenticate a \
                       connection; set electric_auth.mode = secure";
         return (None, Some(reason.to_owned().into()));
@@ -221,7 +221,7 @@ fn decide(token: &CStr, role: &CStr) -> (Option<String>, Option<Refusal>) {
         Ok(line) => line,
         Err(reason) => return (None, Some(reason.into())),
     };
-    let jwt_iss = crate::gucs::text_setting(&crate::gucs::JWT_ISS);
+    let jwt_iss = crate::settings::hooks::text_setting(&crate::verify::settings::JWT_ISS);
     if let Some(message) = hba_issuer_conflict(issuer, jwt_iss.as_deref()) {
         let hint = "Make them equal, or leave electric_auth.jwt_iss empty.".to_owned();
         return (
@@ -232,7 +232,7 @@ fn decide(token: &CStr, role: &CStr) -> (Option<String>, Option<Refusal>) {
             }),
         );
     }
-    let role_claim = crate::gucs::text_setting(&session::ROLE_CLAIM);
+    let role_claim = crate::settings::hooks::text_setting(&session::ROLE_CLAIM);
     let verified = verify_at(token, clock_now(), |verified, _| {
         let allowed = hba_issuer_accepted(&verified.claims, issuer)
             .and_then(|()| {

@@ -14,7 +14,7 @@
 //! (`electric_auth_core::redaction::utility_ranges`). Execution reads the parse tree, not the
 //! text: none of these statements behaves differently. `pg_stat_activity` gets the same mask.
 
-use crate::activity;
+use super::activity;
 use electric_auth_core::redaction;
 use pgrx::{pg_guard, pg_sys, PgList};
 use std::ffi::{c_char, CStr};

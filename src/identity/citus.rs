@@ -21,12 +21,15 @@
 //! role can `SET citus.propagate_set_commands` on a server without Citus (a placeholder).
 #![allow(clippy::result_large_err)] // ErrorReport unboxed, as pgrx expects (see api.rs)
 
-use crate::gucs::{check_hook_candidate, refuse_in_check_hook, refuse_secret_where_readable};
-use crate::session::IDENTITY_TOKEN_NAME;
+use crate::errors::warn_once;
+use crate::settings::hooks::{
+    check_hook_candidate, refuse_in_check_hook, refuse_secret_where_readable,
+};
+use crate::settings::{names, Context, Setting, Value};
 use crate::verify::{check_session, statement_time, verify_at};
 use electric_auth_core::seal::{self, Binding, SealError, Sealer};
 use electric_auth_core::{Error, TokenError};
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::guc::{GucFlags, GucSetting};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use std::borrow::Cow;
@@ -43,7 +46,6 @@ static ACCEPT_PROPAGATED: GucSetting<bool> = GucSetting::<bool>::new(false);
 /// superusers only.
 static PROPAGATION_SECRET: GucSetting<Option<std::ffi::CString>> =
     GucSetting::<Option<std::ffi::CString>>::new(None);
-const PROPAGATION_SECRET_NAME: &CStr = c"electric_auth.propagation_secret";
 
 thread_local! {
     static NOT_LOCAL_WARNED: Cell<bool> = const { Cell::new(false) };
@@ -51,30 +53,33 @@ thread_local! {
     static NOT_SEALED_WARNED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Defines the Citus settings; called from `gucs::init` before the prefix is reserved.
-pub fn define_settings() {
-    GucRegistry::define_bool_guc(
-        c"electric_auth.accept_propagated_identity",
-        c"Accept electric_auth.identity_token from SET when a coordinator sealed it for this transaction and its token verifies here (Citus workers).",
-        c"Citus forwards a coordinator's SET LOCAL to its workers; each worker opens the sealed value and verifies the token again.",
-        &ACCEPT_PROPAGATED,
-        GucContext::Sighup,
-        GucFlags::default(),
-    );
-    // SAFETY: the check hook is guarded and only reads its arguments.
-    unsafe {
-        GucRegistry::define_string_guc_with_hooks(
-            PROPAGATION_SECRET_NAME,
-            c"Secret every Citus node shares to seal the identity a coordinator forwards to its workers.",
-            c"At least 32 bytes, the same on every node. Visible to superusers only; refused in ALTER ROLE/DATABASE ... SET and function SET clauses.",
-            &PROPAGATION_SECRET,
-            GucContext::Sighup,
-            GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
-            Some(check_propagation_secret),
-            None,
-            None,
-        );
-    }
+/// The Citus settings, declared for the registry.
+pub fn declared() -> [Setting; 2] {
+    [
+        Setting {
+            name: names::ACCEPT_PROPAGATED_IDENTITY,
+            short: c"Accept electric_auth.identity_token from SET when a coordinator sealed it for this transaction and its token verifies here (Citus workers).",
+            long: c"Citus forwards a coordinator's SET LOCAL to its workers; each worker opens the sealed value and verifies the token again.",
+            context: Context::Sighup,
+            flags: GucFlags::empty(),
+            value: Value::Bool {
+                setting: &ACCEPT_PROPAGATED,
+                assign: None,
+            },
+        },
+        Setting {
+            name: names::PROPAGATION_SECRET,
+            short: c"Secret every Citus node shares to seal the identity a coordinator forwards to its workers.",
+            long: c"At least 32 bytes, the same on every node. Visible to superusers only; refused in ALTER ROLE/DATABASE ... SET and function SET clauses.",
+            context: Context::Sighup,
+            flags: GucFlags::SUPERUSER_ONLY.union(GucFlags::NO_SHOW_ALL),
+            value: Value::Text {
+                setting: &PROPAGATION_SECRET,
+                check: Some(check_propagation_secret),
+                assign: None,
+            },
+        },
+    ]
 }
 
 /// Refuses the secret on the routes that would store it where every role can read it (as for
@@ -93,7 +98,7 @@ unsafe extern "C-unwind" fn check_propagation_secret(
     // SAFETY: this is a string check hook, passing its own arguments.
     if unsafe {
         refuse_secret_where_readable(
-            PROPAGATION_SECRET_NAME,
+            names::PROPAGATION_SECRET,
             newval,
             source,
             "Set it in postgresql.conf on every node.",
@@ -143,7 +148,7 @@ fn propagates_set_local() -> bool {
 /// only); nothing to do for an empty value.
 pub fn warn_session_scope(value: &CStr) {
     if !value.is_empty() {
-        crate::warn_once(
+        warn_once(
             &SESSION_SCOPE_WARNED,
             "a session-scope identity does not reach Citus workers",
             "Citus forwards SET LOCAL only: call electric_auth.authenticate(token) in each transaction.",
@@ -159,7 +164,7 @@ pub fn warn_session_scope(value: &CStr) {
 pub fn forward_set_local(value: &CStr, run: impl FnOnce(&str) -> Result<(), pgrx::spi::Error>) {
     if !propagates_set_local() {
         if !value.is_empty() {
-            crate::warn_once(
+            warn_once(
                 &NOT_LOCAL_WARNED,
                 "citus.propagate_set_commands is not 'local': the identity stays on the coordinator",
                 "Policies and triggers that run on Citus workers see no identity. Set citus.propagate_set_commands = 'local' on the coordinator.",
@@ -191,7 +196,7 @@ pub fn forward_set_local(value: &CStr, run: impl FnOnce(&str) -> Result<(), pgrx
     // The sealed form is base64url after an ASCII prefix: no quote can occur in it.
     let statement = format!(
         "SET LOCAL {} TO '{forwarded}'",
-        IDENTITY_TOKEN_NAME.to_string_lossy()
+        names::IDENTITY_TOKEN.to_string_lossy()
     );
     if let Err(error) = run(&statement) {
         panic!("electric_auth could not forward its identity: {error}");

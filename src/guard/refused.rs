@@ -14,8 +14,9 @@
 //! (so neither a rolled-back transaction nor `RESET` undoes it) and so serialized into every
 //! parallel worker, whose assign hook raises the mark there too. Once set, it cannot change.
 
-use crate::gucs::is_role_or_database_setting;
-use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use crate::settings::hooks::{check_hook_candidate, is_role_or_database_setting, text_setting};
+use crate::settings::{names, Context, Setting, Value};
+use pgrx::guc::{GucFlags, GucSetting};
 use pgrx::{pg_guard, pg_sys};
 use std::cell::Cell;
 use std::ffi::{c_char, c_void, CStr, CString};
@@ -23,7 +24,6 @@ use std::ffi::{c_char, c_void, CStr, CString};
 /// `electric_auth.refused_setting`: the name of the setting refused when the library loaded in
 /// this session, empty when none was. Set only by the library itself.
 static REFUSED_SETTING: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
-const REFUSED_SETTING_NAME: &CStr = c"electric_auth.refused_setting";
 
 thread_local! {
     /// Raised in this process once a refused setting is known; never lowered.
@@ -37,7 +37,7 @@ pub fn refused_setting() -> Option<String> {
         return None;
     }
     Some(
-        crate::gucs::text_setting(&REFUSED_SETTING)
+        text_setting(&REFUSED_SETTING)
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| "an electric_auth setting".to_owned()),
     )
@@ -53,7 +53,7 @@ unsafe extern "C-unwind" fn check_marker(
     source: pg_sys::GucSource::Type,
 ) -> bool {
     // SAFETY: the pointer Postgres passed to this string check hook.
-    let candidate = unsafe { crate::gucs::check_hook_candidate(newval) };
+    let candidate = unsafe { check_hook_candidate(newval) };
     let current = REFUSED_SETTING.get();
     let current = current.as_deref().unwrap_or(c"");
     // SAFETY: a plain read of a backend global.
@@ -79,25 +79,22 @@ unsafe extern "C-unwind" fn marker_assigned(newval: *const c_char, _extra: *mut 
     }
 }
 
-/// Defines `electric_auth.refused_setting`; called from `gucs::init` before the prefix is
-/// reserved.
-pub fn define_marker() {
-    // SAFETY: the hooks are guarded and only read their arguments and a thread-local flag.
-    unsafe {
-        GucRegistry::define_string_guc_with_hooks(
-            REFUSED_SETTING_NAME,
-            c"Set by electric_auth when a setting named before it loaded was refused; it then refuses every token in the session.",
-            c"Read-only in effect: set once by the library, carried to parallel workers.",
-            &REFUSED_SETTING,
-            GucContext::Suset,
-            GucFlags::NO_RESET_ALL
-                | GucFlags::DISALLOW_IN_FILE
-                | GucFlags::DISALLOW_IN_AUTO_FILE,
-            Some(check_marker),
-            Some(marker_assigned),
-            None,
-        );
-    }
+/// `electric_auth.refused_setting`, declared for the registry.
+pub fn declared() -> [Setting; 1] {
+    [Setting {
+        name: names::REFUSED_SETTING,
+        short: c"Set by electric_auth when a setting named before it loaded was refused; it then refuses every token in the session.",
+        long: c"Read-only in effect: set once by the library, carried to parallel workers.",
+        context: Context::Suset,
+        flags: GucFlags::NO_RESET_ALL
+            .union(GucFlags::DISALLOW_IN_FILE)
+            .union(GucFlags::DISALLOW_IN_AUTO_FILE),
+        value: Value::Text {
+            setting: &REFUSED_SETTING,
+            check: Some(check_marker),
+            assign: Some(marker_assigned),
+        },
+    }]
 }
 
 /// Postgres's table of settings: a pointer to its entries and how many there are.
@@ -129,8 +126,6 @@ pub struct Known {
     source: pg_sys::GucSource::Type,
 }
 
-const PREFIX: &str = "electric_auth.";
-
 /// Each `electric_auth.*` setting known to Postgres now, in any spelling.
 fn known_settings() -> Vec<Known> {
     let mut found = Vec::new();
@@ -146,8 +141,8 @@ fn known_settings() -> Vec<Known> {
             let name = CStr::from_ptr((*variable).name).to_string_lossy();
             // Setting names are case-insensitive, and a placeholder keeps the spelling it was
             // created with (`-c Electric_Auth.Jwt_Aud=` in connection options).
-            let prefix = name.as_bytes().get(..PREFIX.len());
-            if prefix.is_some_and(|p| p.eq_ignore_ascii_case(PREFIX.as_bytes())) {
+            let prefix = name.as_bytes().get(..names::PREFIX.len());
+            if prefix.is_some_and(|p| p.eq_ignore_ascii_case(names::PREFIX.as_bytes())) {
                 found.push(Known {
                     name: name.into_owned(),
                     reset_source: (*variable).reset_source,
@@ -203,7 +198,7 @@ pub fn mark_refused_placeholders(placeholders: Vec<Known>) {
         // (see `session.rs`), and the settings are intact.
         if placeholder
             .name
-            .eq_ignore_ascii_case(&crate::session::IDENTITY_TOKEN_NAME.to_string_lossy())
+            .eq_ignore_ascii_case(&names::IDENTITY_TOKEN.to_string_lossy())
         {
             continue;
         }
@@ -242,7 +237,7 @@ fn mark(name: &str) {
     // parallel workers; PGC_INTERNAL is the library acting, not the session's role.
     unsafe {
         pg_sys::SetConfigOption(
-            REFUSED_SETTING_NAME.as_ptr(),
+            names::REFUSED_SETTING.as_ptr(),
             value.as_ptr(),
             pg_sys::GucContext::PGC_INTERNAL,
             pg_sys::GucSource::PGC_S_OVERRIDE,

@@ -11,7 +11,8 @@
 //! when the library is in `shared_preload_libraries`, and lines another hook emits before ours
 //! (list electric_auth last there); the README says so.
 
-use crate::{activity, gucs};
+use super::activity;
+use crate::settings::names;
 use electric_auth_core::redaction::{self, Statement};
 use pgrx::{pg_guard, pg_sys};
 use std::cell::RefCell;
@@ -84,8 +85,15 @@ unsafe fn redact(edata: &mut pg_sys::ErrorData) {
             }
         }
     }
-    let key = gucs::JWT_KEY.get();
-    let key = key.as_ref().map(|k| k.to_bytes());
+    // The key as the server holds it now, read by name (the verifier owns the setting): a plain
+    // lookup that neither allocates nor raises (missing_ok; no placeholder is created).
+    let key = unsafe {
+        bytes(pg_sys::GetConfigOption(
+            names::JWT_KEY.as_ptr(),
+            true,
+            false,
+        ))
+    };
     let statement = unsafe { bytes(pg_sys::debug_query_string) }.map(Statement::new);
     for (field, is_context) in [
         (&mut edata.message, false),

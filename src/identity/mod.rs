@@ -1,0 +1,20 @@
+//! The session identity: the carrier and `authenticate`/`current_*`/`logout` (`carrier`), its
+//! forwarding to Citus workers (`citus`), and connections authenticated by their token through
+//! the PostgreSQL 18 OAuth validator (`oauth`). Built on `verify`, `guard` and `settings`.
+
+pub mod carrier;
+mod citus;
+// PostgreSQL 18 only: the OAuth validator module API (libpq/oauth.h) is new in 18.
+#[cfg(feature = "pg18")]
+mod oauth;
+
+pub use carrier::{authenticate, current_claims, current_user_id, logout, CurrentClaims};
+
+use crate::settings::Setting;
+
+/// The identity's settings, declared for the registry: the carrier's, then Citus's.
+pub fn declared_settings() -> Vec<Setting> {
+    let mut settings = Vec::from(carrier::declared());
+    settings.extend(citus::declared());
+    settings
+}
