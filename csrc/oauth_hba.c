@@ -1,6 +1,6 @@
 /*
  * PostgreSQL 18 only: the few fields of this connection's pg_hba.conf line that the OAuth
- * validator reads (src/oauth.rs). pgrx 0.18 binds `Port` as an opaque type, so these accessors
+ * validator reads (src/identity/oauth.rs). pgrx 0.18 binds `Port` as an opaque type, so these accessors
  * are compiled by build.rs against the server's own headers (pg_config --includedir-server):
  * the compiler, not a hard-coded offset, knows where each field lies.
  */

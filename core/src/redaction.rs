@@ -3,7 +3,7 @@
 //!
 //! Postgres log lines are in the database's encoding (a LATIN1 database writes bytes that are
 //! not UTF-8), so every rule here works on bytes: a `&str` view would skip such lines. The
-//! pgrx glue (`log_redaction.rs`, `activity.rs`, `utility_redaction.rs`) applies these rules;
+//! pgrx glue (`src/guard/`: `log.rs`, `activity.rs`, `utility.rs`) applies these rules;
 //! nothing here knows about Postgres.
 //!
 //! Two kinds of secret are looked for:

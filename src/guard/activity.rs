@@ -8,7 +8,7 @@
 //! statement is parsed, before it plans or runs (even where a function is never reached: `WHERE
 //! false`), leaving only the parse itself; and by the functions where no hook ran (the library
 //! loaded by that very statement, without `shared_preload_libraries`)
-//! (`electric_auth_core::redaction`); the utility hook (`utility_redaction.rs`) calls
+//! (`electric_auth_core::redaction`); the utility hook (`utility.rs`) calls
 //! [`hide_ranges`] for a statement that sets a key. The text is searched at most once per
 //! statement, keyed by the statement's start time and the address of its text: every further
 //! call in the same statement costs one comparison, and a statement without a token is never

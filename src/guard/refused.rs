@@ -195,7 +195,7 @@ pub fn mark_refused_placeholders(placeholders: Vec<Known>) {
     let defined = known_settings();
     for placeholder in placeholders {
         // The identity carrier displaces no configured value: its placeholder is just refused
-        // (see `session.rs`), and the settings are intact.
+        // (see `identity/carrier.rs`), and the settings are intact.
         if placeholder
             .name
             .eq_ignore_ascii_case(&names::IDENTITY_TOKEN.to_string_lossy())

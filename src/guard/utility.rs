@@ -147,7 +147,7 @@ fn set_name(set: &pg_sys::VariableSetStmt) -> Option<&[u8]> {
 }
 
 /// Whether `node` is the Citus coordinator's own forwarding statement: a nested (not
-/// `top_level`) `SET LOCAL` of the carrier, which session.rs/citus.rs run through SPI with the
+/// `top_level`) `SET LOCAL` of the carrier, which identity/carrier.rs and identity/citus.rs run through SPI with the
 /// sealed identity. Citus, further down this chain, forwards its text to the workers as it
 /// receives it, so it is passed on untouched; the workers' copy, top-level there, is masked.
 ///

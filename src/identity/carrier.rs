@@ -16,7 +16,7 @@
 //!
 //! Citus: how the identity reaches the workers (sealed, in a `SET LOCAL` Citus forwards) and
 //! what a worker accepts is in `citus.rs`.
-#![allow(clippy::result_large_err)] // ErrorReport unboxed, as pgrx expects (see api.rs)
+#![allow(clippy::result_large_err)] // ErrorReport unboxed, as pgrx expects (see sql/mod.rs)
 
 use super::citus;
 use crate::errors::error_report;
@@ -58,12 +58,12 @@ static SESSION_SCOPE: GucSetting<SessionScope> =
     GucSetting::<SessionScope>::new(SessionScope::Refuse);
 
 /// `electric_auth.role_claim`: the claim that names the roles a connection authenticated by its
-/// token may use when pg_hba.conf delegates the ident mapping (PostgreSQL 18, `oauth.rs`).
+/// token may use when pg_hba.conf delegates the ident mapping (PostgreSQL 18, `oauth.rs` beside this file).
 /// Only in the configuration files; empty means no role.
 pub static ROLE_CLAIM: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// `electric_auth.delegate_privileged_roles`: whether a delegated role may be a superuser or
-/// have REPLICATION or BYPASSRLS (PostgreSQL 18, `oauth.rs`). Only in the configuration files;
+/// have REPLICATION or BYPASSRLS (PostgreSQL 18, `oauth.rs` beside this file). Only in the configuration files;
 /// default off.
 #[cfg_attr(not(feature = "pg18"), allow(dead_code))] // read by oauth.rs, PostgreSQL 18 only
 pub static DELEGATE_PRIVILEGED_ROLES: GucSetting<bool> = GucSetting::<bool>::new(false);

@@ -19,7 +19,7 @@
 //!
 //! Citus is recognised by its library being loaded ([`loaded`]), never by a setting's value: any
 //! role can `SET citus.propagate_set_commands` on a server without Citus (a placeholder).
-#![allow(clippy::result_large_err)] // ErrorReport unboxed, as pgrx expects (see api.rs)
+#![allow(clippy::result_large_err)] // ErrorReport unboxed, as pgrx expects (see sql/mod.rs)
 
 use crate::errors::warn_once;
 use crate::settings::hooks::{

@@ -3,7 +3,7 @@
 //! pgrx's `&str` argument checks UTF-8 and panics (SQLSTATE XX000, with a backtrace) on text
 //! that is not, which a database in another encoding passes for any non-ASCII byte. The SQL
 //! functions take a [`TokenText`] instead: the argument's bytes, unchecked here, for the
-//! function to judge (see `api.rs`: a database that is not UTF8 is refused, and bytes that are
+//! function to judge (see `sql/mod.rs`: a database that is not UTF8 is refused, and bytes that are
 //! not UTF-8 are an `Invalid token`).
 
 use pgrx::callconv::{Arg, ArgAbi};

@@ -31,7 +31,7 @@ pub static MODE: GucSetting<AuthMode> = GucSetting::<AuthMode>::new(AuthMode::Se
 pub static JWT_ALG: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// `electric_auth.jwt_key`: the HS secret, one or more PEM keys, a JWK or a JWKS (see the core's
-/// `key_set.rs`); default empty. Context: superuser,
+/// `keys/key_set.rs`); default empty. Context: superuser,
 /// and readable only by superusers (`GUC_SUPERUSER_ONLY`). Refused where other roles could read
 /// it: `ALTER ROLE/DATABASE … SET` and a function's `SET` clause (see [`check_jwt_key`]).
 pub static JWT_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);

@@ -1,7 +1,7 @@
 /*
  * Prints the layout of PostgreSQL 18's OAuth validator structs (libpq/oauth.h) and of the two
- * members of Port and HbaLine that src/oauth.rs reads, as "name=bytes" lines named like
- * src/oauth.rs's LAYOUT. Compiled against the PG 18 server headers by tests/oauth/test_oauth.py.
+ * members of Port and HbaLine that src/identity/oauth.rs reads, as "name=bytes" lines named like
+ * src/identity/oauth.rs's LAYOUT. Compiled against the PG 18 server headers by tests/oauth/test_oauth.py.
  */
 #include "postgres.h"
 

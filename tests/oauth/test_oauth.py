@@ -1,8 +1,8 @@
 """PostgreSQL 18: the database authenticates connecting clients by their Electric token, with
 electric_auth as the OAuth validator module (pg_hba.conf method oauth, SASL OAUTHBEARER).
 
-- The structs src/oauth.rs declares for libpq/oauth.h match the PG 18 headers: abi.c, compiled
-  against them, prints the layout src/oauth.rs pins in LAYOUT. (The pg_hba.conf line's fields
+- The structs src/identity/oauth.rs declares for libpq/oauth.h match the PG 18 headers: abi.c, compiled
+  against them, prints the layout src/identity/oauth.rs pins in LAYOUT. (The pg_hba.conf line's fields
   are read by csrc/oauth_hba.c, compiled against the same headers by build.rs.)
 - A real PG 18 cluster with `oauth` lines in pg_hba.conf (map= and delegate_ident_mapping=1)
   and a libpq 18 client (oauth_client.c) that hands over a PyJWT token through
@@ -75,7 +75,7 @@ class ValidatorAbi(unittest.TestCase):
         header = dict(line.split("=", 1) for line in
                       subprocess.run([abi], capture_output=True, text=True, check=True)
                       .stdout.splitlines())
-        source = (ROOT / "src/oauth.rs").read_text()
+        source = (ROOT / "src/identity/oauth.rs").read_text()
         constants = {name: int(value.replace("_", ""), 0) for name, value in
                      re.findall(r"const (\w+): (?:usize|u32|c_int) = (0x[0-9a-fA-F_]+|\d+);",
                                 source)}
