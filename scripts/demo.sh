@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# make demo: electric_auth's main job on a throwaway cluster, in a few minutes.
-#   1. The basics: a token verified (its claims, its user id) and an expired one rejected.
-#   2. The session identity behind a row-level security policy: authenticate() in a transaction
-#      shows that user's rows only, a second user sees only theirs, no identity sees nothing.
-#   3. A JWKS with two keys in electric_auth.jwt_key: each token is checked with the key its
-#      `kid` names.
-#   4. A key rotation (ALTER SYSTEM + reload): the old kid is refused, the new one accepted.
+# make demo: electric_auth's main job on a throwaway cluster, in a few minutes:
+#   - the basics: a token verified (its claims, its user id) and an expired one rejected;
+#   - the session identity behind a row-level security policy: authenticate() in a transaction
+#     shows that user's rows only, a second user sees only theirs, no identity sees nothing;
+#   - a JWKS with two keys in electric_auth.jwt_key: each token is checked with the key its
+#     `kid` names;
+#   - a key rotation (ALTER SYSTEM + reload): the old kid is refused, the new one accepted.
 # Keys and tokens are minted here by PyJWT (RS256, two fresh key pairs). Every token reaches the
 # server as a bind parameter (psql's \bind, 16 or later), never inside the statement text. The
 # cluster (port $EA_DEMO_PORT, default 54330) is stopped and removed at the end.
@@ -83,13 +83,13 @@ sql() {
   { printf '%s\n' "$VARIABLES" '\pset null (null)' '\set ECHO all'; cat; } |
     (cd / && as_postgres "$PSQL" -X -q -h "$SOCK" -p "$PORT" -d postgres -v ON_ERROR_STOP=0 2>&1)
 }
-# after_reload T0: returns once new sessions see a configuration loaded after T0.
-conf_load_time() {
-  (cd / && as_postgres "$PSQL" -X -qAt -h "$SOCK" -p "$PORT" -d postgres -c 'SELECT pg_conf_load_time()')
-}
+# query SQL: one value, from a new session. after_reload T0: returns once new sessions see a
+# configuration loaded after T0 (a pg_conf_load_time()).
+query() { (cd / && as_postgres "$PSQL" -X -qAt -h "$SOCK" -p "$PORT" -d postgres -c "$1"); }
+conf_load_time() { query 'SELECT pg_conf_load_time()'; }
 after_reload() {
   for _ in $(seq 100); do
-    [ "$(conf_load_time)" \> "$1" ] && return
+    [ "$(query "SELECT pg_conf_load_time() > '$1'")" = t ] && return
     sleep 0.1
   done
   echo "demo: the configuration was not reloaded within 10 s" >&2
@@ -157,7 +157,7 @@ RESET ROLE;
 SELECT id, owner_id, body FROM notes ORDER BY id;
 SQL
 
-section "4. A JWKS with two keys: rotation step 1, the next key (kid 2026-11) beside the current one"
+section "4. A JWKS with two keys: rotation step 1 publishes the next key (kid 2026-11) beside 2026-05"
 t0=$(conf_load_time)
 sql <<'SQL'
 ALTER SYSTEM SET electric_auth.jwt_key = :'jwks_both';
@@ -172,7 +172,7 @@ SELECT electric_auth.user_id($1) AS kid_2026_11 \bind :alice_new_token \g
 SELECT electric_auth.user_id($1) \bind :forged_kid_token \g
 SQL
 
-section "5. Rotation: the signer switched, old tokens expired; remove the old key"
+section "5. Rotation step 4: the signer uses 2026-11 and old tokens have expired; remove 2026-05"
 t0=$(conf_load_time)
 sql <<'SQL'
 ALTER SYSTEM SET electric_auth.jwt_key = :'jwks_new';
