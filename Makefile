@@ -99,5 +99,6 @@ install: bootstrap
 install-dev:
 	cargo pgrx install --pg-config $(PG_CONFIG)
 
+## make demo [PG_CONFIG=...]: the README's walkthrough on a throwaway cluster of that server.
 demo: bootstrap install
-	@bash scripts/demo.sh
+	@PG_CONFIG=$(PG_CONFIG) bash scripts/demo.sh
