@@ -98,7 +98,7 @@ after_reload() {
 section() { printf '\n== %s ==\n' "$*"; }
 
 scripts/cluster.sh start "$NAME" "$PORT"
-echo "demo: Postgres $("$BIN/postgres" --version | sed 's/.* //') on port $PORT (socket $SOCK)," \
+echo "demo: Postgres $("$BIN/postgres" --version | sed -E 's/^postgres \(PostgreSQL\) ([^ ]+).*/\1/') on port $PORT (socket $SOCK)," \
   "shared_preload_libraries = 'electric_auth', psql $(psql_major "$PSQL") as postgres"
 
 section "1. Setup: the extension, the signer's key set (one key, kid 2026-05), reload"
