@@ -5,16 +5,22 @@ PG_VERSIONS := 15 16 17 18
 PG ?= $(PG_VERSIONS)
 
 .PHONY: test demo bootstrap install install-dev fmt-check clippy test-core test-majors \
-	test-upgrade test-package package regress-update fuzz bench mutants test-citus
+	test-upgrade test-package package regress-update fuzz bench mutants test-citus \
+	check-versions dist
 
 bootstrap:
 	@bash scripts/bootstrap.sh
 
 ## make test: every test layer on every major in $(PG); fails on the first failure. The upgrade
 ## and .deb tests belong to Debian's Postgres 15 and run when 15 is in $(PG).
-test: bootstrap fmt-check clippy test-core test-majors \
+test: bootstrap check-versions fmt-check clippy test-core test-majors \
 	$(if $(filter 15,$(PG)),test-upgrade test-package) fuzz
 	@echo "make test: all layers passed on Postgres $(PG)"
+
+# One version everywhere: Cargo.toml, core/Cargo.toml, META.json (top level and provides),
+# electric_auth.control and the README's install commands.
+check-versions:
+	bash scripts/check_versions.sh
 
 fmt-check:
 	cargo fmt --all -- --check
@@ -49,6 +55,11 @@ test-citus: bootstrap
 test-package:
 	$(MAKE) package PG=15
 	bash tests/package/test_deb.sh
+
+## make dist: the PGXN source distribution of HEAD, target/dist/electric_auth-VERSION.zip
+## (git archive with META.json at its root), after the version check.
+dist: check-versions
+	bash scripts/dist.sh
 
 ## make package: per major in $(PG), a tarball and a Debian package under target/packages/.
 package: bootstrap
@@ -88,5 +99,6 @@ install: bootstrap
 install-dev:
 	cargo pgrx install --pg-config $(PG_CONFIG)
 
+## make demo [PG_CONFIG=...]: the README's walkthrough on a throwaway cluster of that server.
 demo: bootstrap install
-	@bash scripts/demo.sh
+	@PG_CONFIG=$(PG_CONFIG) bash scripts/demo.sh

@@ -11,6 +11,9 @@ action=$1 name=$2
 data=/tmp/$name-data sock=/tmp/$name-sock
 
 source "$(dirname "$0")/common.sh"
+# Every path below is absolute: run the tools from / so that `postgres` can enter the working
+# directory whoever's checkout this is (otherwise: "could not change directory ... Permission denied").
+cd /
 
 case $action in
   start)

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every test layer that needs a Postgres server, on one major (15, 16, 17 or 18): the
 # #[pg_test]s (cargo pgrx test), then the extension installed into that server for the
-# pg_regress contract suite, the security suite, the hot-standby replica test and the PgBouncer
-# test. Each layer starts its own throwaway clusters and stops them; the first failure stops
-# the script.
+# pg_regress contract suite, the security suite, the hot-standby replica test, the PgBouncer
+# test and `make demo`'s walkthrough. Each layer starts its own throwaway clusters and stops
+# them; the first failure stops the script.
 #   scripts/test_major.sh NN
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +41,9 @@ python3 tests/replica/test_replica.py
 
 step "PgBouncer (transaction and session pooling)"
 python3 tests/pooler/test_pgbouncer.py
+
+step "make demo's walkthrough, from a checkout postgres cannot enter"
+python3 tests/demo/test_demo.py
 
 if [ "$major" = 18 ]; then
   step "OAuth validator: connections authenticated by their token (new in 18)"
