@@ -2,6 +2,8 @@
 
 use crate::algorithm::Algorithm;
 use crate::error::ConfigError;
+use crate::jwks::document::key_set_with_fetched;
+use crate::jwks::FetchedKeys;
 use crate::keys::{KeySet, VerifyingKey};
 use base64::Engine;
 
@@ -65,6 +67,15 @@ impl Config {
     /// Validates the settings in the spec's order and parses the key. Fails with exactly the
     /// first configuration error the spec lists for these settings.
     pub fn from_settings(settings: &Settings) -> Result<Config, ConfigError> {
+        Config::from_settings_and_fetched(settings, None)
+    }
+
+    /// As [`Config::from_settings`], with the keys fetched from an identity provider (see
+    /// `jwks/`) joining the inline `jwt_key` keys; `jwt_key` may then be unset.
+    pub fn from_settings_and_fetched(
+        settings: &Settings,
+        fetched: Option<&FetchedKeys>,
+    ) -> Result<Config, ConfigError> {
         let namespace = set_value(&settings.jwt_namespace).map(str::to_owned);
         let clock_drift = settings.clock_drift.max(0);
         let mode = match settings.mode {
@@ -90,6 +101,10 @@ impl Config {
                         "electric_auth.jwt_aud",
                         set_value(&settings.jwt_aud).is_some(),
                     ),
+                    (
+                        fetched.map_or("electric_auth.jwks_url", |f| f.setting),
+                        fetched.is_some(),
+                    ),
                 ];
                 if let Some((setting, _)) = offending.iter().find(|(_, is_set)| *is_set) {
                     return Err(ConfigError::NotValidInInsecureMode { setting });
@@ -100,14 +115,21 @@ impl Config {
                 let alg_name = set_value(&settings.jwt_alg).ok_or(ConfigError::AlgNotSet)?;
                 let alg = Algorithm::from_name(alg_name)
                     .ok_or_else(|| ConfigError::AlgInvalid(alg_name.to_owned()))?;
-                let key_text = set_value(&settings.jwt_key).ok_or(ConfigError::KeyNotSet)?;
-                let keys = KeySet::parse(alg, key_text, |secret| {
-                    if settings.jwt_key_is_base64 {
-                        decode_base64_key(secret)
-                    } else {
-                        Ok(secret.as_bytes().to_vec())
-                    }
-                })?;
+                let inline = match set_value(&settings.jwt_key) {
+                    Some(key_text) => Some(KeySet::parse(alg, key_text, |secret| {
+                        if settings.jwt_key_is_base64 {
+                            decode_base64_key(secret)
+                        } else {
+                            Ok(secret.as_bytes().to_vec())
+                        }
+                    })?),
+                    None if fetched.is_none() => return Err(ConfigError::KeyNotSet),
+                    None => None,
+                };
+                let keys = match fetched {
+                    Some(fetched) => key_set_with_fetched(alg, inline, fetched)?,
+                    None => inline.ok_or(ConfigError::KeyNotSet)?,
+                };
                 ModeConfig::Secure {
                     alg,
                     keys: Box::new(keys),

@@ -85,6 +85,19 @@ pub enum ConfigError {
         count: usize,
         max: usize,
     },
+    /// `electric_auth.jwks_url`/`oidc_issuer` is set but no document has been fetched or loaded yet.
+    #[error("no keys have been fetched yet from {url} ({setting}): the electric_auth key worker has not completed a refresh since the server started")]
+    FetchedKeysPending { setting: &'static str, url: String },
+    /// Every refresh failed for longer than `electric_auth.jwks_max_stale`.
+    #[error("the keys fetched from {url} are stale: the last successful refresh was {age_secs} s ago, past electric_auth.jwks_max_stale ({max_stale_secs} s)")]
+    FetchedKeysStale {
+        url: String,
+        age_secs: i64,
+        max_stale_secs: i64,
+    },
+    /// The fetched document has no key for the pinned algorithm (`jwt_alg` changed since).
+    #[error("the keys fetched from {url} are not usable: {reason}")]
+    FetchedKeysUnusable { url: String, reason: String },
 }
 
 impl ConfigError {
@@ -108,6 +121,10 @@ impl ConfigError {
                 "Text that starts with \"{\" is read as a JWK or JWKS, also for HS* algorithms; \
                  an HS secret may not start with \"{\" (use electric_auth.jwt_key_is_base64 for \
                  such a secret)."
+                    .to_string(),
+            ),
+            ConfigError::FetchedKeysPending { .. } | ConfigError::FetchedKeysStale { .. } => Some(
+                "See SELECT * FROM electric_auth.key_source() for the last failure's reason."
                     .to_string(),
             ),
             ConfigError::NotValidInInsecureMode { .. } => {

@@ -11,6 +11,7 @@ mod claims;
 mod config;
 mod error;
 pub mod identity;
+pub mod jwks;
 mod keys;
 pub mod redaction;
 pub mod seal;

@@ -95,7 +95,7 @@ impl KeySet {
     }
 
     /// The usable keys of a JWK list, with a reason for each one left out.
-    fn from_jwks(alg: Algorithm, jwks: Vec<Value>) -> Result<KeySet, ConfigError> {
+    pub(crate) fn from_jwks(alg: Algorithm, jwks: Vec<Value>) -> Result<KeySet, ConfigError> {
         let mut keys = Vec::new();
         let mut reasons = Vec::new();
         for (i, value) in jwks.iter().enumerate() {
@@ -121,6 +121,24 @@ impl KeySet {
             });
         }
         Ok(KeySet { keys })
+    }
+
+    /// This set followed by `other`'s keys: the inline keys, then the fetched ones (see
+    /// `jwks/document.rs`). Each part was parsed and bounded on its own.
+    pub fn merged(mut self, other: KeySet) -> KeySet {
+        self.keys.extend(other.keys);
+        self
+    }
+
+    /// Whether a key of the set carries exactly this `kid` (keys without one do not count: a
+    /// token naming a `kid` nobody has may mean the provider rotated).
+    pub fn names_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+
+    /// The `kid`s of the set's keys, in order (public values, for `key_source()`).
+    pub fn kids(&self) -> Vec<String> {
+        self.keys.iter().filter_map(|k| k.kid.clone()).collect()
     }
 
     /// How many usable keys the set holds (never none: such a setting is an error).

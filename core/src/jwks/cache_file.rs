@@ -1,0 +1,118 @@
+//! The last good document as the worker persists it under the data directory, so a server that
+//! restarts while the provider is unreachable still verifies. One JSON object:
+//!
+//! ```json
+//! {"format": "electric_auth.jwks_cache.v1", "source": "https://idp/…", "fetched_at": 1767225600,
+//!  "document": "{\"keys\":[…]}"}
+//! ```
+//!
+//! `source` is the configured `jwks_url` or `oidc_issuer`: a file written for another source is
+//! not loaded. `fetched_at` is when the document was last fetched (staleness counts from it).
+
+use super::document::MAX_DOCUMENT_BYTES;
+use serde_json::{json, Value};
+
+pub const FORMAT: &str = "electric_auth.jwks_cache.v1";
+
+/// The largest cache file read: the document JSON-escaped (at most six bytes per byte) and a
+/// little more.
+pub const MAX_FILE_BYTES: usize = 6 * MAX_DOCUMENT_BYTES + 64 * 1024;
+
+/// A persisted document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedDocument {
+    pub source: String,
+    pub fetched_at: i64,
+    pub document: String,
+}
+
+impl CachedDocument {
+    /// The file's text.
+    pub fn to_file(&self) -> String {
+        json!({
+            "format": FORMAT,
+            "source": self.source,
+            "fetched_at": self.fetched_at,
+            "document": self.document,
+        })
+        .to_string()
+    }
+
+    /// Reads a file written for `source`, or says why it cannot be used.
+    pub fn from_file(bytes: &[u8], source: &str) -> Result<CachedDocument, String> {
+        if bytes.len() > MAX_FILE_BYTES {
+            return Err(format!("the file has more than {MAX_FILE_BYTES} bytes"));
+        }
+        let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(bytes) else {
+            return Err("the file is not a JSON object".to_owned());
+        };
+        if object.get("format").and_then(Value::as_str) != Some(FORMAT) {
+            return Err(format!("the file's format is not {FORMAT}"));
+        }
+        let (Some(file_source), Some(fetched_at), Some(document)) = (
+            object.get("source").and_then(Value::as_str),
+            object.get("fetched_at").and_then(Value::as_i64),
+            object.get("document").and_then(Value::as_str),
+        ) else {
+            return Err("the file lacks source, fetched_at or document".to_owned());
+        };
+        if file_source != source {
+            return Err("the file was written for another source".to_owned());
+        }
+        if document.len() > MAX_DOCUMENT_BYTES {
+            return Err("the file's document is too large".to_owned());
+        }
+        Ok(CachedDocument {
+            source: file_source.to_owned(),
+            fetched_at,
+            document: document.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> CachedDocument {
+        CachedDocument {
+            source: "https://idp/jwks".to_owned(),
+            fetched_at: 1_767_225_600,
+            document: "{\"keys\":[{\"kty\":\"OKP\",\"x\":\"\\\"q\"}]}\n".to_owned(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let file = sample().to_file();
+        assert_eq!(
+            CachedDocument::from_file(file.as_bytes(), "https://idp/jwks"),
+            Ok(sample())
+        );
+    }
+
+    #[test]
+    fn foreign_or_damaged_files_are_not_loaded() {
+        let file = sample().to_file();
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (file.clone().into_bytes(), "another source"),
+            (
+                file.as_bytes()[..file.len() / 2].to_vec(),
+                "not a JSON object",
+            ),
+            (b"".to_vec(), "not a JSON object"),
+            (file.replace(FORMAT, "v0").into_bytes(), "format"),
+            (file.replace("fetched_at", "fetched").into_bytes(), "lacks"),
+            (vec![b' '; MAX_FILE_BYTES + 1], "more than"),
+        ];
+        for (bytes, reason) in cases {
+            let source = if reason == "another source" {
+                "https://other"
+            } else {
+                "https://idp/jwks"
+            };
+            let error = CachedDocument::from_file(&bytes, source).unwrap_err();
+            assert!(error.contains(reason), "{reason}: {error}");
+        }
+    }
+}

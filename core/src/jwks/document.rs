@@ -1,0 +1,320 @@
+//! A JWKS fetched from an identity provider, read by the same JWK parser and key limits as an
+//! inline `electric_auth.jwt_key` JWKS (`key_set.rs`), and the key set a backend verifies with:
+//! the inline keys (if any) followed by the fetched ones.
+//!
+//! The worker checks a document before it replaces the last good one ([`validate_fetched`]);
+//! each backend parses the document again for the algorithm it pins ([`parse_fetched`]), only
+//! when the shared generation moved.
+
+use crate::algorithm::Algorithm;
+use crate::error::ConfigError;
+use crate::keys::KeySet;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::Value;
+
+/// The largest document fetched or kept (the HTTP client stops reading past it).
+pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// The most JWKs a fetched document may list, usable or not. Every entry is parsed, so this
+/// bounds the work a hostile provider can cause; real providers list fewer than 20.
+pub const MAX_DOCUMENT_ENTRIES: usize = 100;
+
+/// What a backend knows of the fetched keys when it builds its verifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedKeys {
+    /// The setting that configures the source: `electric_auth.jwks_url` or `.oidc_issuer`.
+    pub setting: &'static str,
+    /// Its value (a URL; public, shown in messages).
+    pub source: String,
+    pub state: FetchedState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchedState {
+    /// No document yet: the worker has not fetched (or loaded) one since the server started.
+    Pending,
+    /// The last good document is older than `electric_auth.jwks_max_stale` allows.
+    Stale { age_secs: i64, max_stale_secs: i64 },
+    /// The last good document, as the worker stored it.
+    Document(String),
+}
+
+/// What the worker reports of a usable document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentSummary {
+    /// Keys usable for the algorithm (or, with none configured, every JWK with a `kty`).
+    pub usable: usize,
+    /// Their `kid`s, in order.
+    pub kids: Vec<String>,
+}
+
+/// The JWK list of a fetched document, or why it is not a JWKS within the limits.
+fn entries(body: &[u8]) -> Result<Vec<Value>, String> {
+    if body.len() > MAX_DOCUMENT_BYTES {
+        return Err(format!(
+            "the document has {} bytes, more than {MAX_DOCUMENT_BYTES}",
+            body.len()
+        ));
+    }
+    let body = body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(body);
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| format!("the document is not valid JSON ({e})"))?;
+    let Value::Object(mut object) = value else {
+        return Err("the document is not a JSON object".to_owned());
+    };
+    match object.remove("keys") {
+        Some(Value::Array(keys)) if keys.len() > MAX_DOCUMENT_ENTRIES => Err(format!(
+            "the JWKS lists {} keys, more than {MAX_DOCUMENT_ENTRIES}",
+            keys.len()
+        )),
+        Some(Value::Array(keys)) => Ok(keys),
+        Some(_) => Err("\"keys\" is not an array".to_owned()),
+        None => Err("the document has no \"keys\" array (not a JWKS)".to_owned()),
+    }
+}
+
+/// The usable keys of a fetched document for `alg`, or why there are none: the same rules and
+/// limits as an inline JWKS ([`KeySet`]), with the document's own bounds first.
+pub fn parse_fetched(alg: Algorithm, body: &[u8]) -> Result<KeySet, String> {
+    let keys = entries(body)?;
+    KeySet::from_jwks(alg, keys).map_err(|error| match error {
+        ConfigError::NoUsableKey { alg, reasons } => {
+            format!("no key is usable for electric_auth.jwt_alg={alg}: {reasons}")
+        }
+        ConfigError::TooManyKeys { alg, count, max } => {
+            format!("{count} keys are usable for electric_auth.jwt_alg={alg}, at most {max} are allowed")
+        }
+        other => other.to_string(),
+    })
+}
+
+/// Whether a fetched document may replace the last good one: with `alg` pinned, it must hold a
+/// usable key for it; without (the worker may start before `jwt_alg` is set), every entry must be
+/// a JSON object with a string `kty`, and at least one entry is required.
+pub fn validate_fetched(alg: Option<Algorithm>, body: &[u8]) -> Result<DocumentSummary, String> {
+    match alg {
+        Some(alg) => parse_fetched(alg, body).map(|set| DocumentSummary {
+            usable: set.count(),
+            kids: set.kids(),
+        }),
+        None => {
+            let keys = entries(body)?;
+            if keys.is_empty() {
+                return Err("the set is empty".to_owned());
+            }
+            let mut kids = Vec::new();
+            for (i, key) in keys.iter().enumerate() {
+                if !key.get("kty").is_some_and(Value::is_string) {
+                    return Err(format!("key {} has no \"kty\"", i + 1));
+                }
+                if let Some(Value::String(kid)) = key.get("kid") {
+                    kids.push(kid.clone());
+                }
+            }
+            Ok(DocumentSummary {
+                usable: keys.len(),
+                kids,
+            })
+        }
+    }
+}
+
+/// The key set for `alg`: `inline` (from `jwt_key`, if set) followed by the fetched keys.
+/// Fetched keys that are pending, stale or unusable leave the inline keys alone; with no inline
+/// keys they are the configuration error that says why.
+pub fn key_set_with_fetched(
+    alg: Algorithm,
+    inline: Option<KeySet>,
+    fetched: &FetchedKeys,
+) -> Result<KeySet, ConfigError> {
+    let source = || fetched.source.clone();
+    let result = match &fetched.state {
+        FetchedState::Document(body) => {
+            parse_fetched(alg, body.as_bytes()).map_err(|reason| ConfigError::FetchedKeysUnusable {
+                url: source(),
+                reason,
+            })
+        }
+        FetchedState::Pending => Err(ConfigError::FetchedKeysPending {
+            setting: fetched.setting,
+            url: source(),
+        }),
+        FetchedState::Stale {
+            age_secs,
+            max_stale_secs,
+        } => Err(ConfigError::FetchedKeysStale {
+            url: source(),
+            age_secs: *age_secs,
+            max_stale_secs: *max_stale_secs,
+        }),
+    };
+    match (inline, result) {
+        (Some(inline), Ok(fetched)) => Ok(inline.merged(fetched)),
+        (None, Ok(fetched)) => Ok(fetched),
+        (Some(inline), Err(_)) => Ok(inline),
+        (None, Err(error)) => Err(error),
+    }
+}
+
+/// The `kid` a token's header names, if it is a string; `None` for anything unreadable (the
+/// verifier then refuses the token on its own). Used to decide whether a refused token names a
+/// key the provider may have just added.
+pub fn header_kid(token: &str) -> Option<String> {
+    if token.len() > crate::token::MAX_TOKEN_BYTES {
+        return None;
+    }
+    let header_b64 = token.split('.').next()?;
+    let bytes = URL_SAFE_NO_PAD.decode(header_b64).ok()?;
+    match serde_json::from_slice::<Value>(&bytes).ok()? {
+        Value::Object(mut header) => match header.remove("kid") {
+            Some(Value::String(kid)) => Some(kid),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // An Ed25519 public key (RFC 8037 A.2) and a P-256 one (RFC 7517 A.1).
+    const OKP: &str = r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"ed1"}"#;
+    const EC: &str = r#"{"kty":"EC","crv":"P-256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM","use":"sig","kid":"ec1"}"#;
+
+    fn jwks(keys: &[&str]) -> String {
+        format!("{{\"keys\":[{}]}}", keys.join(","))
+    }
+
+    #[test]
+    fn a_provider_jwks_keeps_its_usable_keys() {
+        let set = parse_fetched(Algorithm::EdDSA, jwks(&[EC, OKP]).as_bytes()).unwrap();
+        assert_eq!(set.count(), 1);
+        assert_eq!(set.kids(), vec!["ed1"]);
+        let summary = validate_fetched(Some(Algorithm::ES256), jwks(&[EC, OKP]).as_bytes());
+        assert_eq!(
+            summary,
+            Ok(DocumentSummary {
+                usable: 1,
+                kids: vec!["ec1".to_owned()]
+            })
+        );
+        assert_eq!(
+            validate_fetched(None, jwks(&[EC, OKP]).as_bytes())
+                .unwrap()
+                .usable,
+            2
+        );
+    }
+
+    #[test]
+    fn hostile_documents_are_refused_with_a_reason() {
+        let many = jwks(&vec![OKP; MAX_DOCUMENT_ENTRIES + 1]);
+        let big = format!(
+            "{{\"keys\":[{OKP}],\"pad\":\"{}\"}}",
+            "x".repeat(MAX_DOCUMENT_BYTES)
+        );
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"not json".to_vec(), "not valid JSON"),
+            (b"".to_vec(), "not valid JSON"),
+            (b"[]".to_vec(), "not a JSON object"),
+            (deep.into_bytes(), "not valid JSON"),
+            (b"{}".to_vec(), "no \"keys\" array"),
+            (b"{\"keys\":{}}".to_vec(), "not an array"),
+            (b"{\"keys\":[]}".to_vec(), "empty"),
+            (many.into_bytes(), "more than 100"),
+            (big.into_bytes(), "bytes, more than"),
+            (vec![0xff, 0xfe, 0x00], "not valid JSON"),
+            (jwks(&[EC]).into_bytes(), "no key is usable"),
+            (
+                jwks(&["{\"kty\":\"oct\",\"k\":\"AAAA\"}"]).into_bytes(),
+                "no key is usable",
+            ),
+        ];
+        for (body, reason) in cases {
+            let error = validate_fetched(Some(Algorithm::EdDSA), &body).unwrap_err();
+            assert!(error.contains(reason), "{reason}: {error}");
+        }
+        let error = validate_fetched(None, b"{\"keys\":[{\"kid\":\"a\"}]}").unwrap_err();
+        assert!(error.contains("no \"kty\""), "{error}");
+    }
+
+    #[test]
+    fn reasons_never_carry_key_material() {
+        let hs =
+            jwks(&["{\"kty\":\"oct\",\"k\":\"c2VjcmV0LXNlY3JldC1zZWNyZXQ\",\"alg\":\"HS512\"}"]);
+        let error = validate_fetched(Some(Algorithm::HS256), hs.as_bytes()).unwrap_err();
+        assert!(!error.contains("c2VjcmV0"), "{error}");
+        let error = validate_fetched(Some(Algorithm::ES256), jwks(&[OKP]).as_bytes()).unwrap_err();
+        assert!(!error.contains("11qYAYKx"), "{error}");
+    }
+
+    #[test]
+    fn fetched_keys_join_inline_ones() {
+        let inline = KeySet::parse(
+            Algorithm::EdDSA,
+            &jwks(&[&OKP.replace("ed1", "inline")]),
+            |_| unreachable!(),
+        )
+        .unwrap();
+        let fetched = FetchedKeys {
+            setting: "electric_auth.jwks_url",
+            source: "https://idp/jwks".to_owned(),
+            state: FetchedState::Document(jwks(&[OKP])),
+        };
+        let set = key_set_with_fetched(Algorithm::EdDSA, Some(inline.clone()), &fetched).unwrap();
+        assert_eq!(set.kids(), vec!["inline", "ed1"]);
+        assert!(set.names_kid("ed1") && set.names_kid("inline") && !set.names_kid("other"));
+
+        // Pending or stale fetched keys leave inline keys in use, and alone are an error.
+        for state in [
+            FetchedState::Pending,
+            FetchedState::Stale {
+                age_secs: 700_000,
+                max_stale_secs: 604_800,
+            },
+            FetchedState::Document("junk".to_owned()),
+        ] {
+            let fetched = FetchedKeys {
+                state,
+                ..fetched.clone()
+            };
+            let with_inline =
+                key_set_with_fetched(Algorithm::EdDSA, Some(inline.clone()), &fetched).unwrap();
+            assert_eq!(with_inline.kids(), vec!["inline"]);
+            let alone = key_set_with_fetched(Algorithm::EdDSA, None, &fetched).unwrap_err();
+            let message = alone.to_string();
+            assert!(message.contains("https://idp/jwks"), "{message}");
+        }
+        let stale = FetchedKeys {
+            state: FetchedState::Stale {
+                age_secs: 700_000,
+                max_stale_secs: 604_800,
+            },
+            ..fetched
+        };
+        let message = key_set_with_fetched(Algorithm::EdDSA, None, &stale)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("stale") && message.contains("jwks_max_stale"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn header_kid_reads_only_a_string_kid() {
+        let header = |json: &str| format!("{}.e30.sig", URL_SAFE_NO_PAD.encode(json));
+        assert_eq!(
+            header_kid(&header(r#"{"alg":"EdDSA","kid":"k1"}"#)),
+            Some("k1".into())
+        );
+        assert_eq!(header_kid(&header(r#"{"alg":"EdDSA","kid":7}"#)), None);
+        assert_eq!(header_kid(&header(r#"{"alg":"EdDSA"}"#)), None);
+        assert_eq!(header_kid(&header("[1]")), None);
+        assert_eq!(header_kid("%%%.e30.sig"), None);
+        assert_eq!(header_kid(""), None);
+    }
+}
