@@ -3,7 +3,8 @@
 //! All token logic lives in the pgrx-free `electric_auth_core` crate; this crate is the glue,
 //! one folder per concern, dependencies pointing down this list (see the README's layout):
 //! `sql` (the SQL functions) → `identity` (the session identity, Citus, the PG 18 validator) →
-//! `verify` (the per-backend verifier) → `guard` (refused settings, secrets kept out of logs and
+//! `verify` (the per-backend verifier) → `keys` (keys fetched from an identity provider by a
+//! background worker, read from shared memory) → `guard` (refused settings, secrets kept out of logs and
 //! views) → `settings` (the registry of every setting) → the core; `errors` maps core errors to
 //! Postgres errors for all of them.
 
@@ -12,6 +13,7 @@ use pgrx::prelude::*;
 mod errors;
 mod guard;
 mod identity;
+mod keys;
 mod settings;
 mod sql;
 mod verify;
@@ -23,10 +25,13 @@ pub extern "C-unwind" fn _PG_init() {
     // Placeholders a session created before the library loaded, which defining the settings
     // replaces (see guard/refused.rs).
     let placeholders = guard::placeholders_before_definition();
+    // Before the settings: their check hooks need to know whether the library is preloaded.
+    keys::init();
     settings::register(&[
         &verify::settings::declared(),
         &guard::declared_settings(),
         &identity::declared_settings(),
+        &keys::settings::declared(),
     ]);
     guard::mark_refused_placeholders(placeholders);
     guard::init();

@@ -85,6 +85,11 @@ pub enum ConfigError {
         count: usize,
         max: usize,
     },
+    /// `electric_auth.jwks_url` and `electric_auth.oidc_issuer` are both set.
+    #[error(
+        "electric_auth.jwks_url and electric_auth.oidc_issuer are both set; set only one of them"
+    )]
+    KeySourceConflict,
     /// `electric_auth.jwks_url`/`oidc_issuer` is set but no document has been fetched or loaded yet.
     #[error("no keys have been fetched yet from {url} ({setting}): the electric_auth key worker has not completed a refresh since the server started")]
     FetchedKeysPending { setting: &'static str, url: String },

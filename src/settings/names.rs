@@ -26,3 +26,12 @@ pub const ROLE_CLAIM: &CStr = c"electric_auth.role_claim";
 pub const DELEGATE_PRIVILEGED_ROLES: &CStr = c"electric_auth.delegate_privileged_roles";
 pub const ACCEPT_PROPAGATED_IDENTITY: &CStr = c"electric_auth.accept_propagated_identity";
 pub const PROPAGATION_SECRET: &CStr = c"electric_auth.propagation_secret";
+
+// Keys from an identity provider (`keys/`).
+pub const JWKS_URL: &CStr = c"electric_auth.jwks_url";
+pub const OIDC_ISSUER: &CStr = c"electric_auth.oidc_issuer";
+pub const JWKS_REFRESH_INTERVAL: &CStr = c"electric_auth.jwks_refresh_interval";
+pub const JWKS_TIMEOUT: &CStr = c"electric_auth.jwks_timeout";
+pub const JWKS_CA_FILE: &CStr = c"electric_auth.jwks_ca_file";
+pub const JWKS_MAX_STALE: &CStr = c"electric_auth.jwks_max_stale";
+pub const JWKS_MIN_REFRESH_INTERVAL: &CStr = c"electric_auth.jwks_min_refresh_interval";

@@ -4,6 +4,7 @@
 //! error by downcasting and raises it with its SQLSTATE; a boxed one would become SQLSTATE 22000.
 #![allow(clippy::result_large_err)]
 
+mod key_source;
 mod payload_jsonb;
 mod token_text;
 

@@ -7,14 +7,15 @@
 //! the key.
 
 use super::settings::current_settings;
-use crate::settings;
-use electric_auth_core::{
-    Config, ConfigError, Settings, TokenCache, Verifier, DEFAULT_BUDGET_BYTES,
-};
+use crate::{keys, settings};
+use electric_auth_core::{ConfigError, Settings, TokenCache, Verifier, DEFAULT_BUDGET_BYTES};
 use std::cell::{Cell, RefCell};
 
 struct CachedVerifier {
     generation: u64,
+    /// The fetched keys' generation and when to look at them again (see `keys/backend.rs`).
+    keys_generation: u64,
+    keys_recheck_at: Option<i64>,
     settings: Settings,
     verifier: Verifier,
     tokens: TokenCache,
@@ -29,12 +30,21 @@ thread_local! {
 /// configuration error those settings cause.
 pub fn with_verifier<R>(f: impl FnOnce(&Verifier, &mut TokenCache) -> R) -> Result<R, ConfigError> {
     let generation = settings::generation();
+    let keys_generation = keys::backend::generation();
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
-        let current = cache.as_ref().is_some_and(|c| c.generation == generation);
+        let current = cache.as_ref().is_some_and(|c| {
+            c.generation == generation
+                && c.keys_generation == keys_generation
+                && !keys::backend::past(c.keys_recheck_at)
+        });
         if !current {
             let settings = current_settings();
-            match cache.as_mut().filter(|c| c.settings == settings) {
+            match cache.as_mut().filter(|c| {
+                c.settings == settings
+                    && c.keys_generation == keys_generation
+                    && !keys::backend::past(c.keys_recheck_at)
+            }) {
                 Some(cached) => {
                     // Same settings, but a setting was assigned: start a fresh token cache.
                     cached.generation = generation;
@@ -43,9 +53,12 @@ pub fn with_verifier<R>(f: impl FnOnce(&Verifier, &mut TokenCache) -> R) -> Resu
                 None => {
                     *cache = None; // never keep tokens verified under other settings
                     REBUILDS.set(REBUILDS.get() + 1);
-                    let verifier = Verifier::new(Config::from_settings(&settings)?);
+                    let (config, keys_recheck_at) = keys::backend::config(&settings)?;
+                    let verifier = Verifier::new(config);
                     *cache = Some(CachedVerifier {
                         generation,
+                        keys_generation,
+                        keys_recheck_at,
                         settings,
                         verifier,
                         tokens: TokenCache::new(DEFAULT_BUDGET_BYTES),

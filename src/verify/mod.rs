@@ -8,7 +8,7 @@ pub mod settings;
 
 use crate::errors::{error_report, warn_once};
 use crate::guard;
-use electric_auth_core::{Error, TokenError, VerifiedToken, Verifier};
+use electric_auth_core::{ConfigError, Error, TokenError, VerifiedToken, Verifier};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use std::cell::Cell;
@@ -42,15 +42,48 @@ pub fn check_session() -> Result<(), ErrorReport> {
 
 /// Verifies `token` at `now` through the per-backend cache of verified tokens, after
 /// [`check_session`]; warns (once) when the mode is insecure.
+///
+/// A token refused for its signature while it names a `kid` no key has (or refused because no
+/// fetched keys arrived yet) may be signed by a key the provider just added: the key worker is
+/// woken and, when new keys arrive within `electric_auth.jwks_timeout`, the token is verified
+/// once more (see `keys/backend.rs`).
 pub fn verify_at<R>(
     token: &str,
     now: i64,
     answer: impl FnOnce(&VerifiedToken, &Verifier) -> R,
 ) -> Result<R, Error> {
+    let mut answer = Some(answer);
+    let mut result = verify_once(token, now, &mut answer);
+    let retry = matches!(
+        result,
+        Err(Error::Token(TokenError::InvalidSignature))
+            | Err(Error::Config(ConfigError::FetchedKeysPending { .. }))
+    ) && crate::keys::backend::wait_for_new_keys(token, |kid| {
+        cache::with_verifier(|verifier, _| {
+            verifier
+                .config()
+                .key_set()
+                .is_some_and(|keys| keys.names_kid(kid))
+        })
+        .unwrap_or(false)
+    });
+    if retry {
+        result = verify_once(token, now, &mut answer);
+    }
+    result
+}
+
+/// One verification; `answer` is taken only on success.
+fn verify_once<R, F: FnOnce(&VerifiedToken, &Verifier) -> R>(
+    token: &str,
+    now: i64,
+    answer: &mut Option<F>,
+) -> Result<R, Error> {
     let (insecure, result) = cache::with_verifier(|verifier, tokens| {
-        let result = tokens
-            .verify(verifier, token, now)
-            .map(|verified| answer(verified, verifier));
+        let result = tokens.verify(verifier, token, now).map(|verified| {
+            let answer = answer.take().expect("taken once, on success");
+            answer(verified, verifier)
+        });
         (verifier.config().algorithm().is_none(), result)
     })
     .map_err(Error::Config)?;

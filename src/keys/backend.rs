@@ -1,0 +1,143 @@
+//! What a backend does with the fetched keys: read them from shared memory when the generation
+//! moved, and, for a token naming a `kid` no key has, wake the worker (at most once per
+//! `electric_auth.jwks_min_refresh_interval`) and wait up to `electric_auth.jwks_timeout` for a
+//! new set. Never any network here.
+
+use super::settings::{self, KeySource};
+use super::shmem;
+use electric_auth_core::jwks::policy::{is_stale, may_request_refresh};
+use electric_auth_core::jwks::{header_kid, FetchedKeys, FetchedState};
+use electric_auth_core::{Config, ConfigError, Settings};
+use pgrx::pg_sys;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// Changes whenever the worker publishes a new document (a key setting assigned here bumps the
+/// settings generation instead).
+pub fn generation() -> u64 {
+    shmem::shared().map_or(0, |s| s.generation())
+}
+
+/// Whether a verifier built with `recheck_at` must be rebuilt now (stale keys, see [`config`]).
+pub fn past(recheck_at: Option<i64>) -> bool {
+    recheck_at.is_some_and(|at| crate::keys::clock_now() >= at)
+}
+
+/// The configuration for `settings` with the fetched keys as they are now, and when it must be
+/// looked at again even if no generation moves (when the keys turn stale, or, once stale,
+/// every second until a refresh succeeds).
+pub fn config(settings: &Settings) -> Result<(Config, Option<i64>), ConfigError> {
+    let (fetched, recheck_at) = fetched_keys()?;
+    let config = Config::from_settings_and_fetched(settings, fetched.as_ref())?;
+    Ok((config, recheck_at))
+}
+
+fn fetched_keys() -> Result<(Option<FetchedKeys>, Option<i64>), ConfigError> {
+    let source = KeySource::current();
+    let (setting, value) = match &source {
+        KeySource::None => return Ok((None, None)),
+        KeySource::Both => return Err(ConfigError::KeySourceConflict),
+        _ => source.setting_and_value().expect("a source"),
+    };
+    let pending = |recheck| {
+        Ok((
+            Some(FetchedKeys {
+                setting,
+                source: value.to_owned(),
+                state: FetchedState::Pending,
+            }),
+            recheck,
+        ))
+    };
+    let Some(shared) = shmem::shared() else {
+        return pending(None);
+    };
+    let fetched_at = shared.fetched_at.load(Ordering::Acquire);
+    let document = shared.read(|state| {
+        (state.source.get() == value.as_bytes() && !state.document.get().is_empty())
+            .then(|| state.document.string())
+    });
+    let Some(document) = document else {
+        return pending(None);
+    };
+    let now = crate::keys::clock_now();
+    let max_stale = i64::from(settings::MAX_STALE.get());
+    let (state, recheck_at) = if is_stale(now, fetched_at, max_stale) {
+        (
+            FetchedState::Stale {
+                age_secs: now - fetched_at,
+                max_stale_secs: max_stale,
+            },
+            now + 1,
+        )
+    } else {
+        (
+            FetchedState::Document(document),
+            fetched_at.saturating_add(max_stale).saturating_add(1),
+        )
+    };
+    Ok((
+        Some(FetchedKeys {
+            setting,
+            source: value.to_owned(),
+            state,
+        }),
+        Some(recheck_at),
+    ))
+}
+
+/// After a token was refused for its signature (or before any keys arrived): whether new keys
+/// arrived while this backend waited, so that verifying again is worth it. Waits only when the
+/// token names a `kid` no key has (or no keys are there yet), and at most `jwks_timeout`.
+pub fn wait_for_new_keys(token: &str, kid_known: impl FnOnce(&str) -> bool) -> bool {
+    let Some(shared) = shmem::shared() else {
+        return false;
+    };
+    if matches!(KeySource::current(), KeySource::None | KeySource::Both) {
+        return false;
+    }
+    match header_kid(token) {
+        Some(kid) if kid_known(&kid) => return false,
+        Some(_) => {}
+        // A token without a `kid` waits only for the very first keys.
+        None if shared.fetched_at.load(Ordering::Acquire) != 0 => return false,
+        None => {}
+    }
+    let generation = shared.generation();
+    let now = crate::keys::clock_now();
+    let last = shared.refresh_requested_at.load(Ordering::Acquire);
+    let min_interval = i64::from(settings::MIN_REFRESH_INTERVAL.get());
+    let requested = may_request_refresh(now, last, min_interval)
+        && shared
+            .refresh_requested_at
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+    if requested {
+        shared.refresh_pending.store(true, Ordering::Release);
+        shared.wake_worker();
+    } else if !shared.refresh_pending.load(Ordering::Acquire) {
+        // No refresh under way and none allowed yet: refuse now, without waiting.
+        return false;
+    }
+    let deadline = Instant::now() + settings::timeout();
+    loop {
+        if shared.generation() != generation {
+            return true;
+        }
+        if !shared.refresh_pending.load(Ordering::Acquire) || Instant::now() >= deadline {
+            return shared.generation() != generation;
+        }
+        // SAFETY: waits on this backend's own latch for 10 ms (the worker does not set it);
+        // interrupts (a cancel, a terminate) are served right after.
+        unsafe {
+            pg_sys::WaitLatch(
+                pg_sys::MyLatch,
+                (pg_sys::WL_LATCH_SET | pg_sys::WL_TIMEOUT | pg_sys::WL_EXIT_ON_PM_DEATH) as i32,
+                10,
+                pg_sys::PG_WAIT_EXTENSION,
+            );
+            pg_sys::ResetLatch(pg_sys::MyLatch);
+        }
+        pgrx::check_for_interrupts!();
+    }
+}

@@ -1,0 +1,183 @@
+//! The fetched keys in shared memory: the raw JWKS document (at most `MAX_DOCUMENT_BYTES`) and
+//! the worker's state under one LWLock, with a generation number a backend reads atomically on
+//! every verification (it re-parses the document only when the generation moved).
+//!
+//! Requested in `shmem_request_hook` and attached in `shmem_startup_hook`, each chained to the
+//! hook installed before ours (other modules of this library and other libraries add theirs).
+
+use electric_auth_core::jwks::MAX_DOCUMENT_BYTES;
+use pgrx::{pg_guard, pg_sys};
+use std::cell::UnsafeCell;
+use std::ffi::CStr;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, Ordering};
+
+const SHMEM_NAME: &CStr = c"electric_auth keys";
+const TRANCHE_NAME: &CStr = c"electric_auth_keys";
+
+/// A bounded text in shared memory.
+#[repr(C)]
+pub struct ShmemText<const N: usize> {
+    len: u32,
+    bytes: [u8; N],
+}
+
+impl<const N: usize> ShmemText<N> {
+    pub fn set(&mut self, text: &[u8]) {
+        let n = text.len().min(N);
+        self.bytes[..n].copy_from_slice(&text[..n]);
+        self.len = n as u32;
+    }
+
+    pub fn get(&self) -> &[u8] {
+        &self.bytes[..(self.len as usize).min(N)]
+    }
+
+    pub fn string(&self) -> String {
+        String::from_utf8_lossy(self.get()).into_owned()
+    }
+}
+
+/// What the worker publishes, read under the lock.
+#[repr(C)]
+pub struct KeyState {
+    /// The configured source (`jwks_url` or `oidc_issuer`) the document was fetched for.
+    pub source: ShmemText<2048>,
+    /// The JWKS URL fetched last (with discovery: the `jwks_uri`).
+    pub jwks_url: ShmemText<2048>,
+    /// Unix seconds: last success, last failure (0: never).
+    pub last_success: i64,
+    pub last_failure: i64,
+    pub failure: ShmemText<1024>,
+    pub next_refresh: i64,
+    /// Usable keys and their `kid`s (comma-separated JSON strings), as the worker counted them.
+    pub usable: i32,
+    pub kids: ShmemText<4096>,
+    /// Whether the document in use came from the cache file (no fetch succeeded yet).
+    pub from_file: bool,
+    /// The document; empty when none.
+    pub document: ShmemText<MAX_DOCUMENT_BYTES>,
+}
+
+#[repr(C)]
+pub struct SharedKeys {
+    /// Moves whenever `state.document` (or its source) changes.
+    pub generation: AtomicU64,
+    /// When the document in use was fetched (Unix seconds; 0: no document).
+    pub fetched_at: AtomicI64,
+    /// Completed fetch attempts (a waiting backend watches it).
+    pub attempts: AtomicU64,
+    /// The last unknown-`kid` wake-up (Unix seconds; 0: never).
+    pub refresh_requested_at: AtomicI64,
+    /// A wake-up the worker has not answered yet.
+    pub refresh_pending: AtomicBool,
+    /// The worker's latch, while it runs.
+    pub worker_latch: AtomicPtr<pg_sys::Latch>,
+    lock: AtomicPtr<pg_sys::LWLock>,
+    state: UnsafeCell<KeyState>,
+}
+
+static SHARED: AtomicPtr<SharedKeys> = AtomicPtr::new(ptr::null_mut());
+static mut PREV_SHMEM_REQUEST_HOOK: pg_sys::shmem_request_hook_type = None;
+static mut PREV_SHMEM_STARTUP_HOOK: pg_sys::shmem_startup_hook_type = None;
+
+/// Installs the hooks; from `_PG_init` while `shared_preload_libraries` loads.
+pub fn init() {
+    // SAFETY: _PG_init runs once per process, single-threaded, before any hook is called.
+    unsafe {
+        PREV_SHMEM_REQUEST_HOOK = pg_sys::shmem_request_hook;
+        pg_sys::shmem_request_hook = Some(shmem_request);
+        PREV_SHMEM_STARTUP_HOOK = pg_sys::shmem_startup_hook;
+        pg_sys::shmem_startup_hook = Some(shmem_startup);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn shmem_request() {
+    // SAFETY: called by the postmaster in its shmem request phase; the previous hook first.
+    unsafe {
+        if let Some(prev) = PREV_SHMEM_REQUEST_HOOK {
+            prev();
+        }
+        pg_sys::RequestAddinShmemSpace(std::mem::size_of::<SharedKeys>());
+        pg_sys::RequestNamedLWLockTranche(TRANCHE_NAME.as_ptr(), 1);
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn shmem_startup() {
+    // SAFETY: called by the postmaster after shared memory exists; the previous hook first.
+    // ShmemInitStruct under AddinShmemInitLock, as Postgres's own modules do.
+    unsafe {
+        if let Some(prev) = PREV_SHMEM_STARTUP_HOOK {
+            prev();
+        }
+        // AddinShmemInitLock is MainLWLockArray[21] on every major (lwlocknames), as pgrx's
+        // own shared memory code reads it.
+        let init_lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock;
+        pg_sys::LWLockAcquire(init_lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
+        let mut found = false;
+        let shared = pg_sys::ShmemInitStruct(
+            SHMEM_NAME.as_ptr(),
+            std::mem::size_of::<SharedKeys>(),
+            &mut found,
+        ) as *mut SharedKeys;
+        if !found {
+            ptr::write_bytes(shared as *mut u8, 0, std::mem::size_of::<SharedKeys>());
+            let lock = &raw mut (*pg_sys::GetNamedLWLockTranche(TRANCHE_NAME.as_ptr())).lock;
+            (*shared).lock.store(lock, Ordering::Relaxed);
+        }
+        SHARED.store(shared, Ordering::Release);
+        pg_sys::LWLockRelease(init_lock);
+    }
+}
+
+/// The shared keys, when the library was preloaded.
+pub fn shared() -> Option<&'static SharedKeys> {
+    // SAFETY: SHARED is set once in the postmaster before any child is forked, to shared
+    // memory that lives as long as the server; the state is reached only through the lock.
+    unsafe { SHARED.load(Ordering::Acquire).as_ref() }
+}
+
+impl SharedKeys {
+    /// Runs `f` with the state under the lock in `mode`; `f` must not raise an error.
+    fn locked<R>(&self, mode: pg_sys::LWLockMode::Type, f: impl FnOnce(*mut KeyState) -> R) -> R {
+        let lock = self.lock.load(Ordering::Relaxed);
+        let state = self.state.get();
+        // SAFETY: the lock was attached at startup; on an error Postgres releases every LWLock
+        // at abort. The state is only touched while it is held.
+        unsafe {
+            pg_sys::LWLockAcquire(lock, mode);
+            let result = f(state);
+            pg_sys::LWLockRelease(lock);
+            result
+        }
+    }
+
+    /// Reads the state (shared lock).
+    pub fn read<R>(&self, f: impl FnOnce(&KeyState) -> R) -> R {
+        // SAFETY: readers hold the lock in shared mode; the writer in exclusive mode.
+        self.locked(pg_sys::LWLockMode::LW_SHARED, |state| f(unsafe { &*state }))
+    }
+
+    /// Changes the state (exclusive lock).
+    pub fn write<R>(&self, f: impl FnOnce(&mut KeyState) -> R) -> R {
+        // SAFETY: the exclusive lock makes this the only reference.
+        self.locked(pg_sys::LWLockMode::LW_EXCLUSIVE, |state| {
+            f(unsafe { &mut *state })
+        })
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Wakes the worker, if it runs.
+    pub fn wake_worker(&self) {
+        let latch = self.worker_latch.load(Ordering::Acquire);
+        if !latch.is_null() {
+            // SAFETY: the worker's latch is its PGPROC's, in shared memory.
+            unsafe { pg_sys::SetLatch(latch) };
+        }
+    }
+}

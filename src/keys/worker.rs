@@ -1,0 +1,364 @@
+//! The key worker: one background process (registered when the library is preloaded) that
+//! fetches the configured JWKS at startup, on every interval and when a backend met an unknown
+//! `kid`, publishes it in shared memory, and persists the last good document so a restart
+//! without the network still verifies. It follows configuration reloads.
+
+use super::fetch::{fetch, Expected, FetchSettings};
+use super::settings::{self, KeySource};
+use super::shmem::{self, SharedKeys};
+use crate::settings::names;
+use electric_auth_core::jwks::cache_file::{CachedDocument, MAX_FILE_BYTES};
+use electric_auth_core::jwks::policy::{
+    refresh_after_success, retry_after_failure, WarningLimiter,
+};
+use electric_auth_core::jwks::url::check_https_url;
+use electric_auth_core::jwks::{discovery, validate_fetched, DocumentSummary};
+use electric_auth_core::Algorithm;
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
+};
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::prelude::*;
+use std::ffi::CStr;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// The cache file, in the data directory (readable by the server's OS user only).
+pub const CACHE_FILE_NAME: &str = "electric_auth_jwks_cache.json";
+
+/// Registers the worker; from `_PG_init` while `shared_preload_libraries` loads.
+pub fn register() {
+    BackgroundWorkerBuilder::new("electric_auth key worker")
+        .set_type("electric_auth key worker")
+        .set_library("electric_auth")
+        .set_function("electric_auth_key_worker_main")
+        .enable_shmem_access(None)
+        .set_start_time(BgWorkerStartTime::PostmasterStart)
+        .set_restart_time(Some(Duration::from_secs(10)))
+        .load();
+}
+
+fn now() -> i64 {
+    crate::keys::clock_now()
+}
+
+fn cache_path() -> PathBuf {
+    // SAFETY: DataDir is set before any background worker starts and never changes.
+    let data_dir = unsafe { CStr::from_ptr(pg_sys::DataDir) };
+    PathBuf::from(data_dir.to_string_lossy().into_owned()).join(CACHE_FILE_NAME)
+}
+
+/// The algorithm the worker checks documents for (its view of `jwt_alg`, from the file).
+fn pinned_algorithm() -> Option<Algorithm> {
+    // By name: the setting belongs to `verify/`, above this module.
+    // SAFETY: GetConfigOption returns the current value (or NULL), valid until it changes.
+    let value = unsafe { pg_sys::GetConfigOption(names::JWT_ALG.as_ptr(), true, false) };
+    if value.is_null() {
+        return None;
+    }
+    // SAFETY: a NUL-terminated string owned by the GUC machinery, read at once.
+    let name = unsafe { CStr::from_ptr(value) }.to_string_lossy();
+    Algorithm::from_name(name.trim())
+}
+
+fn warn(message: String) {
+    ErrorReport::new(PgSqlErrorCode::ERRCODE_WARNING, message, "electric_auth")
+        .report(PgLogLevel::WARNING);
+}
+
+fn log(message: String) {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+        message,
+        "electric_auth",
+    )
+    .report(PgLogLevel::LOG);
+}
+
+struct Worker {
+    source: KeySource,
+    next_attempt: i64,
+    failures: u32,
+    limiter: WarningLimiter,
+}
+
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn electric_auth_key_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let Some(shared) = shmem::shared() else {
+        return;
+    };
+    // SAFETY: MyLatch is this process's latch (its PGPROC's, in shared memory).
+    shared
+        .worker_latch
+        .store(unsafe { pg_sys::MyLatch }, Ordering::Release);
+    let mut worker = Worker {
+        source: KeySource::None,
+        next_attempt: 0,
+        failures: 0,
+        limiter: WarningLimiter::default(),
+    };
+    loop {
+        if BackgroundWorker::sighup_received() {
+            // SAFETY: the documented way for a background worker to apply a reload.
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        worker.step(shared);
+        let wait = match worker.source {
+            KeySource::JwksUrl(_) | KeySource::Issuer(_) => {
+                (worker.next_attempt - now()).clamp(1, 24 * 3600)
+            }
+            _ => 3600,
+        };
+        if !BackgroundWorker::wait_latch(Some(Duration::from_secs(wait as u64))) {
+            break;
+        }
+    }
+    shared
+        .worker_latch
+        .store(std::ptr::null_mut(), Ordering::Release);
+}
+
+impl Worker {
+    fn step(&mut self, shared: &SharedKeys) {
+        let source = KeySource::current();
+        if source != self.source {
+            self.source = source.clone();
+            self.failures = 0;
+            self.limiter.reset();
+            self.next_attempt = 0;
+            self.switch_source(shared);
+        }
+        match &self.source {
+            KeySource::None => {}
+            KeySource::Both => {
+                if self.limiter.should_warn("both", now()) {
+                    warn(format!(
+                        "{} and {} are both set: no keys are fetched until only one is",
+                        settings::JWKS_URL_NAME,
+                        settings::OIDC_ISSUER_NAME
+                    ));
+                }
+                shared.refresh_pending.store(false, Ordering::Release);
+            }
+            KeySource::JwksUrl(_) | KeySource::Issuer(_) => {
+                if now() >= self.next_attempt || shared.refresh_pending.load(Ordering::Acquire) {
+                    self.attempt(shared);
+                }
+            }
+        }
+    }
+
+    /// A new source: the old document is dropped, and the persisted one loaded if it was
+    /// written for this source.
+    fn switch_source(&mut self, shared: &SharedKeys) {
+        let loaded = self
+            .source
+            .setting_and_value()
+            .and_then(|(_, value)| load_cache_file(value));
+        let source = self
+            .source
+            .setting_and_value()
+            .map_or(String::new(), |(_, v)| v.to_owned());
+        shared.write(|state| {
+            state.source.set(source.as_bytes());
+            state.jwks_url.set(b"");
+            state.last_success = 0;
+            state.last_failure = 0;
+            state.failure.set(b"");
+            state.next_refresh = 0;
+            state.from_file = loaded.is_some();
+            match &loaded {
+                Some((cached, summary)) => {
+                    state.document.set(cached.document.as_bytes());
+                    state.usable = summary.usable as i32;
+                    state.kids.set(kid_list(&summary.kids).as_bytes());
+                }
+                None => {
+                    state.document.set(b"");
+                    state.usable = 0;
+                    state.kids.set(b"");
+                }
+            }
+        });
+        shared.fetched_at.store(
+            loaded.as_ref().map_or(0, |(cached, _)| cached.fetched_at),
+            Ordering::Release,
+        );
+        shared.generation.fetch_add(1, Ordering::AcqRel);
+        if let Some((cached, summary)) = &loaded {
+            log(format!(
+                "electric_auth loaded {} keys for {} from {CACHE_FILE_NAME}, fetched {} s ago",
+                summary.usable,
+                cached.source,
+                now() - cached.fetched_at
+            ));
+        }
+    }
+
+    fn attempt(&mut self, shared: &SharedKeys) {
+        let interval = i64::from(settings::REFRESH_INTERVAL.get());
+        let result = fetch_document(&self.source);
+        let now = now();
+        match result {
+            Ok((jwks_url, body, max_age, summary)) => {
+                let next = now + refresh_after_success(interval, max_age);
+                let changed = shared.write(|state| {
+                    let changed = state.document.get() != body.as_bytes()
+                        || state.jwks_url.get() != jwks_url.as_bytes();
+                    state.document.set(body.as_bytes());
+                    state.jwks_url.set(jwks_url.as_bytes());
+                    state.last_success = now;
+                    state.next_refresh = next;
+                    state.usable = summary.usable as i32;
+                    state.kids.set(kid_list(&summary.kids).as_bytes());
+                    state.from_file = false;
+                    changed
+                });
+                shared.fetched_at.store(now, Ordering::Release);
+                if changed {
+                    shared.generation.fetch_add(1, Ordering::AcqRel);
+                    log(format!(
+                        "electric_auth fetched {} usable keys from {jwks_url}",
+                        summary.usable
+                    ));
+                }
+                if let Some((_, value)) = self.source.setting_and_value() {
+                    let cached = CachedDocument {
+                        source: value.to_owned(),
+                        fetched_at: now,
+                        document: body,
+                    };
+                    if let Err(error) = persist(&cached) {
+                        if self.limiter.should_warn(&error, now) {
+                            warn(format!(
+                                "electric_auth could not persist the fetched keys: {error}"
+                            ));
+                        }
+                    } else {
+                        self.limiter.reset();
+                    }
+                }
+                self.failures = 0;
+                self.next_attempt = next;
+            }
+            Err(reason) => {
+                self.failures = self.failures.saturating_add(1);
+                let next = now + retry_after_failure(interval, self.failures);
+                shared.write(|state| {
+                    state.last_failure = now;
+                    state.failure.set(reason.as_bytes());
+                    state.next_refresh = next;
+                });
+                if self.limiter.should_warn(&reason, now) {
+                    let fetched_at = shared.fetched_at.load(Ordering::Acquire);
+                    let kept = if fetched_at == 0 {
+                        "no keys are in use yet".to_owned()
+                    } else {
+                        format!(
+                            "the last good keys (fetched {} s ago) stay in use",
+                            now - fetched_at
+                        )
+                    };
+                    warn(format!(
+                        "electric_auth could not refresh its keys: {reason}; {kept}"
+                    ));
+                }
+                self.next_attempt = next;
+            }
+        }
+        shared.refresh_pending.store(false, Ordering::Release);
+        shared.attempts.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// `"a","b"`: the `kid`s as JSON strings (a `kid` may hold a comma).
+fn kid_list(kids: &[String]) -> String {
+    kids.iter()
+        .map(|k| serde_json::Value::String(k.clone()).to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+type FetchedDocument = (String, String, Option<i64>, DocumentSummary);
+
+/// Discovery (if configured), then the JWKS, checked as `validate_fetched` does.
+fn fetch_document(source: &KeySource) -> Result<FetchedDocument, String> {
+    let settings = FetchSettings {
+        timeout: settings::timeout(),
+        ca_file: settings::ca_file(),
+    };
+    let jwks_url = match source {
+        KeySource::JwksUrl(url) => url.clone(),
+        KeySource::Issuer(issuer) => {
+            let url = discovery::discovery_url(issuer);
+            check_https_url(&url)?;
+            let document = fetch(&url, &settings, Expected::Discovery)?;
+            discovery::jwks_uri(issuer, &document.body).map_err(|e| format!("{url}: {e}"))?
+        }
+        _ => return Err("no source is configured".to_owned()),
+    };
+    check_https_url(&jwks_url).map_err(|e| format!("{jwks_url}: {e}"))?;
+    let fetched = fetch(&jwks_url, &settings, Expected::Jwks)?;
+    let summary = validate_fetched(pinned_algorithm(), &fetched.body)
+        .map_err(|e| format!("{jwks_url}: {e}"))?;
+    let body = String::from_utf8(fetched.body).map_err(|_| format!("{jwks_url}: not UTF-8"))?;
+    Ok((jwks_url, body, fetched.max_age, summary))
+}
+
+/// Writes the cache file atomically: a temporary file (mode 0600) synced, renamed over the
+/// old one, and the directory synced.
+fn persist(cached: &CachedDocument) -> Result<(), String> {
+    let path = cache_path();
+    let temporary = path.with_extension("json.tmp");
+    let write = || -> std::io::Result<()> {
+        let _ = std::fs::remove_file(&temporary);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(cached.to_file().as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, &path)?;
+        if let Some(dir) = path.parent() {
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    };
+    write().map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The persisted document for `source`, if there is a usable one.
+fn load_cache_file(source: &str) -> Option<(CachedDocument, DocumentSummary)> {
+    let path = cache_path();
+    let metadata = std::fs::metadata(&path).ok()?;
+    let refuse = |reason: String| {
+        warn(format!(
+            "electric_auth ignores {}: {reason}",
+            path.display()
+        ));
+        None
+    };
+    if metadata.len() > MAX_FILE_BYTES as u64 {
+        return refuse("it is too large".to_owned());
+    }
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) => return refuse(e.to_string()),
+    };
+    let cached = match CachedDocument::from_file(&bytes, source) {
+        Ok(cached) => cached,
+        // A file for a previous source is simply not ours to load.
+        Err(reason) if reason.contains("another source") => return None,
+        Err(reason) => return refuse(reason),
+    };
+    match validate_fetched(pinned_algorithm(), cached.document.as_bytes()) {
+        Ok(summary) => Some((cached, summary)),
+        Err(reason) => refuse(reason),
+    }
+}

@@ -1,0 +1,592 @@
+"""Keys from an identity provider (electric_auth.oidc_issuer / jwks_url), against a real HTTPS
+server on loopback with a CA and certificates this test generates (Python's http.server + ssl,
+the `cryptography` package), tokens minted by PyJWT (and node's jose where installed).
+
+What it proves, on one preloaded cluster: discovery -> JWKS -> tokens verify; a provider's
+rotation is absorbed without a refused client (unknown-kid refresh); a flood of random kids costs
+the provider at most one request per jwks_min_refresh_interval; hostile providers (invalid JSON,
+10 MiB, a trickling body, a redirect to http://, a certificate for another name or from an
+untrusted CA, an issuer that differs, 10,000 keys, keys of the wrong type, not JSON) each keep the
+last good set and log their reason once; a request or a hanging provider never delays user_id()
+beyond the wait; the provider down keeps the last good set, a restart while down verifies from the
+persisted file (mode 0600), past jwks_max_stale tokens are refused with the stale message; no
+token or key reaches the log. And without shared_preload_libraries, jwks_url is refused.
+
+Run on one major (cluster names ea-jwks-h5-*, ports 54420-54429, HTTPS on 54440-54449):
+PG_CONFIG=/opt/h5/17/bin/pg_config python3 tests/security/test_jwks.py
+"""
+
+import collections
+import datetime
+import http.server
+import ipaddress
+import json
+import os
+import pathlib
+import re
+import shutil
+import socket
+import ssl
+import stat
+import subprocess
+import threading
+import time
+import unittest
+import uuid
+
+import jwt
+import psycopg
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PG_CONFIG = os.environ.get("PG_CONFIG", "/usr/bin/pg_config")
+MAJOR = int(re.search(r"(\d+)", subprocess.run([PG_CONFIG, "--version"], capture_output=True,
+                                                 text=True, check=True).stdout).group(1))
+INDEX = {16: 0, 17: 1, 18: 2}.get(MAJOR, 3)
+NAME = f"ea-jwks-h5-{MAJOR}"
+PORT = 54420 + INDEX
+PLAIN_NAME, PLAIN_PORT = f"ea-jwks-h5-nopreload-{MAJOR}", 54424 + INDEX
+# One HTTPS port per major for the provider, one with a certificate for another name, one with a
+# certificate from a CA the server does not trust.
+HTTPS_PORT = 54440 + 3 * INDEX
+WRONG_NAME_PORT, ROGUE_CA_PORT = HTTPS_PORT + 1, HTTPS_PORT + 2
+ISSUER = f"https://localhost:{HTTPS_PORT}"
+TLS_DIR = pathlib.Path(f"/tmp/{NAME}-tls")
+MIN_REFRESH = 3  # electric_auth.jwks_min_refresh_interval in this cluster, seconds
+TIMEOUT = 2  # electric_auth.jwks_timeout, seconds
+MINTED = []  # every token this test made, to search the log for
+
+
+# --- TLS material -------------------------------------------------------------------------------
+
+def _name(cn):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _ca(cn):
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False,
+                                         False), critical=True)
+            .sign(key, hashes.SHA256()))
+    return key, cert
+
+
+def _leaf(ca_key, ca_cert, names, path):
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    sans = [x509.IPAddress(ipaddress.ip_address(n)) if n[0].isdigit() else x509.DNSName(n)
+            for n in names]
+    cert = (x509.CertificateBuilder().subject_name(_name(names[0])).issuer_name(ca_cert.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    path.with_suffix(".crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    path.with_suffix(".key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return path.with_suffix(".crt"), path.with_suffix(".key")
+
+
+def make_tls():
+    shutil.rmtree(TLS_DIR, ignore_errors=True)
+    TLS_DIR.mkdir(mode=0o755)
+    ca_key, ca_cert = _ca("ea-jwks test CA")
+    (TLS_DIR / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    rogue_key, rogue_cert = _ca("ea-jwks rogue CA")
+    tls = {
+        "good": _leaf(ca_key, ca_cert, ["localhost", "127.0.0.1"], TLS_DIR / "good"),
+        "wrong_name": _leaf(ca_key, ca_cert, ["wrong.example"], TLS_DIR / "wrong"),
+        "rogue": _leaf(rogue_key, rogue_cert, ["localhost"], TLS_DIR / "rogue"),
+    }
+    for f in TLS_DIR.iterdir():
+        f.chmod(0o644)
+    return tls
+
+
+# --- Signing keys ----------------------------------------------------------------------------------
+
+class SigningKey:
+    def __init__(self, kid):
+        self.kid = kid
+        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key()))
+        self.jwk.update(kid=kid, alg="RS256", use="sig")
+
+    def mint(self, kid=None, **claims):
+        payload = {"sub": "alice", "iat": int(time.time()) - 5, "exp": int(time.time()) + 3600,
+                   **claims}
+        token = jwt.encode(payload, self.private, algorithm="RS256",
+                           headers={"kid": kid or self.kid})
+        MINTED.append(token)
+        return token
+
+    def mint_with_jose(self):
+        """A token from node's jose (scripts/fixtures, after `npm ci` there), or None."""
+        fixtures = ROOT / "scripts/fixtures"
+        if not (fixtures / "node_modules/jose").exists():
+            return None
+        pem = self.private.private_bytes(serialization.Encoding.PEM,
+                                         serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()).decode()
+        job = [{"alg": "RS256", "key": pem, "kid": self.kid, "library": "jose",
+                "payload": {"sub": "jose-user", "iat": int(time.time()) - 5,
+                            "exp": int(time.time()) + 3600}}]
+        out = subprocess.run(["node", "sign.mjs"], cwd=fixtures, input=json.dumps(job),
+                             capture_output=True, text=True, check=True).stdout
+        token = json.loads(out)[0]
+        MINTED.append(token)
+        return token
+
+
+def jwks(*keys):
+    return json.dumps({"keys": [k.jwk for k in keys]}).encode()
+
+
+# --- The provider ------------------------------------------------------------------------------------
+
+class Provider:
+    """An HTTPS server whose answers the test changes: routes[path] -> fn(handler)."""
+
+    def __init__(self, port, cert_and_key):
+        self.port, self.cert_and_key = port, cert_and_key
+        self.routes, self.requests, self.server = {}, collections.Counter(), None
+
+    def start(self):
+        provider = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                provider.requests[self.path] += 1
+                route = provider.routes.get(self.path)
+                if route is None:
+                    self.send_error(404)
+                else:
+                    try:
+                        route(self)
+                    except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+                        pass
+
+            def log_message(self, *args):
+                pass
+
+        http.server.ThreadingHTTPServer.allow_reuse_address = True
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*map(str, self.cert_and_key))
+        server.socket = context.wrap_socket(server.socket, server_side=True,
+                                            do_handshake_on_connect=False)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.server = server
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+def send(handler, body, content_type="application/json", status=200, headers=()):
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    for name, value in headers:
+        handler.send_header(name, value)
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def json_route(body, content_type="application/json"):
+    return lambda h: send(h, body() if callable(body) else body, content_type)
+
+
+def discovery(issuer=ISSUER, jwks_uri=f"{ISSUER}/jwks"):
+    return json.dumps({"issuer": issuer, "jwks_uri": jwks_uri,
+                       "authorization_endpoint": f"{ISSUER}/authorize"}).encode()
+
+
+def huge_body(h):
+    size = 10 * 1024 * 1024
+    h.send_response(200)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", str(size))
+    h.end_headers()
+    chunk = b" " * 65536
+    for _ in range(size // len(chunk)):
+        h.wfile.write(chunk)
+
+
+def trickle(h):
+    h.send_response(200)
+    h.send_header("Content-Type", "application/json")
+    h.send_header("Content-Length", "1000")
+    h.end_headers()
+    for _ in range(30):
+        h.wfile.write(b" ")
+        h.wfile.flush()
+        time.sleep(1)
+
+
+def hang(h):
+    time.sleep(20)
+
+
+def redirect_to_http(h):
+    h.send_response(302)
+    h.send_header("Location", f"http://localhost:{HTTPS_PORT}/jwks")
+    h.send_header("Content-Length", "0")
+    h.end_headers()
+
+
+# --- The cluster ------------------------------------------------------------------------------------
+
+def cluster(action, name, port=None, preload=True, conf=""):
+    env = dict(os.environ, PG_CONFIG=PG_CONFIG, EA_PRELOAD="electric_auth" if preload else "",
+               EA_CONF=conf)
+    args = ["bash", "scripts/cluster.sh", action, name] + ([str(port)] if port else [])
+    subprocess.run(args, cwd=ROOT, env=env, check=True)
+
+
+def connect(name=NAME, port=PORT, user="postgres", **kwargs):
+    return psycopg.connect(host=f"/tmp/{name}-sock", port=port, user=user,
+                           dbname="postgres", autocommit=True, **kwargs)
+
+
+def wait_until(predicate, timeout=15, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Jwks(unittest.TestCase):
+    """One cluster and one provider; the tests run in their numbered order and build on it."""
+
+    @classmethod
+    def setUpClass(cls):
+        tls = make_tls()
+        cls.k1, cls.k2, cls.k3 = SigningKey("k1"), SigningKey("k2"), SigningKey("k3")
+        cls.provider = Provider(HTTPS_PORT, tls["good"])
+        cls.wrong_name = Provider(WRONG_NAME_PORT, tls["wrong_name"])
+        cls.rogue = Provider(ROGUE_CA_PORT, tls["rogue"])
+        cls.serve_good([cls.k1])
+        for p in (cls.provider, cls.wrong_name, cls.rogue):
+            p.start()
+        cls.conf = "\n".join([
+            "electric_auth.jwt_alg = 'RS256'",
+            f"electric_auth.oidc_issuer = '{ISSUER}'",
+            f"electric_auth.jwks_ca_file = '{TLS_DIR}/ca.pem'",
+            f"electric_auth.jwks_timeout = '{TIMEOUT}s'",
+            f"electric_auth.jwks_min_refresh_interval = '{MIN_REFRESH}s'",
+        ])
+        cluster("start", NAME, PORT, conf=cls.conf)
+        with connect() as c:
+            c.execute("CREATE EXTENSION electric_auth")
+
+    @classmethod
+    def tearDownClass(cls):
+        cluster("stop", NAME)
+        for p in (cls.provider, cls.wrong_name, cls.rogue):
+            p.stop()
+
+    @classmethod
+    def serve_good(cls, keys, jwks_uri=f"{ISSUER}/jwks"):
+        cls.provider.routes = {
+            "/.well-known/openid-configuration": json_route(discovery(jwks_uri=jwks_uri)),
+            "/jwks": json_route(jwks(*keys), "application/jwk-set+json"),
+        }
+        for p in (cls.wrong_name, cls.rogue):
+            p.routes = {"/jwks": json_route(jwks(*keys))}
+
+    # helpers
+
+    def source(self):
+        with connect() as c:
+            c.row_factory = psycopg.rows.dict_row
+            return c.execute("SELECT * FROM electric_auth.key_source()").fetchone()
+
+    def user_id(self, token):
+        """(user id, None) or (None, (sqlstate, message))."""
+        with connect() as c:
+            try:
+                return c.execute("SELECT electric_auth.user_id(%s)", (token,)).fetchone()[0], None
+            except psycopg.Error as e:
+                return None, (e.sqlstate, e.diag.message_primary)
+
+    def assert_verifies(self, token, user="alice"):
+        self.assertEqual(self.user_id(token), (user, None))
+
+    def log(self):
+        return (pathlib.Path(f"/tmp/{NAME}-data") / "server.log").read_text(errors="replace")
+
+    def random_kid(self):
+        return self.k1.mint(kid=f"junk-{uuid.uuid4()}")
+
+    def wait_for_failure(self, reason):
+        return wait_until(lambda: (self.source()["last_failure_reason"] or "").find(reason) >= 0
+                          and self.source(), timeout=TIMEOUT + 10, what=f"failure {reason!r}")
+
+    # tests
+
+    def test_01_discovery_then_jwks_then_tokens_verify(self):
+        src = wait_until(lambda: (s := self.source())["usable_keys"] == 1 and s,
+                         what="the first fetch")
+        self.assertEqual(src["setting"], "electric_auth.oidc_issuer")
+        self.assertEqual(src["source"], ISSUER)
+        self.assertEqual(src["jwks_url"], f"{ISSUER}/jwks")
+        self.assertEqual(src["kids"], ["k1"])
+        self.assertFalse(src["stale"])
+        self.assertIsNotNone(src["last_success"])
+        self.assertGreater(src["next_refresh"], src["last_success"])
+        self.assertGreaterEqual(self.provider.requests["/.well-known/openid-configuration"], 1)
+        self.assert_verifies(self.k1.mint())
+        with connect() as c:
+            payload = c.execute("SELECT electric_auth.verify(%s)", (self.k1.mint(),)).fetchone()[0]
+        self.assertEqual(payload["sub"], "alice")
+        jose_token = self.k1.mint_with_jose()
+        if jose_token is None:
+            self.skipTest("node's jose is not installed (npm ci in scripts/fixtures)")
+        self.assert_verifies(jose_token, "jose-user")
+
+    def test_02_rotation_is_absorbed_without_a_refused_client(self):
+        before = self.source()["generation"]
+        self.serve_good([self.k1, self.k2])
+        # The new key is used before the next scheduled refresh (5 min away): the unknown kid
+        # wakes the worker and the backend waits for it.
+        started = time.monotonic()
+        self.assert_verifies(self.k2.mint())
+        self.assertLess(time.monotonic() - started, TIMEOUT + 1)
+        self.assertGreater(self.source()["generation"], before)
+        self.assert_verifies(self.k1.mint())
+        # The provider retires k1; the next refresh (woken here by an unknown kid after the
+        # minimum interval) drops it.
+        self.serve_good([self.k2])
+        time.sleep(MIN_REFRESH + 0.2)
+        self.assertEqual(self.user_id(self.random_kid())[1][0], "28000")
+        wait_until(lambda: self.source()["kids"] == ["k2"], what="k1 retired")
+        self.assert_verifies(self.k2.mint())
+        self.assertEqual(self.user_id(self.k1.mint())[1][0], "28000")
+
+    def test_03_a_flood_of_random_kids_costs_one_request_per_interval(self):
+        time.sleep(MIN_REFRESH + 0.2)
+        start_requests = self.provider.requests["/jwks"]
+        refusals, slowest = [], [0.0]
+        stop_at = time.monotonic() + 2 * MIN_REFRESH + 0.5
+
+        def flood():
+            with connect() as c:
+                while time.monotonic() < stop_at:
+                    t = time.monotonic()
+                    try:
+                        c.execute("SELECT electric_auth.user_id(%s)", (self.random_kid(),))
+                    except psycopg.Error as e:
+                        refusals.append(e.sqlstate)
+                    slowest[0] = max(slowest[0], time.monotonic() - t)
+
+        threads = [threading.Thread(target=flood) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        fetched = self.provider.requests["/jwks"] - start_requests
+        self.assertGreater(len(refusals), 20)
+        self.assertEqual(set(refusals), {"28000"})
+        # 6.5 s with a 3 s minimum interval: at most three refreshes.
+        self.assertGreaterEqual(fetched, 1)
+        self.assertLessEqual(fetched, 3, f"{fetched} fetches for {len(refusals)} tokens")
+        self.assertLess(slowest[0], TIMEOUT + 1)
+
+    HOSTILE = [
+        # (name, route changes, reason in key_source() and the log)
+        ("invalid JSON", {"/jwks": json_route(b"{\"keys\": [")}, "not valid JSON"),
+        ("10 MiB body", {"/jwks": huge_body}, "larger than 1048576 bytes"),
+        ("trickling body", {"/jwks": trickle}, "no complete answer within"),
+        ("redirect to http://", {"/jwks": redirect_to_http}, "not https://"),
+        ("not JSON", {"/jwks": json_route(b"<html></html>", "text/html")}, "is not JSON"),
+        ("certificate for another name", {"/.well-known/openid-configuration": json_route(
+            discovery(jwks_uri=f"https://localhost:{WRONG_NAME_PORT}/jwks"))},
+         "certificate not valid for name"),
+        ("untrusted CA", {"/.well-known/openid-configuration": json_route(
+            discovery(jwks_uri=f"https://localhost:{ROGUE_CA_PORT}/jwks"))}, "UnknownIssuer"),
+        ("issuer differs", {"/.well-known/openid-configuration": json_route(
+            discovery(issuer=f"{ISSUER}/other"))}, "§4.3"),
+        ("10,000 keys", {"/jwks": json_route(lambda: json.dumps(
+            {"keys": [{"kty": "RSA", "kid": f"x{i}", "n": "AQAB", "e": "AQAB"}
+                      for i in range(10_000)]}).encode())}, "more than 100"),
+        ("keys of the wrong type", {"/jwks": json_route(json.dumps({"keys": [
+            {"kty": "EC", "crv": "P-256", "kid": "ec",
+             "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
+             "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}]}).encode())},
+         "no key is usable"),
+    ]
+
+    def test_04_a_hostile_provider_keeps_the_last_good_set(self):
+        good = self.k2.mint()
+        for name, routes, reason in self.HOSTILE:
+            with self.subTest(name):
+                self.serve_good([self.k2])
+                self.provider.routes.update(routes)
+                time.sleep(MIN_REFRESH + 0.2)
+                started = time.monotonic()
+                self.assertEqual(self.user_id(self.random_kid())[1][0], "28000")
+                self.assertLess(time.monotonic() - started, TIMEOUT + 1, "the wait is bounded")
+                src = self.wait_for_failure(reason)
+                self.assertEqual(src["kids"], ["k2"], "the last good set stays")
+                self.assert_verifies(good)
+                if name == "invalid JSON":
+                    # The same failure again: not logged again.
+                    time.sleep(MIN_REFRESH + 0.2)
+                    attempts_before = self.provider.requests["/jwks"]
+                    self.user_id(self.random_kid())
+                    wait_until(lambda: self.provider.requests["/jwks"] > attempts_before,
+                               what="a second attempt")
+                    time.sleep(0.5)
+                logged = [line for line in self.log().splitlines()
+                          if "could not refresh its keys" in line and reason in line]
+                self.assertEqual(len(logged), 1, logged)
+        self.serve_good([self.k2])
+        time.sleep(MIN_REFRESH + 0.2)
+        self.user_id(self.random_kid())
+        wait_until(lambda: (s := self.source())["last_success"] > s["last_failure"],
+                   what="recovery")
+
+    def test_05_no_fetch_on_the_request_path_and_a_hanging_provider_delays_nothing(self):
+        token = self.k2.mint()
+        before = dict(self.provider.requests)
+        started = time.monotonic()
+        with connect() as c:
+            for _ in range(200):
+                self.assertEqual(
+                    c.execute("SELECT electric_auth.user_id(%s)", (token,)).fetchone()[0],
+                    "alice")
+        elapsed = time.monotonic() - started
+        self.assertEqual(dict(self.provider.requests), before, "no request from a backend")
+        self.provider.routes["/jwks"] = hang
+        time.sleep(MIN_REFRESH + 0.2)
+        # The worker is now stuck on the provider; known keys still verify at once, an unknown
+        # kid is refused within the configured wait.
+        started = time.monotonic()
+        self.assertEqual(self.user_id(self.random_kid())[1][0], "28000")
+        waited = time.monotonic() - started
+        self.assertLess(waited, TIMEOUT + 1)
+        started = time.monotonic()
+        for _ in range(20):
+            self.assert_verifies(token)
+        self.assertLess(time.monotonic() - started, max(2.0, 20 * elapsed / 200 * 10))
+        self.wait_for_failure("no complete answer within")
+        self.serve_good([self.k2])
+
+    def test_06_provider_down_restart_from_the_persisted_set_then_stale(self):
+        token = self.k2.mint()
+        self.provider.stop()
+        try:
+            time.sleep(MIN_REFRESH + 0.2)
+            self.assertEqual(self.user_id(self.random_kid())[1][0], "28000")
+            self.wait_for_failure("Connection refused")
+            self.assert_verifies(token)
+            cache = pathlib.Path(f"/tmp/{NAME}-data/electric_auth_jwks_cache.json")
+            self.assertEqual(stat.S_IMODE(cache.stat().st_mode), 0o600)
+            self.assertEqual(json.loads(json.loads(cache.read_text())["document"]),
+                             json.loads(jwks(self.k2)))
+            # Restart while the provider is down: the persisted set is loaded before any fetch.
+            bindir = subprocess.run([PG_CONFIG, "--bindir"], capture_output=True, text=True,
+                                    check=True).stdout.strip()
+            data = f"/tmp/{NAME}-data"
+            subprocess.run(["runuser", "-u", "postgres", "--", f"{bindir}/pg_ctl", "-D", data,
+                            "-l", f"{data}/server.log", "-w", "restart", "-m", "fast"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            src = wait_until(lambda: (s := self.source())["usable_keys"] == 1 and s,
+                             what="the persisted set")
+            self.assertTrue(src["from_cache_file"])
+            self.assert_verifies(token)
+            # Past jwks_max_stale: refused, saying why.
+            with connect() as c:
+                c.execute("ALTER SYSTEM SET electric_auth.jwks_max_stale = '1s'")
+                c.execute("SELECT pg_reload_conf()")
+            time.sleep(2.5)
+            result = self.user_id(token)
+            self.assertEqual(result[1][0], "22023", result)
+            self.assertIn("stale", result[1][1])
+            self.assertIn("electric_auth.jwks_max_stale", result[1][1])
+            self.assertTrue(self.source()["stale"])
+        finally:
+            with connect() as c:
+                c.execute("ALTER SYSTEM RESET electric_auth.jwks_max_stale")
+                c.execute("SELECT pg_reload_conf()")
+            self.provider.start()
+        time.sleep(0.5)
+        self.assert_verifies(token)
+
+    def test_07_both_sources_are_a_configuration_error(self):
+        with connect() as c:
+            c.execute(f"ALTER SYSTEM SET electric_auth.jwks_url = '{ISSUER}/jwks'")
+            c.execute("SELECT pg_reload_conf()")
+        try:
+            time.sleep(0.5)
+            result = self.user_id(self.k2.mint())
+            self.assertEqual(result[1][0], "22023", result)
+            self.assertIn("both set", result[1][1])
+        finally:
+            with connect() as c:
+                c.execute("ALTER SYSTEM RESET electric_auth.jwks_url")
+                c.execute("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+        wait_until(lambda: self.user_id(self.k2.mint())[0] == "alice", what="recovery")
+
+    def test_08_key_source_is_for_superusers_and_pg_monitor(self):
+        with connect() as c:
+            c.execute("DROP ROLE IF EXISTS ea_jwks_app, ea_jwks_monitor")
+            c.execute("CREATE ROLE ea_jwks_app LOGIN")
+            c.execute("CREATE ROLE ea_jwks_monitor LOGIN IN ROLE pg_monitor")
+        with connect(user="ea_jwks_monitor") as c:
+            self.assertEqual(c.execute("SELECT kids FROM electric_auth.key_source()")
+                             .fetchone()[0], ["k2"])
+        with connect(user="ea_jwks_app") as c:
+            with self.assertRaises(psycopg.errors.InsufficientPrivilege):
+                c.execute("SELECT * FROM electric_auth.key_source()")
+
+    def test_09_no_token_or_key_in_the_log(self):
+        log = self.log()
+        self.assertIn("could not refresh its keys", log)  # the log is the one written to
+        for token in MINTED:
+            self.assertNotIn(token.split(".")[2][:24], log)
+        for key in (self.k1, self.k2, self.k3):
+            self.assertNotIn(key.jwk["n"][:24], log)
+
+
+class WithoutPreload(unittest.TestCase):
+    def test_jwks_url_requires_shared_preload_libraries(self):
+        cluster("start", PLAIN_NAME, PLAIN_PORT, preload=False)
+        try:
+            with connect(PLAIN_NAME, PLAIN_PORT) as c:
+                c.execute("CREATE EXTENSION electric_auth")
+                with self.assertRaises(psycopg.Error) as raised:
+                    c.execute("ALTER SYSTEM SET electric_auth.jwks_url = "
+                              "'https://idp.example.com/jwks'")
+                self.assertEqual(raised.exception.sqlstate, "55000")
+                self.assertIn("shared_preload_libraries", raised.exception.diag.message_primary)
+                row = c.execute("SELECT last_failure_reason FROM electric_auth.key_source()")
+                self.assertIn("not in shared_preload_libraries", row.fetchone()[0])
+        finally:
+            cluster("stop", PLAIN_NAME)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
