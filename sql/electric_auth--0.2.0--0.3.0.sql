@@ -27,3 +27,26 @@ CREATE FUNCTION electric_auth."logout"() RETURNS void
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'logout_wrapper';
+
+-- Keys from an identity provider (src/keys/sql.rs): the key worker's state, for superusers and
+-- pg_monitor only.
+CREATE FUNCTION electric_auth."key_source"() RETURNS TABLE (
+	"setting" TEXT,
+	"source" TEXT,
+	"jwks_url" TEXT,
+	"last_success" timestamp with time zone,
+	"last_failure" timestamp with time zone,
+	"last_failure_reason" TEXT,
+	"usable_keys" INT,
+	"kids" TEXT[],
+	"generation" bigint,
+	"next_refresh" timestamp with time zone,
+	"stale" bool,
+	"from_cache_file" bool
+)
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'key_source_wrapper';
+
+REVOKE ALL ON FUNCTION electric_auth."key_source"() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION electric_auth."key_source"() TO pg_monitor;
