@@ -641,6 +641,20 @@ class Jwks(unittest.TestCase):
                 c.execute("SELECT pg_reload_conf()")
             self.serve_good([self.k2])
 
+    def test_11_the_session_identity_is_verified_again_with_fetched_keys_in_parallel_workers(self):
+        with connect() as c:
+            c.execute("BEGIN")
+            self.assertEqual(c.execute("SELECT electric_auth.authenticate(%s)",
+                                       (self.k2.mint(),)).fetchone()[0], "alice")
+            c.execute("SET LOCAL debug_parallel_query = on")
+            c.execute("SET LOCAL parallel_setup_cost = 0")
+            plan = "\n".join(r[0] for r in c.execute(
+                "EXPLAIN (COSTS OFF) SELECT electric_auth.current_user_id()"))
+            self.assertIn("Single Copy", plan)
+            self.assertEqual(c.execute("SELECT electric_auth.current_user_id()").fetchone()[0],
+                             "alice")
+            c.execute("COMMIT")
+
     def test_99_no_token_or_key_in_the_log(self):
         log = self.log()
         self.assertIn("could not refresh its keys", log)  # the log is the one written to
