@@ -5,14 +5,13 @@ tokens (the token cache never hits). PG_CONFIG=... N=2000 python3 bench/jwks_fet
 """
 import json, os, statistics, subprocess, sys, time
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "tests/security"))
-os.environ.setdefault("PG_CONFIG", "/opt/h5/17/bin/pg_config")
 import test_jwks as T
 import psycopg
 
 N = int(os.environ.get("N", "3000"))
 T.HTTPS_PORT = 54449
 T.ISSUER = f"https://localhost:{T.HTTPS_PORT}"
-NAME, PORT = "ea-jwks-h5-bench-17", 54427
+NAME, PORT = f"ea-jwks-bench-h5-{T.MAJOR}", 54427
 tls = T.make_tls()
 key = T.SigningKey("k1")
 p = T.Provider(T.HTTPS_PORT, tls["good"])
