@@ -655,6 +655,25 @@ class Jwks(unittest.TestCase):
                              "alice")
             c.execute("COMMIT")
 
+    def test_12_a_jwks_url_without_discovery_and_the_worker_follows_a_reload(self):
+        with connect() as c:
+            c.execute("ALTER SYSTEM SET electric_auth.oidc_issuer = ''")
+            c.execute(f"ALTER SYSTEM SET electric_auth.jwks_url = '{ISSUER}/jwks'")
+            c.execute("SELECT pg_reload_conf()")
+        try:
+            src = wait_until(lambda: (s := self.source())["setting"] == "electric_auth.jwks_url"
+                             and s["usable_keys"] == 1 and s, what="the jwks_url source")
+            self.assertEqual(src["jwks_url"], f"{ISSUER}/jwks")
+            self.assert_verifies(self.k2.mint())
+        finally:
+            with connect() as c:
+                c.execute("ALTER SYSTEM RESET electric_auth.oidc_issuer")
+                c.execute("ALTER SYSTEM RESET electric_auth.jwks_url")
+                c.execute("SELECT pg_reload_conf()")
+        wait_until(lambda: (s := self.source())["setting"] == "electric_auth.oidc_issuer"
+                   and s["usable_keys"] == 1, what="back to discovery")
+        self.assert_verifies(self.k2.mint())
+
     def test_99_no_token_or_key_in_the_log(self):
         log = self.log()
         self.assertIn("could not refresh its keys", log)  # the log is the one written to
