@@ -4,7 +4,7 @@ PG_CONFIG ?= /usr/bin/pg_config
 PG_VERSIONS := 15 16 17 18
 PG ?= $(PG_VERSIONS)
 
-.PHONY: test demo bootstrap install install-dev fmt-check clippy test-core test-majors \
+.PHONY: check-cycles test demo bootstrap install install-dev fmt-check clippy test-core test-majors \
 	test-upgrade test-package package regress-update fuzz bench mutants test-citus \
 	check-versions dist
 
@@ -13,7 +13,7 @@ bootstrap:
 
 ## make test: every test layer on every major in $(PG); fails on the first failure. The upgrade
 ## and .deb tests belong to Debian's Postgres 15 and run when 15 is in $(PG).
-test: bootstrap check-versions fmt-check clippy test-core test-majors \
+test: bootstrap check-versions fmt-check clippy check-cycles test-core test-majors \
 	$(if $(filter 15,$(PG)),test-upgrade test-package) fuzz
 	@echo "make test: all layers passed on Postgres $(PG)"
 
@@ -32,6 +32,10 @@ clippy:
 	  cargo clippy -p electric_auth --all-targets --no-default-features \
 	    --features "pg$$v pg_test" -- -D warnings || exit 1; \
 	done
+
+# No module may import one that imports it back, in either crate (cargo-modules; see the README).
+check-cycles:
+	bash scripts/check_cycles.sh $(PG)
 
 test-core:
 	cargo test -p electric_auth_core

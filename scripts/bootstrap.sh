@@ -71,4 +71,11 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install --locked cargo-fuzz
 fi
 
+# The module-cycle check of make test (scripts/check_cycles.sh) reads both crates with it.
+CARGO_MODULES_VERSION=0.27.0
+if ! cargo modules --version 2>/dev/null | grep -q "$CARGO_MODULES_VERSION"; then
+  echo "bootstrap: installing cargo-modules $CARGO_MODULES_VERSION (several minutes, once)"
+  cargo install --locked "cargo-modules@$CARGO_MODULES_VERSION"
+fi
+
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt

@@ -22,4 +22,4 @@ pub use cache::{TokenCache, DEFAULT_BUDGET_BYTES};
 pub use config::{Config, Mode, Settings};
 pub use error::{ConfigError, Error, ErrorKind, TokenError};
 pub use keys::{KeySet, VerifyingKey, MAX_KEYS};
-pub use token::{VerifiedToken, Verifier, MAX_TOKEN_BYTES};
+pub use token::{header_kid, VerifiedToken, Verifier, MAX_TOKEN_BYTES};

@@ -301,6 +301,24 @@ mod numeric {
     }
 }
 
+/// The `kid` a token's header names, if it is a string; `None` for anything unreadable (the
+/// verifier then refuses the token on its own). Used to decide whether a refused token names a
+/// key the provider may have just added.
+pub fn header_kid(token: &str) -> Option<String> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return None;
+    }
+    let header_b64 = token.split('.').next()?;
+    let bytes = URL_SAFE_NO_PAD.decode(header_b64).ok()?;
+    match serde_json::from_slice::<Value>(&bytes).ok()? {
+        Value::Object(mut header) => match header.remove("kid") {
+            Some(Value::String(kid)) => Some(kid),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::numeric::{numbers_fit, MAX_DISPLAY_SCALE, MAX_EXPONENT};
@@ -368,5 +386,23 @@ mod tests {
     fn a_number_under_a_duplicated_key_is_read_too() {
         assert!(!numbers_fit(br#"{"n":1e-20000,"n":1}"#));
         assert!(!numbers_fit(br#"{"a":[1,{"b":[0.5e-16384]}]}"#));
+    }
+
+    #[test]
+    fn header_kid_reads_only_a_string_kid() {
+        use base64::Engine;
+        let header = |json: &str| format!("{}.e30.sig", super::URL_SAFE_NO_PAD.encode(json));
+        assert_eq!(
+            super::header_kid(&header(r#"{"alg":"EdDSA","kid":"k1"}"#)),
+            Some("k1".into())
+        );
+        assert_eq!(
+            super::header_kid(&header(r#"{"alg":"EdDSA","kid":7}"#)),
+            None
+        );
+        assert_eq!(super::header_kid(&header(r#"{"alg":"EdDSA"}"#)), None);
+        assert_eq!(super::header_kid(&header("[1]")), None);
+        assert_eq!(super::header_kid("%%%.e30.sig"), None);
+        assert_eq!(super::header_kid(""), None);
     }
 }

@@ -5,8 +5,9 @@
 
 use super::settings::{self, KeySource};
 use super::shmem;
+use electric_auth_core::header_kid;
 use electric_auth_core::jwks::policy::{is_stale, may_request_refresh};
-use electric_auth_core::jwks::{header_kid, FetchedKeys, FetchedState};
+use electric_auth_core::jwks::{FetchedKeys, FetchedState};
 use electric_auth_core::{Config, ConfigError, Settings};
 use pgrx::pg_sys;
 use std::sync::atomic::Ordering;

@@ -9,8 +9,6 @@
 use crate::algorithm::Algorithm;
 use crate::error::ConfigError;
 use crate::keys::KeySet;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde_json::Value;
 
 /// The largest document fetched or kept (the HTTP client stops reading past it).
@@ -157,24 +155,6 @@ pub fn key_set_with_fetched(
     }
 }
 
-/// The `kid` a token's header names, if it is a string; `None` for anything unreadable (the
-/// verifier then refuses the token on its own). Used to decide whether a refused token names a
-/// key the provider may have just added.
-pub fn header_kid(token: &str) -> Option<String> {
-    if token.len() > crate::token::MAX_TOKEN_BYTES {
-        return None;
-    }
-    let header_b64 = token.split('.').next()?;
-    let bytes = URL_SAFE_NO_PAD.decode(header_b64).ok()?;
-    match serde_json::from_slice::<Value>(&bytes).ok()? {
-        Value::Object(mut header) => match header.remove("kid") {
-            Some(Value::String(kid)) => Some(kid),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,19 +282,5 @@ mod tests {
             message.contains("stale") && message.contains("jwks_max_stale"),
             "{message}"
         );
-    }
-
-    #[test]
-    fn header_kid_reads_only_a_string_kid() {
-        let header = |json: &str| format!("{}.e30.sig", URL_SAFE_NO_PAD.encode(json));
-        assert_eq!(
-            header_kid(&header(r#"{"alg":"EdDSA","kid":"k1"}"#)),
-            Some("k1".into())
-        );
-        assert_eq!(header_kid(&header(r#"{"alg":"EdDSA","kid":7}"#)), None);
-        assert_eq!(header_kid(&header(r#"{"alg":"EdDSA"}"#)), None);
-        assert_eq!(header_kid(&header("[1]")), None);
-        assert_eq!(header_kid("%%%.e30.sig"), None);
-        assert_eq!(header_kid(""), None);
     }
 }

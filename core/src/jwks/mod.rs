@@ -18,6 +18,6 @@ pub mod policy;
 pub mod url;
 
 pub use document::{
-    header_kid, parse_fetched, validate_fetched, DocumentSummary, FetchedKeys, FetchedState,
+    parse_fetched, validate_fetched, DocumentSummary, FetchedKeys, FetchedState,
     MAX_DOCUMENT_BYTES, MAX_DOCUMENT_ENTRIES,
 };
