@@ -8,7 +8,7 @@ with counting switched off (electric_auth.track_stats = off) in the same run, in
 
 Self-contained: its own preloaded cluster (the counters need shared_preload_libraries) of the
 server whose pg_config is $PG_CONFIG (default Debian's 15), named $STATS_BENCH_NAME
-(ea-bench-stats) on port $STATS_BENCH_PORT (54336), using the electric_auth installed there
+(ea-bench-stats) on port $STATS_BENCH_PORT (54340), using the electric_auth installed there
 (`make install` builds the release library). bench/bench.py appends its section to
 BENCHMARKS.md; alone: PG_CONFIG=... python3 bench/stats_bench.py
 """
@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NAME = os.environ.get("STATS_BENCH_NAME", "ea-bench-stats")
-PORT = int(os.environ.get("STATS_BENCH_PORT", "54336"))
+PORT = int(os.environ.get("STATS_BENCH_PORT", "54340"))
 SOCK = f"/tmp/{NAME}-sock"
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 ROUNDS = int(os.environ.get("STATS_BENCH_ROUNDS", "3"))
