@@ -61,9 +61,11 @@ if [ -n "${init_needed:-}" ]; then
   cargo pgrx init "${init_args[@]}" >/dev/null
 fi
 
-# The security suite drives Postgres with psycopg and mints tokens with PyJWT and node.
-python3 -c 'import jwt, psycopg, cryptography' 2>/dev/null ||
-  python3 -m pip install --quiet 'pyjwt==2.15.1' 'psycopg[binary]>=3.2' 'cryptography>=42'
+# The security suite drives Postgres with psycopg and mints tokens with PyJWT and node; the
+# stats suite reads the postgres_exporter recipe with PyYAML.
+python3 -c 'import jwt, psycopg, cryptography, yaml' 2>/dev/null ||
+  python3 -m pip install --quiet 'pyjwt==2.15.1' 'psycopg[binary]>=3.2' 'cryptography>=42' \
+    'pyyaml>=6'
 command -v node >/dev/null || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -5,8 +5,9 @@
 //! `sql` (the SQL functions) → `identity` (the session identity, Citus, the PG 18 validator) →
 //! `verify` (the per-backend verifier) → `keys` (keys fetched from an identity provider by a
 //! background worker, read from shared memory) → `guard` (refused settings, secrets kept out of logs and
-//! views) → `settings` (the registry of every setting) → the core; `errors` maps core errors to
-//! Postgres errors for all of them.
+//! views) → `stats` (verifications counted in shared memory, the audit log) → `settings` (the
+//! registry of every setting) → the core; `errors` maps core errors to Postgres errors for all
+//! of them.
 
 use pgrx::prelude::*;
 
@@ -16,6 +17,7 @@ mod identity;
 mod keys;
 mod settings;
 mod sql;
+mod stats;
 mod verify;
 
 ::pgrx::pg_module_magic!(name, version);
@@ -32,9 +34,11 @@ pub extern "C-unwind" fn _PG_init() {
         &guard::declared_settings(),
         &identity::declared_settings(),
         &keys::settings::declared(),
+        &stats::declared_settings(),
     ]);
     guard::mark_refused_placeholders(placeholders);
     guard::init();
+    stats::init();
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -43,9 +43,9 @@ mod tests {
         );
         assert_eq!(
             context,
-            Ok(Some(10)),
-            "the eight settings, electric_auth.session_scope and the refused-setting mark are \
-             PGC_SUSET"
+            Ok(Some(14)),
+            "the eight settings, electric_auth.session_scope, the refused-setting mark and the \
+             four statistics and audit-log settings are PGC_SUSET"
         );
         assert_eq!(show("electric_auth.session_scope"), "refuse");
         // In an untampered session the mark is empty.

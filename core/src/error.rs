@@ -166,6 +166,10 @@ pub enum TokenError {
     AlgorithmMismatch,
     #[error("Invalid token signature")]
     InvalidSignature,
+    /// (beyond Electric) The header's `kid` names no configured key: the spec's message for a
+    /// bad signature, kept apart so that it can be counted apart.
+    #[error("Invalid token signature")]
+    UnknownKey,
     /// `value` is the claim's JSON text, e.g. `1684749213` or `"https://other"`.
     #[error("Invalid \"{claim}\" claim value: {value}")]
     InvalidClaimValue { claim: &'static str, value: String },

@@ -13,6 +13,7 @@ mod error;
 pub mod identity;
 pub mod jwks;
 mod keys;
+pub mod outcome;
 pub mod redaction;
 pub mod seal;
 mod token;

@@ -75,6 +75,11 @@ impl Verifier {
                     .decode(signature_b64)
                     .map_err(|_| TokenError::InvalidSignature)?;
                 // The key: chosen by `kid` among the configured ones (never from the token).
+                // A `kid` that selects none is refused with the same message, as its own error
+                // (counted apart: a key rotated out, or another issuer's).
+                if !signature.is_empty() && !keys.selects_any(header.get("kid")) {
+                    return Err(TokenError::UnknownKey);
+                }
                 if signature.is_empty()
                     || !keys.verify(
                         header.get("kid"),

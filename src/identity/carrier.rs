@@ -22,10 +22,12 @@ use super::citus;
 use crate::errors::error_report;
 use crate::settings::hooks::{check_hook_candidate, refuse_in_check_hook};
 use crate::settings::{self, names, Context, Setting, Value};
+use crate::stats;
 use crate::verify::{check_session, clock_now, statement_time, verify_at, verify_now};
 use electric_auth_core::identity::{
     admission, carries_nothing, Admission, Identity, IdentityState, Origin, Scope,
 };
+use electric_auth_core::outcome::{EntryPoint, Reason};
 use electric_auth_core::{Error, TokenError, VerifiedToken, Verifier};
 use pgrx::callconv::{BoxRet, FcInfo};
 use pgrx::datum::Datum;
@@ -291,8 +293,10 @@ pub fn authenticate(token: Option<&[u8]>, scope: Option<&str>) -> Result<String,
         )
         .set_hint("The scope must be 'transaction' (the default) or 'session'.")
     })?;
-    refuse_if_connection_identity("electric_auth.authenticate()")?;
+    refuse_if_connection_identity("electric_auth.authenticate()")
+        .inspect_err(|_| stats::refused(EntryPoint::Authenticate, Reason::RefusedSession))?;
     if scope == Scope::Session && SESSION_SCOPE.get() == SessionScope::Refuse {
+        stats::refused(EntryPoint::Authenticate, Reason::RefusedSession);
         return Err(ErrorReport::new(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "session-scope identities are refused here (electric_auth.session_scope = refuse)",
@@ -302,10 +306,11 @@ pub fn authenticate(token: Option<&[u8]>, scope: Option<&str>) -> Result<String,
         .set_hint("Call electric_auth.authenticate(token) inside each transaction (scope 'transaction'). A superuser can set electric_auth.session_scope = allow where each connection belongs to one client."));
     }
     let Some(token) = token else {
+        stats::refused(EntryPoint::Authenticate, Reason::InvalidToken);
         return Err(error_report(Error::Token(TokenError::InvalidToken))
             .set_hint("electric_auth.authenticate() was given NULL instead of a token."));
     };
-    let identity = verify_now(token, identity_of)?;
+    let identity = verify_now(EntryPoint::Authenticate, token, identity_of)?;
     // A verified token is UTF-8 text without NUL (Postgres text cannot hold one).
     let token = CString::new(token).map_err(|_| error_report(TokenError::InvalidToken.into()))?;
     let action = match scope {
@@ -314,6 +319,7 @@ pub fn authenticate(token: Option<&[u8]>, scope: Option<&str>) -> Result<String,
     };
     set_carrier(&token, action);
     let user_id = identity.user_id.clone();
+    stats::authenticated(EntryPoint::Authenticate, &user_id, None);
     STATE.with_borrow_mut(|state| state.install(EPOCH.get(), settings::generation(), identity));
     Ok(user_id)
 }
@@ -353,8 +359,12 @@ fn resolve_carrier() -> Result<Option<Identity>, Error> {
         return Ok(None);
     }
     let token = token.to_str().map_err(|_| TokenError::InvalidToken)?;
-    let token = citus::carried_token(token)?;
-    verify_at(&token, statement_time(), identity_of).map(Some)
+    let token = stats::refusal_counted(EntryPoint::Identity, citus::carried_token(token))?;
+    stats::counted(
+        EntryPoint::Identity,
+        verify_at(&token, statement_time(), identity_of),
+    )
+    .map(Some)
 }
 
 /// The identity of a token `verifier` has just verified.

@@ -26,7 +26,9 @@ use crate::settings::hooks::{
     check_hook_candidate, refuse_in_check_hook, refuse_secret_where_readable,
 };
 use crate::settings::{names, Context, Setting, Value};
+use crate::stats;
 use crate::verify::{check_session, statement_time, verify_at};
+use electric_auth_core::outcome::{EntryPoint, Reason};
 use electric_auth_core::seal::{self, Binding, SealError, Sealer};
 use electric_auth_core::{Error, TokenError};
 use pgrx::guc::{GucFlags, GucSetting};
@@ -271,20 +273,30 @@ fn current_transaction(start: bool) -> Option<Binding> {
 /// # Safety
 /// From the carrier's check hook, about to return what this returns.
 pub unsafe fn propagated_value_accepted(candidate: &CStr) -> bool {
+    let bad_seal = |_: &String| stats::refused(EntryPoint::Propagated, Reason::BadSeal);
     let verdict = (|| -> Result<(), String> {
-        check_session().map_err(|_| "this session cannot verify tokens".to_owned())?;
+        check_session()
+            .map_err(|_| "this session cannot verify tokens".to_owned())
+            .inspect_err(|_| stats::refused(EntryPoint::Propagated, Reason::RefusedSession))?;
         let opened = sealer()
             .and_then(|sealer| sealer.open(candidate.to_bytes()))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())
+            .inspect_err(bad_seal)?;
         let token = match current_transaction(false) {
-            Some(current) if current.is_assigned() => {
-                opened.token_for(current).map_err(|e| e.to_string())?
-            }
+            Some(current) if current.is_assigned() => opened
+                .token_for(current)
+                .map_err(|e| e.to_string())
+                .inspect_err(bad_seal)?,
             _ => opened
                 .token_for(opened.binding)
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| e.to_string())
+                .inspect_err(bad_seal)?,
         };
-        verify_at(token, statement_time(), |_, _| ()).map_err(|e| e.to_string())
+        stats::counted(
+            EntryPoint::Propagated,
+            verify_at(token, statement_time(), |_, _| ()),
+        )
+        .map_err(|e| e.to_string())
     })();
     let Err(message) = verdict else {
         return true;

@@ -28,6 +28,7 @@ use crate::verify::{clock_now, verify_at};
 use electric_auth_core::identity::{
     hba_issuer_accepted, hba_issuer_conflict, hba_scopes_granted, role_authorized,
 };
+use electric_auth_core::outcome::Reason;
 use electric_auth_core::{Error, TokenError};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -207,23 +208,28 @@ fn decide(token: &CStr, role: &CStr) -> (Option<String>, Option<Refusal>) {
     if crate::verify::settings::MODE.get() == crate::verify::settings::AuthMode::Insecure {
         let reason = "electric_auth.mode is insecure, and unsigned tokens never authenticate a \
                       connection; set electric_auth.mode = secure";
+        crate::stats::login(Some(Reason::Configuration), role);
         return (None, Some(reason.to_owned().into()));
     }
     let Ok(token) = token.to_str() else {
+        crate::stats::login(Some(Reason::InvalidToken), role);
         return (None, Some(TokenError::InvalidToken.to_string().into()));
     };
     // SAFETY: reads this connection's pg_hba.conf line, set before authentication.
     if unsafe { electric_auth_hba_is_oauth() } == 0 {
         let reason = "electric_auth cannot read this connection's pg_hba.conf line";
+        crate::stats::login(Some(Reason::Configuration), role);
         return (None, Some(reason.to_owned().into()));
     }
-    let (issuer, scope) = match hba_line() {
-        Ok(line) => line,
-        Err(reason) => return (None, Some(reason.into())),
-    };
+    let (issuer, scope) =
+        match hba_line().inspect_err(|_| crate::stats::login(Some(Reason::Configuration), role)) {
+            Ok(line) => line,
+            Err(reason) => return (None, Some(reason.into())),
+        };
     let jwt_iss = crate::settings::hooks::text_setting(&crate::verify::settings::JWT_ISS);
     if let Some(message) = hba_issuer_conflict(issuer, jwt_iss.as_deref()) {
         let hint = "Make them equal, or leave electric_auth.jwt_iss empty.".to_owned();
+        crate::stats::login(Some(Reason::Configuration), role);
         return (
             None,
             Some(Refusal::Configuration {
@@ -241,6 +247,7 @@ fn decide(token: &CStr, role: &CStr) -> (Option<String>, Option<Refusal>) {
             .and_then(|()| role_allowed(&verified.claims, role_claim.as_deref(), role));
         (verified.user_id.clone(), allowed)
     });
+    crate::stats::login_checked(&verified, role);
     match verified {
         Ok((user_id, Ok(()))) => (Some(user_id), None),
         Ok((user_id, Err(reason))) => (Some(user_id), Some(reason.into())),

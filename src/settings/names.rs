@@ -35,3 +35,9 @@ pub const JWKS_TIMEOUT: &CStr = c"electric_auth.jwks_timeout";
 pub const JWKS_CA_FILE: &CStr = c"electric_auth.jwks_ca_file";
 pub const JWKS_MAX_STALE: &CStr = c"electric_auth.jwks_max_stale";
 pub const JWKS_MIN_REFRESH_INTERVAL: &CStr = c"electric_auth.jwks_min_refresh_interval";
+
+// Verification statistics and the audit log (`stats/`).
+pub const TRACK_STATS: &CStr = c"electric_auth.track_stats";
+pub const LOG_REFUSALS: &CStr = c"electric_auth.log_refusals";
+pub const LOG_REFUSALS_PER_SECOND: &CStr = c"electric_auth.log_refusals_per_second";
+pub const LOG_AUTHENTICATIONS: &CStr = c"electric_auth.log_authentications";

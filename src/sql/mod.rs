@@ -45,6 +45,7 @@ pub mod electric_auth {
     use crate::guard::hide_tokens;
     use crate::identity::{self, CurrentClaims};
     use crate::{errors::error_report, verify::verify_now};
+    use electric_auth_core::outcome::EntryPoint;
     use electric_auth_core::{Error, TokenError};
     use pgrx::pg_sys::panic::ErrorReport;
     use pgrx::prelude::*;
@@ -54,8 +55,10 @@ pub mod electric_auth {
     #[pg_extern(strict, stable, parallel_safe)]
     pub fn verify(token: TokenText) -> Result<PayloadJsonb, ErrorReport> {
         hide_tokens();
-        verify_now(token.0, |verified, _| PayloadJsonb::new(&verified.payload))?
-            .ok_or_else(|| error_report(Error::Token(TokenError::InvalidToken)))
+        verify_now(EntryPoint::Verify, token.0, |verified, _| {
+            PayloadJsonb::new(&verified.payload)
+        })?
+        .ok_or_else(|| error_report(Error::Token(TokenError::InvalidToken)))
     }
 
     /// Verifies `token` like `electric_auth.verify` and returns the user id (`sub`, or the legacy
@@ -63,7 +66,9 @@ pub mod electric_auth {
     #[pg_extern(strict, stable, parallel_safe)]
     pub fn user_id(token: TokenText) -> Result<String, ErrorReport> {
         hide_tokens();
-        verify_now(token.0, |verified, _| verified.user_id.clone())
+        verify_now(EntryPoint::UserId, token.0, |verified, _| {
+            verified.user_id.clone()
+        })
     }
 
     /// Verifies `token` like `user_id(token)` and makes it the identity in force for the

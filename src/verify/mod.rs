@@ -8,6 +8,8 @@ pub mod settings;
 
 use crate::errors::{error_report, warn_once};
 use crate::guard;
+use crate::stats;
+use electric_auth_core::outcome::{EntryPoint, Reason};
 use electric_auth_core::{ConfigError, Error, TokenError, VerifiedToken, Verifier};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -16,15 +18,17 @@ use std::cell::Cell;
 /// Verifies `token` (a text argument's bytes) at statement time and maps the result with
 /// `answer`; every refusal as the Postgres error the spec gives it.
 pub fn verify_now<R>(
+    entry: EntryPoint,
     token: &[u8],
     answer: impl FnOnce(&VerifiedToken, &Verifier) -> R,
 ) -> Result<R, ErrorReport> {
-    check_session()?;
+    check_session().inspect_err(|_| stats::refused(entry, Reason::RefusedSession))?;
     // In a UTF8 database Postgres has already validated the text; this cannot fail there.
     let Ok(token) = std::str::from_utf8(token) else {
+        stats::refused(entry, Reason::InvalidToken);
         return Err(error_report(Error::Token(TokenError::InvalidToken)));
     };
-    verify_at(token, statement_time(), answer).map_err(error_report)
+    stats::counted(entry, verify_at(token, statement_time(), answer)).map_err(error_report)
 }
 
 /// Refuses to verify in a session that cannot verify as the superuser configured it (a refused

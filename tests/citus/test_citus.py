@@ -225,6 +225,27 @@ class CitusCluster(unittest.TestCase):
                                         "GROUP BY owner_id").fetchall(), [("alice", ROWS_EACH)])
             su.execute("TRUNCATE docs_copy")
 
+    def test_the_workers_count_the_forwarded_identity(self):
+        """electric_auth.stats on the workers: each worker connection of the transaction checks
+        the forwarded identity once (entry point propagated), and verifies it again when a
+        policy reads it (identity); nothing is refused."""
+        for _, port in WORKERS:
+            with connect(port) as su:
+                su.execute("SELECT electric_auth.stats_reset()")
+        with self.app() as c, c.transaction():
+            authenticate(c, mint("alice"))
+            self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], ROWS_EACH)
+        counts = {}
+        for _, port in WORKERS:
+            with connect(port) as su:
+                rows = su.execute("SELECT entry_point, outcome, reason, count "
+                                  "FROM electric_auth.stats WHERE datname = %s", (DB,))
+                for entry, outcome, reason, n in rows:
+                    counts[(entry, outcome, reason)] = counts.get((entry, outcome, reason), 0) + n
+        self.assertGreaterEqual(counts.get(("propagated", "accepted", None), 0), len(WORKERS),
+                                counts)
+        self.assertEqual([k for k in counts if k[1] == "refused"], [], counts)
+
     def test_no_identity_or_another_users_sees_none_of_them(self):
         with self.app() as c:
             self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], 0)

@@ -34,7 +34,8 @@ CONF = ("electric_auth.mode = 'secure'\n"
         "electric_auth.jwt_alg = 'HS256'\n"
         f"electric_auth.jwt_key = '{SECRET}'\n")
 
-# The extension's member objects and, for functions, everything a caller depends on.
+# The extension's member objects and, for functions, everything a caller depends on; for views
+# (electric_auth.stats) their grants and definition.
 CATALOG = """
 SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS member,
        coalesce(p.oid::regprocedure::text, '') AS signature,
@@ -43,11 +44,12 @@ SELECT pg_describe_object(d.classid, d.objid, d.objsubid) AS member,
        coalesce(p.proisstrict::text, '') AS strict,
        coalesce(p.proparallel::text, '') AS parallel,
        coalesce(p.prosecdef::text, '') AS security_definer,
-       coalesce(p.proacl::text, '') AS grants,
-       coalesce(p.proconfig::text, '') AS config
+       coalesce(p.proacl::text, c.relacl::text, '') AS grants,
+       coalesce(p.proconfig::text, pg_get_viewdef(c.oid), '') AS config
   FROM pg_depend d
   JOIN pg_extension e ON e.oid = d.refobjid AND d.refclassid = 'pg_extension'::regclass
   LEFT JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+  LEFT JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
  WHERE e.extname = 'electric_auth' AND d.deptype = 'e'
 UNION ALL
 SELECT 'schema grants', '', '', '', '', '', '', coalesce(nspacl::text, ''), ''
@@ -193,6 +195,7 @@ class UpgradeFromOldRelease(unittest.TestCase):
             c.execute("CREATE EXTENSION electric_auth")
             fresh = c.execute(CATALOG).fetchall()
         self.assertGreaterEqual(len(fresh), 3, "the catalog query sees the extension's objects")
+        self.assertIn("view electric_auth.stats", [row[0] for row in fresh])
         self.assertEqual(upgraded, fresh)
 
 

@@ -161,14 +161,22 @@ impl KeySet {
         signature: &[u8],
         signature_b64: &str,
     ) -> bool {
-        self.keys
-            .iter()
-            .filter(|k| match (kid, &k.kid) {
-                (None, _) | (_, None) => true,
-                (Some(Value::String(wanted)), Some(have)) => wanted == have,
-                (Some(_), Some(_)) => false,
-            })
+        self.selected(kid)
             .any(|k| k.key.verify(message, signature, signature_b64))
+    }
+
+    /// Whether the token header's `kid` selects any key: false only for a `kid` that no key
+    /// has, in a set where every key has one (a key rotated out, or another issuer's key).
+    pub fn selects_any(&self, kid: Option<&Value>) -> bool {
+        self.selected(kid).next().is_some()
+    }
+
+    fn selected<'a>(&'a self, kid: Option<&'a Value>) -> impl Iterator<Item = &'a SetKey> + 'a {
+        self.keys.iter().filter(move |k| match (kid, &k.kid) {
+            (None, _) | (_, None) => true,
+            (Some(Value::String(wanted)), Some(have)) => wanted == have,
+            (Some(_), Some(_)) => false,
+        })
     }
 }
 

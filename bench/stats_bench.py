@@ -1,0 +1,173 @@
+"""What counting verifications in electric_auth.stats costs (issue 23), measured side by side
+with counting switched off (electric_auth.track_stats = off) in the same run, interleaved:
+
+- HS256 and ES256 `user_id` over tables of distinct PyJWT tokens, µs per token, the median of
+  RUNS runs with counting on and RUNS with it off, alternating which goes first;
+- HS256 `user_id` of one token REPEAT times in one statement (the verified-token cache answers:
+  the cheapest call there is, where counting's share is the largest), likewise;
+- pgbench, 32 clients, each transaction `user_id` of a random token of the HS256 table, tps
+  with counting on and off, alternating, ROUNDS rounds of SECONDS each.
+
+Self-contained: its own preloaded cluster (the counters need shared_preload_libraries) of the
+server whose pg_config is $PG_CONFIG (default Debian's 15), named $STATS_BENCH_NAME
+(ea-bench-stats) on port $STATS_BENCH_PORT (54340), using the electric_auth installed there
+(`make install` builds the release library). bench/bench.py appends its section to
+BENCHMARKS.md; alone: PG_CONFIG=... python3 bench/stats_bench.py
+"""
+
+import os
+import pathlib
+import re
+import statistics
+import subprocess
+import time
+
+import jwt
+import psycopg
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NAME = os.environ.get("STATS_BENCH_NAME", "ea-bench-stats")
+PORT = int(os.environ.get("STATS_BENCH_PORT", "54340"))
+SOCK = f"/tmp/{NAME}-sock"
+RUNS = int(os.environ.get("BENCH_RUNS", "5"))
+ROUNDS = int(os.environ.get("STATS_BENCH_ROUNDS", "3"))
+SECONDS = int(os.environ.get("STATS_BENCH_SECONDS", "10"))
+CLIENTS = 32
+REPEAT = 200_000
+TOKENS = {"HS256": 20000, "ES256": 5000}
+HS_SECRET = "stats-bench-secret-5e0c9b1d7a3f48e2b6c4d8a0f1e3b5c7"
+
+
+def keys():
+    """(signing, verifying) per algorithm: the HS secret, a fresh P-256 key pair."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return {"HS256": (HS_SECRET, HS_SECRET), "ES256": (private, public)}
+
+
+def cluster(action, pg_config):
+    args = ["bash", "scripts/cluster.sh", action, NAME] + ([str(PORT)] if action == "start" else [])
+    subprocess.run(args, cwd=ROOT, check=True,
+                   env=dict(os.environ, PG_CONFIG=pg_config, EA_PRELOAD="electric_auth"))
+
+
+def connect():
+    return psycopg.connect(host=SOCK, port=PORT, user="postgres", dbname="postgres",
+                           autocommit=True)
+
+
+def configure(conn, alg, key):
+    conn.execute("SELECT set_config('electric_auth.jwt_alg', %s, false), "
+                 "set_config('electric_auth.jwt_key', %s, false)", (alg, key))
+
+
+def per_call(conn, sql, n, track):
+    """µs per call of `sql` (n calls), counting on or off."""
+    conn.execute(f"SET electric_auth.track_stats = {'on' if track else 'off'}")
+    conn.execute("SET electric_auth.clock_drift = 2")  # same value: drops the token cache
+    start = time.perf_counter()
+    conn.execute(sql).fetchone()
+    return (time.perf_counter() - start) * 1e6 / n
+
+
+def interleaved(conn, sql, n):
+    """Medians of RUNS runs with counting on and RUNS with it off, alternating the order."""
+    on, off = [], []
+    for run in range(RUNS):
+        for track in ((True, False) if run % 2 == 0 else (False, True)):
+            (on if track else off).append(per_call(conn, sql, n, track))
+    return statistics.median(on), statistics.median(off)
+
+
+def pgbench(pg_config, track):
+    """tps of CLIENTS clients for SECONDS, each transaction one user_id() of a random token."""
+    bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    script = pathlib.Path(f"/tmp/{NAME}-pgbench.sql")
+    script.write_text(f"\\set i random(1, {TOKENS['HS256']})\n"
+                      "SELECT electric_auth.user_id(t) FROM tokens_HS256 WHERE id = :i;\n")
+    script.chmod(0o644)
+    env = dict(os.environ, PGOPTIONS=f"-c electric_auth.track_stats={'on' if track else 'off'}")
+    out = subprocess.run(
+        ["runuser", "-u", "postgres", "--", f"{bindir}/pgbench", "-n", "-h", SOCK,
+         "-p", str(PORT), "-U", "postgres", "-c", str(CLIENTS), "-j", "2", "-T", str(SECONDS),
+         "-M", "prepared", "-f", str(script), "postgres"],
+        capture_output=True, text=True, env=env, check=True).stdout
+    return float(re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)[1])
+
+
+def run(pg_config=None):
+    """Measures and returns the BENCHMARKS.md section (markdown)."""
+    pg_config = pg_config or os.environ.get("PG_CONFIG", "/usr/bin/pg_config")
+    now = int(time.time())
+    signing_keys = keys()
+    cluster("start", pg_config)
+    try:
+        with connect() as conn:
+            conn.execute("CREATE EXTENSION electric_auth")
+            rows = []
+            for alg, count in TOKENS.items():
+                print(f"stats bench: {alg} user_id, counting on and off ...", flush=True)
+                signing, verifying = signing_keys[alg]
+                conn.execute(f"CREATE TABLE tokens_{alg} (id int PRIMARY KEY, t text)")
+                with conn.cursor().copy(f"COPY tokens_{alg} (id, t) FROM STDIN") as copy:
+                    for i in range(1, count + 1):
+                        copy.write_row((i, jwt.encode(
+                            {"sub": f"user-{i}", "iat": now - 60, "exp": now + 86400},
+                            signing, algorithm=alg)))
+                conn.execute(f"VACUUM ANALYZE tokens_{alg}")
+                configure(conn, alg, verifying)
+                on, off = interleaved(
+                    conn, f"SELECT count(electric_auth.user_id(t)) FROM tokens_{alg}", count)
+                rows.append((f"{alg}, distinct tokens", count, on, off))
+            print("stats bench: HS256 user_id of one token again, counting on and off ...",
+                  flush=True)
+            configure(conn, "HS256", HS_SECRET)
+            on, off = interleaved(
+                conn, "SELECT count(electric_auth.user_id(t)) FROM "
+                      f"(SELECT t FROM tokens_HS256 LIMIT 1) one, generate_series(1, {REPEAT})",
+                REPEAT)
+            rows.append(("HS256, one token again (cache hits)", REPEAT, on, off))
+            conn.execute("ALTER SYSTEM SET electric_auth.jwt_alg = 'HS256'")
+            conn.execute("ALTER SYSTEM SET electric_auth.jwt_key = %s" % psycopg.sql.Literal(
+                HS_SECRET).as_string(conn))
+            conn.execute("SELECT pg_reload_conf()")
+            time.sleep(1)
+        tps = {True: [], False: []}
+        for round_ in range(ROUNDS):
+            for track in ((True, False) if round_ % 2 == 0 else (False, True)):
+                print(f"stats bench: pgbench {CLIENTS} clients, counting "
+                      f"{'on' if track else 'off'} ...", flush=True)
+                tps[track].append(pgbench(pg_config, track))
+        with connect() as conn:
+            counted = conn.execute("SELECT sum(count) FROM electric_auth.stats "
+                                   "WHERE entry_point = 'user_id'").fetchone()[0]
+    finally:
+        cluster("stop", pg_config)
+    return render(rows, tps, counted)
+
+
+def render(rows, tps, counted):
+    lines = ["## What counting costs (`electric_auth.stats`)", "",
+             f"Run by bench/stats_bench.py on a preloaded cluster: `user_id` over distinct PyJWT "
+             f"tokens with `electric_auth.track_stats` on and off, interleaved, median of {RUNS} "
+             f"scans each; then pgbench, {CLIENTS} clients, `-T {SECONDS}`, {ROUNDS} rounds each "
+             f"way, alternating. {time.strftime('%Y-%m-%d', time.gmtime())}.", "",
+             "| `user_id` | calls | counting on (µs/call) | off (µs/call) | on / off |",
+             "|---|---:|---:|---:|---:|"]
+    for alg, count, on, off in rows:
+        lines.append(f"| {alg} | {count} | {on:.3f} | {off:.3f} | {on / off:.3f} |")
+    on, off = statistics.median(tps[True]), statistics.median(tps[False])
+    lines += ["", "| pgbench, 32 clients | tps (median) | runs |", "|---|---:|---|",
+              f"| counting on | {on:.0f} | {', '.join(f'{t:.0f}' for t in tps[True])} |",
+              f"| counting off | {off:.0f} | {', '.join(f'{t:.0f}' for t in tps[False])} |",
+              f"| on / off | {on / off:.3f} | |", "",
+              f"The cluster counted {counted} `user_id` verifications in all.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(run())

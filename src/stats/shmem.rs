@@ -1,0 +1,284 @@
+//! The counters in shared memory (needs `shared_preload_libraries`).
+//!
+//! One slot per backend, indexed by the backend's proc number: a backend only ever increments
+//! its own slot, with relaxed atomic adds on its own cache lines, so 32 backends counting at
+//! once never contend (no lock, no shared counter on the hot path). A read sums the slots.
+//!
+//! A slot belongs to one database at a time: a backend is connected to one for life, and a
+//! later backend that reuses the proc number first folds what the slot holds into a small table
+//! of per-database totals (under the lock, with readers excluded), then takes the slot over.
+//! A PostgreSQL 18 OAuth login is counted before the connection has a database (database 0,
+//! shown as a NULL `datname`). Databases past [`DATABASES`] are folded together (also NULL).
+//!
+//! Nothing is written to disk: the counters start at zero with the server (and after a crash).
+
+use electric_auth_core::outcome::CELLS;
+use pgrx::pg_sys;
+use std::ffi::CStr;
+use std::ptr;
+use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU32, AtomicU64, Ordering::Relaxed};
+
+const SEGMENT_NAME: &CStr = c"electric_auth stats";
+const TRANCHE_NAME: &CStr = c"electric_auth_stats";
+
+/// How many databases get totals of their own when backends' slots are taken over.
+const DATABASES: usize = 64;
+/// The catch-all total for databases past [`DATABASES`] (no database has this oid).
+const OTHER_DATABASES: u32 = u32::MAX;
+
+/// One backend's counters (or one database's folded totals), on cache lines of its own.
+#[repr(C, align(64))]
+struct Slot {
+    /// The database these counts belong to; for a total, set and read under the lock.
+    database: AtomicU32,
+    /// For a total: whether it is taken (0: free).
+    used: AtomicU32,
+    counts: [AtomicU64; CELLS],
+}
+
+#[repr(C, align(64))]
+struct Header {
+    /// When the counters were last reset (or the server started), as a `TimestampTz`.
+    reset_time: AtomicI64,
+    /// How many backend slots follow the totals.
+    backends: u32,
+}
+
+static SEGMENT: AtomicPtr<Header> = AtomicPtr::new(ptr::null_mut());
+static LOCK: AtomicPtr<pg_sys::LWLock> = AtomicPtr::new(ptr::null_mut());
+static mut PREV_SHMEM_REQUEST_HOOK: pg_sys::shmem_request_hook_type = None;
+static mut PREV_SHMEM_STARTUP_HOOK: pg_sys::shmem_startup_hook_type = None;
+
+fn segment_size(backends: usize) -> usize {
+    size_of::<Header>() + (DATABASES + backends) * size_of::<Slot>()
+}
+
+/// How many backend slots: one per proc number a backend or background worker may have
+/// (`MaxBackends`, known by the time the request hook runs). Auxiliary processes, which never
+/// verify tokens, have numbers past these and are not counted.
+fn backend_slots() -> usize {
+    // SAFETY: a backend global, set before shmem_request_hook is called.
+    usize::try_from(unsafe { pg_sys::MaxBackends }).unwrap_or(0)
+}
+
+/// Installs the shared-memory hooks, chained after whatever was installed before (other
+/// modules' hooks, e.g. another part of this library's, run first). Only while the library is
+/// being preloaded: later, no shared memory can be had.
+pub fn init() {
+    // SAFETY: read in _PG_init, in the postmaster or a backend, single-threaded.
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        return;
+    }
+    // SAFETY: _PG_init runs once per process, before any hook is called; the previous hooks
+    // are kept and called first.
+    unsafe {
+        PREV_SHMEM_REQUEST_HOOK = pg_sys::shmem_request_hook;
+        pg_sys::shmem_request_hook = Some(request_shmem);
+        PREV_SHMEM_STARTUP_HOOK = pg_sys::shmem_startup_hook;
+        pg_sys::shmem_startup_hook = Some(startup_shmem);
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn request_shmem() {
+    // SAFETY: called by Postgres in the postmaster's request phase, where these calls belong.
+    unsafe {
+        if let Some(previous) = PREV_SHMEM_REQUEST_HOOK {
+            previous();
+        }
+        pg_sys::RequestAddinShmemSpace(segment_size(backend_slots()));
+        pg_sys::RequestNamedLWLockTranche(TRANCHE_NAME.as_ptr(), 1);
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn startup_shmem() {
+    // SAFETY: called by Postgres when shared memory is set up (postmaster, or each backend
+    // under EXEC_BACKEND); the segment is created zeroed once, under AddinShmemInitLock.
+    unsafe {
+        if let Some(previous) = PREV_SHMEM_STARTUP_HOOK {
+            previous();
+        }
+        let backends = backend_slots();
+        let size = segment_size(backends);
+        let init_lock = &raw mut (*pg_sys::MainLWLockArray.add(21)).lock; // AddinShmemInitLock
+        pg_sys::LWLockAcquire(init_lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
+        let mut found = false;
+        let header =
+            pg_sys::ShmemInitStruct(SEGMENT_NAME.as_ptr(), size, &mut found).cast::<Header>();
+        if !found {
+            // Zero counts, free totals, database 0 in every slot.
+            ptr::write_bytes(header.cast::<u8>(), 0, size);
+            (*header).backends = backends as u32;
+            (*header)
+                .reset_time
+                .store(pg_sys::GetCurrentTimestamp(), Relaxed);
+        }
+        LOCK.store(
+            &raw mut (*pg_sys::GetNamedLWLockTranche(TRANCHE_NAME.as_ptr())).lock,
+            Relaxed,
+        );
+        pg_sys::LWLockRelease(init_lock);
+        SEGMENT.store(header, Relaxed);
+    }
+}
+
+/// The counters, `None` when the library was not preloaded.
+struct Segment {
+    header: &'static Header,
+    totals: &'static [Slot],
+    backends: &'static [Slot],
+    lock: *mut pg_sys::LWLock,
+}
+
+fn segment() -> Option<Segment> {
+    let header = SEGMENT.load(Relaxed);
+    if header.is_null() {
+        return None;
+    }
+    // SAFETY: the segment set up in startup_shmem: a header followed by DATABASES totals and
+    // `backends` slots, all zero-initialised atomics, alive as long as the server.
+    unsafe {
+        let slots = header.add(1).cast::<Slot>();
+        let backends = (*header).backends as usize;
+        Some(Segment {
+            header: &*header,
+            totals: std::slice::from_raw_parts(slots, DATABASES),
+            backends: std::slice::from_raw_parts(slots.add(DATABASES), backends),
+            lock: LOCK.load(Relaxed),
+        })
+    }
+}
+
+/// This backend's index among the slots: its proc number.
+fn proc_number() -> Option<usize> {
+    // PostgreSQL 17 numbers backends by their PGPROC, from 0 (MyProcNumber, "Replace BackendIds
+    // with 0-based ProcNumbers", commit 024c521117); before it, MyBackendId counts from 1.
+    #[cfg(any(feature = "pg17", feature = "pg18"))]
+    // SAFETY: a backend global, set when the process got its PGPROC.
+    let number = unsafe { pg_sys::MyProcNumber };
+    #[cfg(not(any(feature = "pg17", feature = "pg18")))]
+    // SAFETY: as above.
+    let number = unsafe { pg_sys::MyBackendId } - 1;
+    usize::try_from(number).ok()
+}
+
+fn my_database() -> u32 {
+    // SAFETY: a backend global (InvalidOid before the connection has a database).
+    unsafe { pg_sys::MyDatabaseId }.to_u32()
+}
+
+/// Adds one to counter `cell` of this backend's slot. Lock-free unless the slot still holds
+/// another database's counts (once per backend), then they are folded into the totals first.
+#[inline]
+pub fn count(cell: usize) {
+    let Some(segment) = segment() else { return };
+    let Some(slot) = proc_number().and_then(|n| segment.backends.get(n)) else {
+        return;
+    };
+    let database = my_database();
+    if slot.database.load(Relaxed) != database {
+        take_over(&segment, slot, database);
+    }
+    slot.counts[cell].fetch_add(1, Relaxed);
+}
+
+/// Folds `slot`'s counts into its database's total and gives the slot to `database`.
+#[cold]
+fn take_over(segment: &Segment, slot: &Slot, database: u32) {
+    let _lock = Locked::new(segment.lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
+    let previous = slot.database.load(Relaxed);
+    if slot.counts.iter().any(|c| c.load(Relaxed) != 0) {
+        let total = total_for(segment.totals, previous);
+        for (into, from) in total.counts.iter().zip(&slot.counts) {
+            into.fetch_add(from.swap(0, Relaxed), Relaxed);
+        }
+    }
+    slot.database.store(database, Relaxed);
+}
+
+/// The total of `database` (under the exclusive lock): its own, a free one, or the catch-all.
+fn total_for(totals: &[Slot], database: u32) -> &Slot {
+    if let Some(total) = totals
+        .iter()
+        .find(|t| t.used.load(Relaxed) != 0 && t.database.load(Relaxed) == database)
+    {
+        return total;
+    }
+    let (last, own) = totals.split_last().expect("DATABASES > 0");
+    if let Some(free) = own.iter().find(|t| t.used.load(Relaxed) == 0) {
+        free.database.store(database, Relaxed);
+        free.used.store(1, Relaxed);
+        return free;
+    }
+    last.database.store(OTHER_DATABASES, Relaxed);
+    last.used.store(1, Relaxed);
+    last
+}
+
+/// The counts by database oid (0: none yet, [`OTHER_DATABASES`]: folded together) and cell,
+/// without zeros; `None` when the library was not preloaded.
+pub fn snapshot() -> Option<Vec<(u32, usize, u64)>> {
+    let segment = segment()?;
+    let mut sums: std::collections::BTreeMap<(u32, usize), u64> = Default::default();
+    {
+        let _lock = Locked::new(segment.lock, pg_sys::LWLockMode::LW_SHARED);
+        let totals = segment.totals.iter().filter(|t| t.used.load(Relaxed) != 0);
+        for slot in totals.chain(segment.backends) {
+            let database = slot.database.load(Relaxed);
+            for (cell, count) in slot.counts.iter().enumerate() {
+                let count = count.load(Relaxed);
+                if count != 0 {
+                    *sums.entry((database, cell)).or_default() += count;
+                }
+            }
+        }
+    }
+    Some(
+        sums.into_iter()
+            .map(|((database, cell), count)| (database, cell, count))
+            .collect(),
+    )
+}
+
+/// Zeroes every counter and records the time; `false` when the library was not preloaded.
+pub fn reset() -> bool {
+    let Some(segment) = segment() else {
+        return false;
+    };
+    let _lock = Locked::new(segment.lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
+    for total in segment.totals {
+        total.used.store(0, Relaxed);
+        total.counts.iter().for_each(|c| c.store(0, Relaxed));
+    }
+    for slot in segment.backends {
+        slot.counts.iter().for_each(|c| c.store(0, Relaxed));
+    }
+    // SAFETY: reads the clock.
+    let now = unsafe { pg_sys::GetCurrentTimestamp() };
+    segment.header.reset_time.store(now, Relaxed);
+    true
+}
+
+/// When the counters were last reset (or the server started).
+pub fn reset_time() -> Option<pg_sys::TimestampTz> {
+    segment().map(|s| s.header.reset_time.load(Relaxed))
+}
+
+/// Holds an LWLock until dropped (an error raised meanwhile releases it with the transaction).
+struct Locked(*mut pg_sys::LWLock);
+
+impl Locked {
+    fn new(lock: *mut pg_sys::LWLock, mode: pg_sys::LWLockMode::Type) -> Locked {
+        // SAFETY: the named tranche's lock, set up with the segment.
+        unsafe { pg_sys::LWLockAcquire(lock, mode) };
+        Locked(lock)
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        // SAFETY: acquired in `new` by this process.
+        unsafe { pg_sys::LWLockRelease(self.0) };
+    }
+}

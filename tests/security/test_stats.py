@@ -1,0 +1,283 @@
+"""electric_auth.stats and the audit log on live clusters (issue 23):
+
+- 16 clients x 100 verifications each, half accepted and half refused, add up exactly, also
+  after the backends exit and their slots are taken over by backends of another database;
+- parallel workers that verify the held identity again are counted under `identity`;
+- without shared_preload_libraries the view raises an error whose hint says to preload;
+- a flood of 10,000 refusals in one backend writes at most log_refusals_per_second lines per
+  second plus lines counting the rest (which add up to 10,000), and no token or key fragment;
+  log_authentications logs the verified user id;
+- the postgres_exporter recipe's queries run as a pg_monitor member and give its columns;
+- (PostgreSQL 18) OAuth logins are counted under oauth_login, with the cluster of
+  tests/oauth/test_oauth.py under another name and port.
+
+Clusters ea-stats-* on ports 54410-54419. Run by scripts/test_major.sh on every major; alone:
+PG_CONFIG=... python3 tests/security/test_stats.py
+"""
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+import psycopg
+import yaml
+
+from test_security import (ATTACKER, SECRET, SecurityCase, Session, force_parallel_plans, mint,
+                           now, owned_docs, parallel_scans_by_workers_only)
+
+CLIENTS, PER_CLIENT = 16, 100
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def server_major():
+    pg_config = os.environ.get("PG_CONFIG", "/usr/bin/pg_config")
+    version = subprocess.run([pg_config, "--version"], capture_output=True, text=True,
+                             check=True).stdout
+    return int(re.search(r"PostgreSQL (\d+)", version)[1])
+
+
+def stats(cluster, dbname="ea_sec"):
+    """{(datname, entry_point, outcome, reason): count} for `dbname`."""
+    with cluster.connect(dbname="ea_sec") as su:
+        rows = su.execute("SELECT datname, entry_point, outcome, reason, count "
+                          "FROM electric_auth.stats WHERE datname = %s", (dbname,)).fetchall()
+    return {tuple(r[:4]): r[4] for r in rows}
+
+
+def reset(cluster):
+    with cluster.connect(dbname="ea_sec") as su:
+        su.execute("SELECT electric_auth.stats_reset()")
+
+
+class Counting(SecurityCase):
+    CLUSTER = ("ea-stats-count", 54410, True)
+
+    def clients(self, dbname, per_client):
+        """CLIENTS connections at once, each calling user_id() `per_client` times: even calls
+        with a valid token, odd calls with an expired one (every token minted apart)."""
+        tokens = [[mint() if i % 2 == 0 else mint(exp=now() - 100) for i in range(per_client)]
+                  for _ in range(CLIENTS)]
+        barrier = threading.Barrier(CLIENTS)
+        failures = []
+
+        def client(mine):
+            try:
+                with self.cluster.connect(user="ea_app", dbname=dbname) as c:
+                    barrier.wait()
+                    for token in mine:
+                        try:
+                            c.execute("SELECT electric_auth.user_id(%s)", (token,))
+                        except psycopg.errors.InvalidAuthorizationSpecification:
+                            pass
+            except Exception as e:  # reported below: a thread's exception is otherwise lost
+                failures.append(e)
+
+        threads = [threading.Thread(target=client, args=(t,)) for t in tokens]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual(failures, [])
+
+    def test_concurrent_clients_add_up_exactly(self):
+        reset(self.cluster)
+        self.clients("ea_sec", PER_CLIENT)
+        half = CLIENTS * PER_CLIENT // 2
+        expected = {("ea_sec", "user_id", "accepted", None): half,
+                    ("ea_sec", "user_id", "refused", "expired"): half}
+        self.assertEqual(stats(self.cluster), expected)
+        # The backends have exited; new ones of another database take their slots over (the
+        # counts move to per-database totals), and nothing is lost or counted twice.
+        self.clients("ea_owned", 10)
+        self.assertEqual(stats(self.cluster), expected)
+        self.assertEqual(stats(self.cluster, "ea_owned"),
+                         {("ea_owned", "user_id", "accepted", None): CLIENTS * 5,
+                          ("ea_owned", "user_id", "refused", "expired"): CLIENTS * 5})
+        reset(self.cluster)
+        self.assertEqual(stats(self.cluster), {})
+        self.assertEqual(stats(self.cluster, "ea_owned"), {})
+
+    def test_parallel_workers_verify_the_identity_again(self):
+        owned_docs(self.cluster)
+        reset(self.cluster)
+        s = Session(self.cluster)
+        try:
+            force_parallel_plans(s)
+            parallel_scans_by_workers_only(s)
+            s.execute("BEGIN")
+            s.execute("SELECT electric_auth.authenticate(%s)", mint())
+            plan = "\n".join(r[0] for r in s.execute(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "
+                "SELECT count(*) FROM public.docs"))
+            s.execute("COMMIT")
+        finally:
+            s.close()
+        launched = sum(int(n) for n in re.findall(r"Workers Launched: (\d+)", plan))
+        self.assertGreater(launched, 0, plan)
+        counts = stats(self.cluster)
+        self.assertEqual(counts.get(("ea_sec", "authenticate", "accepted", None)), 1)
+        # Each worker verified the carrier's token once; the leader had verified it already.
+        self.assertEqual(counts.get(("ea_sec", "identity", "accepted", None)), launched, plan)
+
+
+    def test_the_postgres_exporter_queries(self):
+        recipe = yaml.safe_load((ROOT / "contrib/postgres_exporter/electric_auth.yaml").read_text())
+        with self.cluster.connect() as su:
+            su.execute("SELECT electric_auth.stats_reset()")
+            su.execute("SELECT electric_auth.user_id(%s)", (mint(),))
+            su.execute("CREATE ROLE ea_exporter LOGIN IN ROLE pg_monitor")
+        with self.cluster.connect(user="ea_exporter") as c:
+            for name, metric in recipe.items():
+                with self.subTest(metric=name):
+                    cursor = c.execute(metric["query"])
+                    columns = [d.name for d in cursor.description]
+                    self.assertEqual(columns, [next(iter(m)) for m in metric["metrics"]])
+                    rows = cursor.fetchall()
+                    self.assertGreater(len(rows), 0)
+            rows = c.execute(recipe["electric_auth_verifications"]["query"]).fetchall()
+            self.assertIn(("ea_sec", "user_id", "accepted", "", 1), rows)
+
+
+class WithoutPreload(SecurityCase):
+    CLUSTER = ("ea-stats-lazy", 54411, False)
+
+    def test_the_view_says_to_preload(self):
+        with self.cluster.connect() as su:
+            self.assertEqual(su.execute("SELECT electric_auth.user_id(%s)", (mint(),))
+                             .fetchone()[0], "alice")
+            for query in ("SELECT * FROM electric_auth.stats",
+                          "SELECT electric_auth.stats_reset()",
+                          "SELECT electric_auth.stats_reset_time()"):
+                with self.assertRaises(psycopg.errors.ObjectNotInPrerequisiteState) as raised:
+                    su.execute(query)
+                self.assertIn("shared_preload_libraries", raised.exception.diag.message_primary)
+                self.assertIn("Add electric_auth to shared_preload_libraries",
+                              raised.exception.diag.message_hint)
+
+
+class AuditLog(SecurityCase):
+    CLUSTER = ("ea-stats-log", 54412, True)
+    SERVER_OPTIONS = ("-c electric_auth.log_refusals=on",
+                      "-c electric_auth.log_authentications=on")
+    FLOOD = 10_000
+
+    def lines(self, pattern):
+        return [line for line in self.cluster.log().splitlines() if pattern in line]
+
+    def test_a_flood_writes_the_rate_limit_and_counts_the_rest(self):
+        with self.cluster.connect() as su:
+            su.execute("""CREATE FUNCTION public.flood(token text, n int) RETURNS int
+                          LANGUAGE plpgsql AS $$
+                          DECLARE refused int := 0;
+                          BEGIN
+                            FOR i IN 1..n LOOP
+                              BEGIN
+                                PERFORM electric_auth.user_id(token);
+                              EXCEPTION WHEN invalid_authorization_specification THEN
+                                refused := refused + 1;
+                              END;
+                            END LOOP;
+                            RETURN refused;
+                          END $$""")
+        forged = mint(key=ATTACKER, sub="flood-user-3f9a")
+        started = time.time()
+        with self.cluster.connect(user="ea_app") as c:
+            refused = c.execute("SELECT public.flood(%s, %s)", (forged, self.FLOOD)).fetchone()[0]
+        seconds = time.time() - started
+        self.assertEqual(refused, self.FLOOD)
+        # The backend's exit writes the count of the last second's lines left out.
+        written, left_out = [], []
+        for _ in range(100):
+            written = self.lines("electric_auth refused a token: entry point user_id, "
+                                 "reason bad_signature")
+            left_out = [int(m) for line in self.lines("refusal log lines out")
+                        for m in re.findall(r"left (\d+) refusal log lines out", line)]
+            if len(written) + sum(left_out) >= self.FLOOD:
+                break
+            time.sleep(0.1)
+        self.assertEqual(len(written) + sum(left_out), self.FLOOD)
+        self.assertLessEqual(len(written), 10 * (int(seconds) + 2))
+        self.assertLessEqual(len(left_out), int(seconds) + 2)
+        self.assertIn('role "ea_app", database "ea_sec", client local', written[0])
+        log = self.cluster.log()
+        header, payload, signature = forged.split(".")
+        for fragment in (payload[:20], signature[:20], SECRET[:20], ATTACKER[:20],
+                         "flood-user-3f9a"):
+            self.assertNotIn(fragment, log)
+
+    def test_a_successful_authentication_logs_the_verified_user_id(self):
+        with self.cluster.connect(user="ea_app") as c:
+            c.execute("BEGIN")
+            c.execute("SELECT electric_auth.authenticate(%s)", (mint(sub="logged-user-7c2e"),))
+            c.execute("COMMIT")
+        for _ in range(50):
+            lines = self.lines('authenticated user id "logged-user-7c2e"')
+            if lines:
+                break
+            time.sleep(0.1)
+        self.assertEqual(len(lines), 1)
+        self.assertIn('entry point authenticate, role "ea_app", database "ea_sec"', lines[0])
+
+    def test_only_a_superuser_changes_the_log_settings(self):
+        with self.cluster.connect(user="ea_app") as c:
+            for setting in ("log_refusals = off", "log_refusals_per_second = 10000",
+                            "log_authentications = off", "track_stats = off"):
+                with self.assertRaises(psycopg.errors.InsufficientPrivilege):
+                    c.execute(f"SET electric_auth.{setting}")
+
+
+if server_major() >= 18:
+    # The OAuth suite's cluster recipe, under a name and port of this suite.
+    sys.path.insert(0, str(ROOT / "tests/oauth"))
+    import test_oauth as oauth  # noqa: E402
+
+    oauth.NAME, oauth.PORT = "ea-stats-oauth", 54415
+    oauth.SOCK, oauth.DATA = f"/tmp/{oauth.NAME}-sock", pathlib.Path(f"/tmp/{oauth.NAME}-data")
+    oauth.BUILD = pathlib.Path("/tmp/ea-stats-oauth-build")
+
+    class OAuthLogins(unittest.TestCase):
+        """Logins through the PostgreSQL 18 validator, counted under oauth_login (database NULL:
+        counted before the connection has one); log_authentications logs the user id."""
+
+        setUpClass = classmethod(oauth.OAuthConnections.setUpClass.__func__)
+        tearDownClass = classmethod(oauth.OAuthConnections.tearDownClass.__func__)
+        reload = classmethod(oauth.OAuthConnections.reload.__func__)
+        connect = oauth.OAuthConnections.connect
+        log = oauth.OAuthConnections.log
+
+        def counts(self):
+            with oauth.su("map_db") as c:
+                rows = c.execute("SELECT datname, outcome, reason, count FROM electric_auth.stats "
+                                 "WHERE entry_point = 'oauth_login'").fetchall()
+            self.assertTrue(all(r[0] is None for r in rows), rows)
+            return {(r[1], r[2]): r[3] for r in rows}
+
+        def test_logins_are_counted_by_outcome(self):
+            with oauth.su() as c:
+                c.execute("ALTER SYSTEM SET electric_auth.log_authentications = on")
+            self.reload()
+            with oauth.su("map_db") as c:
+                c.execute("SELECT electric_auth.stats_reset()")
+            good = self.connect(oauth.mint("alice"), "SELECT electric_auth.current_user_id()")
+            self.assertEqual(good[:2], (0, "alice\n"), good[2])
+            self.assertEqual(self.connect(oauth.mint("alice", exp=int(time.time()) - 600),
+                                          "SELECT 1")[0], 1)
+            self.assertEqual(self.connect(oauth.mint("alice", key=oauth.ATTACKER),
+                                          "SELECT 1")[0], 1)
+            self.assertEqual(self.connect(oauth.mint("alice", db_roles=["app_alice"]), "SELECT 1",
+                                          user="app_bob", dbname="delegate_db")[0], 1)
+            self.assertEqual(self.counts(), {("accepted", None): 1, ("refused", "expired"): 1,
+                                             ("refused", "bad_signature"): 1,
+                                             ("refused", "not_authorized"): 1})
+            time.sleep(0.2)
+            self.assertIn('authenticated user id "alice": entry point oauth_login, '
+                          'role "app_alice"', self.log())
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
