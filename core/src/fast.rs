@@ -17,7 +17,7 @@
 //! Left to the full path (still correct, only not faster): a namespace (`jwt_namespace`), an
 //! `aud` array when `jwt_aud` is set, and insecure mode.
 
-use crate::algorithm::{Algorithm, AlgorithmFamily};
+use crate::algorithm::{Algorithm, AlgorithmFamily, ALGORITHM_NAMES};
 use crate::claims;
 use crate::config::ModeConfig;
 use crate::error::TokenError;
@@ -28,6 +28,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::OnceLock;
 
 /// A JSON value read only as far as the claim rules need it.
 #[derive(Debug, Clone, PartialEq)]
@@ -247,6 +248,34 @@ pub(crate) fn parse_claims(json: &[u8]) -> Option<Claims<'_>> {
     Some(claims)
 }
 
+/// The headers PyJWT, node's jsonwebtoken and jose write for `alg`, as base64url: a token whose
+/// first part is one of these texts decodes to that JSON exactly, whose `alg` is `alg`, with no
+/// `kid` and no `crit`; so its header needs neither decoding nor parsing.
+fn common_header(alg: Algorithm, header_b64: &str) -> bool {
+    static COMMON: OnceLock<Vec<(Algorithm, [String; 3])>> = OnceLock::new();
+    let common = COMMON.get_or_init(|| {
+        ALGORITHM_NAMES
+            .iter()
+            .map(|name| {
+                let encode = |json: String| URL_SAFE_NO_PAD.encode(json);
+                let alg = Algorithm::from_name(name).expect("listed");
+                (
+                    alg,
+                    [
+                        encode(format!(r#"{{"alg":"{name}","typ":"JWT"}}"#)),
+                        encode(format!(r#"{{"typ":"JWT","alg":"{name}"}}"#)),
+                        encode(format!(r#"{{"alg":"{name}"}}"#)),
+                    ],
+                )
+            })
+            .collect()
+    });
+    common
+        .iter()
+        .find(|(a, _)| *a == alg)
+        .is_some_and(|(_, headers)| headers.iter().any(|h| h == header_b64))
+}
+
 /// base64url (no padding) decoded into `stack` when it fits, else into `heap`.
 fn decode<'b>(part: &str, stack: &'b mut [u8], heap: &'b mut Vec<u8>) -> Option<&'b [u8]> {
     if base64::decoded_len_estimate(part.len()) <= stack.len() {
@@ -330,16 +359,21 @@ impl Verifier {
         }
         // 1.–2. The header: an object without `crit`, `alg` exactly the configured one.
         let (mut header_stack, mut header_heap) = ([0u8; 256], Vec::new());
-        let Some(header_json) = decode(header_b64, &mut header_stack, &mut header_heap) else {
-            return Err(answer);
+        let header = if common_header(*alg, header_b64) {
+            Header::default() // `alg` checked by the comparison; no `kid`, no `crit`
+        } else {
+            let Some(header_json) = decode(header_b64, &mut header_stack, &mut header_heap) else {
+                return Err(answer);
+            };
+            let Some(header) = parse_header(header_json) else {
+                return Err(answer);
+            };
+            let alg_matches = matches!(&header.alg, Some(Lean::String(name)) if name == alg.name());
+            if header.crit || !alg_matches {
+                return Err(answer);
+            }
+            header
         };
-        let Some(header) = parse_header(header_json) else {
-            return Err(answer);
-        };
-        let alg_matches = matches!(&header.alg, Some(Lean::String(name)) if name == alg.name());
-        if header.crit || !alg_matches {
-            return Err(answer);
-        }
         // 3. The signature, by the key chosen as the full path chooses it.
         let (mut sig_stack, mut sig_heap) = ([0u8; 528], Vec::new());
         let Some(signature) = decode(signature_b64, &mut sig_stack, &mut sig_heap) else {
@@ -438,6 +472,38 @@ mod tests {
         assert_eq!(h.alg, Some(Lean::String(Cow::Owned("HS256".into()))));
         assert_eq!(header(r#"{"alg":5}"#).unwrap().alg, Some(Lean::Number(5.0)));
         assert_eq!(header("{}").unwrap(), Header::default());
+    }
+
+    #[test]
+    fn the_common_headers_are_what_they_claim() {
+        for name in ALGORITHM_NAMES {
+            let alg = Algorithm::from_name(name).unwrap();
+            let (_, headers) = [
+                format!(r#"{{"alg":"{name}","typ":"JWT"}}"#),
+                format!(r#"{{"typ":"JWT","alg":"{name}"}}"#),
+                format!(r#"{{"alg":"{name}"}}"#),
+            ]
+            .iter()
+            .fold((alg, 0), |(alg, n), json| {
+                let b64 = URL_SAFE_NO_PAD.encode(json);
+                assert!(common_header(alg, &b64), "{json}");
+                let h = parse_header(json.as_bytes()).unwrap();
+                assert_eq!(h.alg, Some(Lean::String(Cow::Borrowed(name))));
+                assert_eq!((h.kid, h.crit), (None, false));
+                (alg, n + 1)
+            });
+            assert_eq!(headers, 3);
+            let other = if alg == Algorithm::HS256 {
+                "HS384"
+            } else {
+                "HS256"
+            };
+            let b64 = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{other}","typ":"JWT"}}"#));
+            assert!(!common_header(alg, &b64), "another algorithm's header");
+            let b64 =
+                URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{name}","typ":"JWT","kid":"k"}}"#));
+            assert!(!common_header(alg, &b64), "with a kid");
+        }
     }
 
     #[test]
