@@ -167,7 +167,10 @@ def install_pgjwt(conn):
     conn.execute("CREATE EXTENSION pgcrypto SCHEMA pgjwt")
     body = "\n".join(line for line in PGJWT_SQL.read_text().splitlines()
                      if not line.startswith("\\echo"))
+    # As CREATE EXTENSION would: unqualified objects are created in the extension's schema.
+    conn.execute("SET search_path = pgjwt")
     conn.execute(body.replace("@extschema@", "pgjwt"))
+    conn.execute("RESET search_path")
 
 
 def pgjwt_versus(conn, hs256):
@@ -455,14 +458,15 @@ def render(rows, before, after, calls, identity, keysets, pgjwt):
              "| SQL / AWS-LC | `openssl speed` verify | same token again (its floor) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:"
              "|---:|---:|---:|"]
+    opt = lambda v: "—" if v is None else f"{v:.2f}"
     for r in rows:
         ossl = f'{r["openssl"]:.1f}' if r["openssl"] else "—"
         lines.append(
             f'| {r["alg"]} | {r["n"]} | {r["floor"]:.2f} | {r["verify"]:.2f} '
             f'| {r["verify"] - r["floor"]:.2f} | {r["sql"]:.2f} '
             f'| {r["sql"] - r["floor"]:.2f} | {r["baseline_verify"]:.2f} | {r["baseline"]:.2f} '
-            f'| {r["baseline"] / r["sql"]:.2f}× | {r["native"]:.2f} | {r["full"]:.2f} '
-            f'| {r["cached"]:.2f} | {r["raw"]:.2f} '
+            f'| {r["baseline"] / r["sql"]:.2f}× | {r["native"]:.2f} | {opt(r["full"])} '
+            f'| {opt(r["cached"])} | {r["raw"]:.2f} '
             f'| {r["native"] / r["raw"]:.2f}× | {r["sql"] / r["raw"]:.2f}× | {ossl} '
             f'| {r["repeat"]:.2f} ({r["repeat_floor"]:.2f}) |')
     lines += ["", f"All figures are µs per token. *before / now* (`user_id`) above 1 means this "
