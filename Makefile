@@ -92,9 +92,10 @@ regress-update: bootstrap
 	  PG_CONFIG=$$pg_config bash scripts/pg_regress.sh --update || exit 1; \
 	done
 
-## make bench: the published figures (BENCHMARKS.md, bench/chart.svg) on a throwaway cluster.
+## make bench: the published figures (BENCHMARKS.md, bench/chart.svg) on a throwaway cluster of
+## $(PG_CONFIG)'s server (EA_BENCH_PORT, default 54335; EA_BENCH_NAME; EA_BENCH_BASELINE).
 bench: bootstrap install
-	python3 bench/bench.py
+	PG_CONFIG=$(PG_CONFIG) python3 bench/bench.py
 
 ## make install PG_CONFIG=...: an optimised build into an existing Postgres (15 to 18).
 install: bootstrap

@@ -85,8 +85,20 @@ mod tests {
     }
 
     #[pg_test]
-    fn verified_tokens_are_remembered_until_any_setting_is_assigned() {
+    fn hs_tokens_are_not_remembered() {
+        // The fast path verifies an HMAC token in less than the cache costs (issue 24).
         configure_hs256(SECRET);
+        assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
+        assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
+        assert_eq!(cache::cached_tokens(), 0);
+    }
+
+    #[pg_test]
+    fn verified_tokens_are_remembered_until_any_setting_is_assigned() {
+        // Insecure mode still uses the cache (as RS/ES/PS/EdDSA do); its tokens need no key.
+        Spi::run("RESET electric_auth.jwt_alg").unwrap();
+        Spi::run("RESET electric_auth.jwt_key").unwrap();
+        Spi::run("SET electric_auth.mode = insecure").unwrap();
         assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
         assert_eq!(user_id(TOKEN_2).as_deref(), Some("pg-test-user-2"));
         assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
@@ -96,7 +108,7 @@ mod tests {
         assert_eq!(user_id(TOKEN).as_deref(), Some("pg-test-user"));
         assert_eq!(cache::cached_tokens(), 1);
         // Failures are never remembered.
-        assert!(PgTryBuilder::new(|| user_id(&format!("{TOKEN}x")))
+        assert!(PgTryBuilder::new(|| user_id(&format!("{TOKEN}.extra")))
             .catch_others(|_| None)
             .execute()
             .is_none());

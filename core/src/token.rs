@@ -7,6 +7,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{Map, Value};
 
+pub(crate) use numeric::numbers_fit;
+
 /// Tokens longer than this are `Invalid token` before any decoding (spec §3.1).
 pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
 

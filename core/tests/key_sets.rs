@@ -51,7 +51,7 @@ fn expected_sub(case: &str, alg: &str) -> String {
 fn accepts(settings: &Settings, case: &str, alg: &str) {
     let v = verifier(settings);
     for (library, token) in tokens(case, alg) {
-        let got = v.verify(&token, NOW).map(|t| t.user_id);
+        let got = v.check(&token, NOW).map(|t| t.user_id);
         assert_eq!(
             got,
             Ok(expected_sub(case, alg)),
@@ -65,7 +65,7 @@ fn refuses(settings: &Settings, case: &str, alg: &str, error: TokenError) {
     let v = verifier(settings);
     for (library, token) in tokens(case, alg) {
         assert_eq!(
-            v.verify(&token, NOW).map(|t| t.user_id),
+            v.check(&token, NOW).map(|t| t.user_id),
             Err(error.clone()),
             "{case} {alg} by {library}"
         );
@@ -327,7 +327,7 @@ fn a_kid_that_is_not_a_string_matches_no_key_with_a_kid() {
     let v = verifier(&secure("HS256", &set.to_string()));
     let payload = r#"{"sub":"u","iat":1700000000,"exp":4102444800}"#;
     let good = hs256_token(&secret, r#"{"alg":"HS256","kid":"hs-1"}"#, payload);
-    assert_eq!(v.verify(&good, NOW).unwrap().user_id, "u");
+    assert_eq!(v.check(&good, NOW).unwrap().user_id, "u");
     for header in [
         r#"{"alg":"HS256","kid":1}"#,
         r#"{"alg":"HS256","kid":["hs-1"]}"#,
@@ -338,7 +338,7 @@ fn a_kid_that_is_not_a_string_matches_no_key_with_a_kid() {
     }
     // Without kid, the key is tried.
     let token = hs256_token(&secret, r#"{"alg":"HS256"}"#, payload);
-    assert_eq!(v.verify(&token, NOW).unwrap().user_id, "u");
+    assert_eq!(v.check(&token, NOW).unwrap().user_id, "u");
 }
 
 #[test]
@@ -484,10 +484,7 @@ fn json_that_is_not_a_jwk_or_jwks() {
         r#"{"alg":"HS256"}"#,
         r#"{"sub":"u","iat":1700000000,"exp":4102444800}"#,
     );
-    assert_eq!(
-        verifier(&settings).verify(&token, NOW).unwrap().user_id,
-        "u"
-    );
+    assert_eq!(verifier(&settings).check(&token, NOW).unwrap().user_id, "u");
 }
 
 fn b64_standard(bytes: &[u8]) -> String {
@@ -559,7 +556,7 @@ fn ec_jwks_on_every_curve_verify_their_algorithm_only() {
         assert_eq!(set.count(), 1, "{alg}: one usable key");
         assert_eq!(
             verifier(&s)
-                .verify(&interop_token(alg), NOW)
+                .check(&interop_token(alg), NOW)
                 .unwrap()
                 .user_id,
             format!("user-{alg}")

@@ -48,7 +48,7 @@ fn tokens_over_64_kib_are_invalid_before_decoding() {
     let mut claims = valid_claims();
     claims["pad"] = json!("x".repeat(40_000));
     assert!(
-        v.verify(&hs256_claims(claims), NOW).is_ok(),
+        v.check(&hs256_claims(claims), NOW).is_ok(),
         "40 KB tokens are fine"
     );
 }
@@ -91,8 +91,7 @@ fn key_selection_headers_are_ignored() {
         r#"{"alg":"HS256","x5u":"https://evil.example/cert"}"#,
     ] {
         assert!(
-            v.verify(&hs256_token(SECRET, header, &payload), NOW)
-                .is_ok(),
+            v.check(&hs256_token(SECRET, header, &payload), NOW).is_ok(),
             "{header}"
         );
         // ... and cannot make a token signed with another key pass.
@@ -214,13 +213,11 @@ fn nul_characters_and_broken_unicode_in_the_payload_are_invalid_tokens() {
     }
     // An escaped backslash followed by "u0000" is six ordinary characters.
     let literal = hs256_token(SECRET, HEADER, &claims(r#""name":"\\u0000""#));
-    let verified = v
-        .verify(&literal, NOW)
-        .expect("a literal backslash is fine");
+    let verified = v.check(&literal, NOW).expect("a literal backslash is fine");
     assert_eq!(verified.claims["name"], "\\u0000");
     // A proper surrogate pair is one character.
     let emoji = hs256_token(SECRET, HEADER, &claims(r#""name":"\ud83d\ude00""#));
-    assert_eq!(v.verify(&emoji, NOW).unwrap().claims["name"], "\u{1f600}");
+    assert_eq!(v.check(&emoji, NOW).unwrap().claims["name"], "\u{1f600}");
 }
 
 #[test]
@@ -232,7 +229,7 @@ fn duplicate_claim_keys_resolve_to_the_last_one_like_json_parse() {
         NOW + 10
     );
     assert_eq!(
-        v.verify(&hs256_token(SECRET, HEADER, &payload), NOW)
+        v.check(&hs256_token(SECRET, HEADER, &payload), NOW)
             .unwrap()
             .user_id,
         "last"
@@ -287,7 +284,7 @@ fn fractional_times_are_accepted_and_compared_exactly() {
         ..secure("HS256", SECRET)
     });
     let ok = hs256_claims(json!({"sub":"u","iat": NOW as f64 - 0.5, "exp": NOW as f64 + 0.25}));
-    assert!(v.verify(&ok, NOW).is_ok());
+    assert!(v.check(&ok, NOW).is_ok());
     let expired = hs256_claims(json!({"sub":"u","iat": NOW - 9, "exp": NOW as f64 - 0.25}));
     assert_eq!(rejected(&v, &expired), TokenError::Expired);
 }
@@ -315,14 +312,14 @@ fn non_numeric_time_claims_are_invalid_values_not_crashes() {
 fn huge_numbers_are_handled() {
     let v = hs256_verifier();
     let far = r#"{"sub":"u","iat":1,"exp":1e300}"#;
-    assert!(v.verify(&hs256_token(SECRET, HEADER, far), NOW).is_ok());
+    assert!(v.check(&hs256_token(SECRET, HEADER, far), NOW).is_ok());
     let past = r#"{"sub":"u","iat":1,"exp":-1e300}"#;
     assert_eq!(
         rejected(&v, &hs256_token(SECRET, HEADER, past)),
         TokenError::Expired
     );
     let big_int = r#"{"sub":"u","iat":1,"exp":123456789012345678901234567890}"#;
-    assert!(v.verify(&hs256_token(SECRET, HEADER, big_int), NOW).is_ok());
+    assert!(v.check(&hs256_token(SECRET, HEADER, big_int), NOW).is_ok());
     let overflow = r#"{"sub":"u","iat":1,"exp":1e400}"#; // not representable: invalid JSON for us
     assert_eq!(
         rejected(&v, &hs256_token(SECRET, HEADER, overflow)),
@@ -369,7 +366,7 @@ fn numbers_jsonb_cannot_hold_are_invalid_tokens() {
         format!(r#""long":{}"#, &long_fraction[..16_385]),
     ] {
         let token = hs256_token(SECRET, HEADER, &claims(&extra));
-        assert!(v.verify(&token, NOW).is_ok(), "{}", &extra[..15]);
+        assert!(v.check(&token, NOW).is_ok(), "{}", &extra[..15]);
     }
 }
 
@@ -392,7 +389,7 @@ fn time_claims_are_checked_iat_then_nbf_then_exp() {
 fn iat_has_no_maximum_age() {
     let v = hs256_verifier();
     assert!(v
-        .verify(
+        .check(
             &hs256_claims(json!({"sub":"u","iat": 0, "exp": NOW + 1})),
             NOW
         )
@@ -414,7 +411,7 @@ fn iss_must_equal_when_configured() {
     let v = with_iss_aud(Some("https://issuer.example"), None);
     let mut claims = valid_claims();
     claims["iss"] = json!("https://issuer.example");
-    assert!(v.verify(&hs256_claims(claims.clone()), NOW).is_ok());
+    assert!(v.check(&hs256_claims(claims.clone()), NOW).is_ok());
     claims["iss"] = json!("https://other.example");
     assert_eq!(
         message(&v, &hs256_claims(claims.clone())),
@@ -437,7 +434,7 @@ fn aud_may_be_a_string_or_an_array_containing_it() {
     let mut claims = valid_claims();
     for good in [json!("electric"), json!(["other", "electric"])] {
         claims["aud"] = good;
-        assert!(v.verify(&hs256_claims(claims.clone()), NOW).is_ok());
+        assert!(v.check(&hs256_claims(claims.clone()), NOW).is_ok());
     }
     for (bad, shown) in [
         (json!("other"), r#""other""#),
@@ -463,7 +460,7 @@ fn iss_and_aud_are_not_checked_when_not_configured() {
     let mut claims = valid_claims();
     claims["iss"] = json!(42);
     claims["aud"] = json!({"any": "thing"});
-    assert!(v.verify(&hs256_claims(claims), NOW).is_ok());
+    assert!(v.check(&hs256_claims(claims), NOW).is_ok());
 }
 
 // ---- 7. Required claims ---------------------------------------------------------------------
@@ -600,7 +597,7 @@ fn insecure_mode_reads_only_the_payload() {
         hs256_claims(json!({"sub": "dev"})),
     ] {
         assert_eq!(
-            v.verify(&token, NOW).map(|t| t.user_id),
+            v.check(&token, NOW).map(|t| t.user_id),
             Ok("dev".into()),
             "{token}"
         );
@@ -620,7 +617,7 @@ fn insecure_mode_reads_only_the_payload() {
 fn insecure_mode_validates_time_claims_but_requires_only_the_user_id() {
     let v = verifier(&insecure());
     let tok = |claims: serde_json::Value| format!("x.{}", b64(claims.to_string().as_bytes()));
-    assert!(v.verify(&tok(json!({"sub": "u"})), NOW).is_ok());
+    assert!(v.check(&tok(json!({"sub": "u"})), NOW).is_ok());
     assert_eq!(
         message(&v, &tok(json!({"sub": "u", "exp": NOW - 100}))),
         "Expired token"
@@ -634,7 +631,7 @@ fn insecure_mode_validates_time_claims_but_requires_only_the_user_id() {
         r#"Invalid "iat" claim value: "yesterday""#
     );
     assert!(
-        v.verify(&tok(json!({"sub": "u", "iss": 1, "aud": false})), NOW)
+        v.check(&tok(json!({"sub": "u", "iss": 1, "aud": false})), NOW)
             .is_ok(),
         "iss/aud unchecked"
     );
@@ -652,7 +649,7 @@ fn docs_es256_token_verifies_its_signature_and_is_expired() {
     assert_eq!(message(&v, DOCS_ES256_TOKEN), "Expired token");
     // Back when it was fresh, it is accepted with the legacy user_id claim.
     assert_eq!(
-        v.verify(DOCS_ES256_TOKEN, 1_684_750_000).unwrap().user_id,
+        v.check(DOCS_ES256_TOKEN, 1_684_750_000).unwrap().user_id,
         "1"
     );
     let other = fixtures()["keys"]["P-256"]["public_spki"]
@@ -669,7 +666,7 @@ fn docs_es256_token_verifies_its_signature_and_is_expired() {
 fn docs_unsigned_token_in_insecure_mode() {
     let v = verifier(&insecure());
     let token = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJ1c2VyX2lkIjoiMSIsImlhdCI6MTY4NDg3ODEwM30.";
-    let verified = v.verify(token, NOW).unwrap();
+    let verified = v.check(token, NOW).unwrap();
     assert_eq!(verified.user_id, "1");
     assert_eq!(verified.claims["iat"], json!(1684878103));
     assert_eq!(verified.expires_at, None);
@@ -692,5 +689,5 @@ fn a_crit_header_is_an_invalid_token_in_secure_mode() {
     }
     // The same payload without `crit` verifies.
     let plain = hs256_token(SECRET, r#"{"alg":"HS256"}"#, &payload);
-    assert!(v.verify(&plain, NOW).is_ok());
+    assert!(v.check(&plain, NOW).is_ok());
 }

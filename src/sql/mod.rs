@@ -42,9 +42,10 @@ pub mod electric_auth {
     // A token typed into the statement must not stay readable in pg_stat_activity.
     use super::payload_jsonb::PayloadJsonb;
     use super::token_text::TokenText;
+    use crate::errors::error_report;
     use crate::guard::hide_tokens;
     use crate::identity::{self, CurrentClaims};
-    use crate::{errors::error_report, verify::verify_now};
+    use crate::verify::answer_now;
     use electric_auth_core::outcome::EntryPoint;
     use electric_auth_core::{Error, TokenError};
     use pgrx::pg_sys::panic::ErrorReport;
@@ -55,8 +56,8 @@ pub mod electric_auth {
     #[pg_extern(strict, stable, parallel_safe)]
     pub fn verify(token: TokenText) -> Result<PayloadJsonb, ErrorReport> {
         hide_tokens();
-        verify_now(EntryPoint::Verify, token.0, |verified, _| {
-            PayloadJsonb::new(&verified.payload)
+        answer_now(EntryPoint::Verify, token.0, |passed| {
+            PayloadJsonb::new(passed.payload)
         })?
         .ok_or_else(|| error_report(Error::Token(TokenError::InvalidToken)))
     }
@@ -66,8 +67,8 @@ pub mod electric_auth {
     #[pg_extern(strict, stable, parallel_safe)]
     pub fn user_id(token: TokenText) -> Result<String, ErrorReport> {
         hide_tokens();
-        verify_now(EntryPoint::UserId, token.0, |verified, _| {
-            verified.user_id.clone()
+        answer_now(EntryPoint::UserId, token.0, |passed| {
+            passed.user_id.to_owned()
         })
     }
 

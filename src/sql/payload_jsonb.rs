@@ -12,7 +12,7 @@ pub struct PayloadJsonb(CString);
 
 impl PayloadJsonb {
     /// `None` if the text holds a NUL byte, which JSON the core accepted never does.
-    pub fn new(json: &str) -> Option<PayloadJsonb> {
+    pub fn new(json: &[u8]) -> Option<PayloadJsonb> {
         CString::new(json).ok().map(PayloadJsonb)
     }
 }

@@ -4,7 +4,10 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cache;
+mod fast;
 pub mod settings;
+
+pub use fast::answer_now;
 
 use crate::errors::{error_report, warn_once};
 use crate::guard;
@@ -58,11 +61,27 @@ pub fn verify_at<R>(
 ) -> Result<R, Error> {
     let mut answer = Some(answer);
     let mut result = verify_once(token, now, &mut answer);
-    let retry = matches!(
+    if worth_waiting_for_keys(&result) && new_keys_arrived(token) {
+        result = verify_once(token, now, &mut answer);
+    }
+    result
+}
+
+/// Whether a refusal may be cured by keys the worker has not fetched yet: a `kid` in no key
+/// (or a signature no key verifies), or fetched keys still pending.
+fn worth_waiting_for_keys<R>(result: &Result<R, Error>) -> bool {
+    matches!(
         result,
-        Err(Error::Token(TokenError::InvalidSignature))
-            | Err(Error::Config(ConfigError::FetchedKeysPending { .. }))
-    ) && crate::keys::backend::wait_for_new_keys(token, |kid| {
+        Err(Error::Token(
+            TokenError::UnknownKey | TokenError::InvalidSignature
+        )) | Err(Error::Config(ConfigError::FetchedKeysPending { .. }))
+    )
+}
+
+/// Wakes the key worker for `token`'s `kid` and waits (up to `electric_auth.jwks_timeout`) for
+/// a key set that names it; true when one arrived (see `keys/backend.rs`).
+fn new_keys_arrived(token: &str) -> bool {
+    crate::keys::backend::wait_for_new_keys(token, |kid| {
         cache::with_verifier(|verifier, _| {
             verifier
                 .config()
@@ -70,11 +89,7 @@ pub fn verify_at<R>(
                 .is_some_and(|keys| keys.names_kid(kid))
         })
         .unwrap_or(false)
-    });
-    if retry {
-        result = verify_once(token, now, &mut answer);
-    }
-    result
+    })
 }
 
 /// One verification; `answer` is taken only on success.

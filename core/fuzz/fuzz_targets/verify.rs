@@ -4,7 +4,7 @@
 //! RS, ES, PS or EdDSA key, a JWKS, or in insecure mode) or, for the last cases, a payload that the target signs
 //! with the HS256 key itself, so that mutations reach the claim rules behind the signature.
 //! Whatever the input: no panic, anything accepted obeys the spec's invariants, and the
-//! verified-token cache answers exactly like the verifier.
+//! verified-token cache and the fast path (`verify_with`) answer exactly like the verifier.
 #![no_main]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -97,6 +97,12 @@ fuzz_target!(|data: &[u8]| {
     for _ in 0..2 {
         assert_eq!(cache.verify(&case.verifier, &token, NOW).cloned(), direct.clone());
     }
+    // The fast path the SQL functions take answers exactly like the verifier.
+    let fast = case.verifier.verify_with(&token, NOW, |passed| {
+        (passed.user_id.to_owned(), passed.payload.to_vec())
+    });
+    let expected = direct.as_ref().map(|v| (v.user_id.clone(), v.payload.clone().into_bytes()));
+    assert_eq!(fast, expected.map_err(Clone::clone));
     if let Ok(verified) = direct {
         assert!(!verified.user_id.trim().is_empty(), "blank user id accepted");
         assert!(!verified.user_id.contains('\0'), "NUL in an accepted user id");

@@ -67,20 +67,40 @@ pub fn hs256_verifier() -> Verifier {
     verifier(&secure("HS256", SECRET))
 }
 
+/// `Verifier::verify`, after checking that the fast path (`Verifier::verify_with`, what the SQL
+/// functions call) answers exactly alike: the same user id and payload text, or the same error.
+pub trait Check {
+    fn check(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError>;
+}
+
+impl Check for Verifier {
+    fn check(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
+        let full = self.verify(token, now);
+        let fast = self.verify_with(token, now, |passed| {
+            (passed.user_id.to_owned(), passed.payload.to_vec())
+        });
+        let expected = full
+            .as_ref()
+            .map(|t| (t.user_id.clone(), t.payload.clone().into_bytes()))
+            .map_err(Clone::clone);
+        assert_eq!(fast, expected, "the fast path differs for {token:?}");
+        full
+    }
+}
+
 pub fn verify_at(v: &Verifier, token: &str, now: i64) -> Result<VerifiedToken, String> {
-    v.verify(token, now)
-        .map_err(|e| Error::Token(e).to_string())
+    v.check(token, now).map_err(|e| Error::Token(e).to_string())
 }
 
 pub fn message(v: &Verifier, token: &str) -> String {
-    match v.verify(token, NOW) {
+    match v.check(token, NOW) {
         Ok(t) => panic!("token unexpectedly accepted for {:?}", t.user_id),
         Err(e) => e.to_string(),
     }
 }
 
 pub fn rejected(v: &Verifier, token: &str) -> TokenError {
-    v.verify(token, NOW).expect_err("token should be rejected")
+    v.check(token, NOW).expect_err("token should be rejected")
 }
 
 /// Spec §5: the signed token printed in Electric's secure-mode docs (ES256, `exp` in 2023) ...

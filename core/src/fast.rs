@@ -1,0 +1,639 @@
+//! The fast path of a verification: decides that a token passes every check without building
+//! the payload's `serde_json` map (issue 24: the fixed cost around an HMAC).
+//!
+//! It is a filter in front of [`Verifier::verify`], never a replacement: it answers only when
+//! the token passes every check of the spec (§3, the same checks as `verify`), and hands
+//! everything else, failures included, to `verify`, which then decides with its exact error
+//! in the spec's order. So the fast path can only be slow, never different, as long as it never
+//! accepts what `verify` refuses; the fuzz target checks exactly that.
+//!
+//! What it avoids: the header and payload are base64-decoded into stack buffers; the header is
+//! read into a small struct (`alg`, `kid`, whether `crit` is there); the payload into the claims
+//! the rules read (`iat`, `nbf`, `exp`, `iss`, `aud`, `sub`, `user_id`), strings borrowed from
+//! the decoded bytes. Every other value is still read and validated exactly as
+//! `serde_json::Value` reads it (UTF-8, escapes, lone surrogates, numbers beyond an `f64`, the
+//! nesting limit), and refused when a string or key holds U+0000, as the full path does.
+//!
+//! Left to the full path (still correct, only not faster): a namespace (`jwt_namespace`), an
+//! `aud` array when `jwt_aud` is set, and insecure mode.
+
+use crate::algorithm::{Algorithm, AlgorithmFamily, ALGORITHM_NAMES};
+use crate::claims;
+use crate::config::ModeConfig;
+use crate::error::TokenError;
+use crate::token::{numbers_fit, Verifier, MAX_TOKEN_BYTES};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::OnceLock;
+
+/// A JSON value read only as far as the claim rules need it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Lean<'de> {
+    /// Any JSON number, as `serde_json::Value::as_f64` reads it.
+    Number(f64),
+    String(Cow<'de, str>),
+    Null,
+    /// `true`, `false`, an array or an object (validated, contents dropped).
+    Other,
+}
+
+/// The top-level names the rules read; every other key is [`Name::Other`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Name {
+    Alg,
+    Kid,
+    Crit,
+    Iat,
+    Nbf,
+    Exp,
+    Iss,
+    Aud,
+    Sub,
+    UserId,
+    Other,
+}
+
+impl Name {
+    fn of(key: &str) -> Name {
+        match key {
+            "alg" => Name::Alg,
+            "kid" => Name::Kid,
+            "crit" => Name::Crit,
+            "iat" => Name::Iat,
+            "nbf" => Name::Nbf,
+            "exp" => Name::Exp,
+            "iss" => Name::Iss,
+            "aud" => Name::Aud,
+            "sub" => Name::Sub,
+            "user_id" => Name::UserId,
+            _ => Name::Other,
+        }
+    }
+}
+
+/// Refuses a string holding U+0000, which the full path refuses in the payload (`text` and
+/// `jsonb` cannot hold it).
+fn no_nul<E: de::Error>(s: &str) -> Result<(), E> {
+    if s.contains('\0') {
+        Err(E::custom("U+0000"))
+    } else {
+        Ok(())
+    }
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Name;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Name, D::Error> {
+        deserializer.deserialize_str(KeySeed)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Name;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Name, E> {
+        no_nul(key)?;
+        Ok(Name::of(key))
+    }
+}
+
+/// Reads any JSON value into a [`Lean`], validating it all (nested values included).
+struct LeanSeed;
+
+impl<'de> DeserializeSeed<'de> for LeanSeed {
+    type Value = Lean<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Lean<'de>, D::Error> {
+        deserializer.deserialize_any(LeanSeed)
+    }
+}
+
+impl<'de> Visitor<'de> for LeanSeed {
+    type Value = Lean<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Lean<'de>, E> {
+        Ok(Lean::Other)
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Lean<'de>, E> {
+        Ok(Lean::Number(n as f64))
+    }
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Lean<'de>, E> {
+        Ok(Lean::Number(n as f64))
+    }
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Lean<'de>, E> {
+        Ok(Lean::Number(n))
+    }
+    fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Lean<'de>, E> {
+        no_nul(s)?;
+        Ok(Lean::String(Cow::Borrowed(s)))
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Lean<'de>, E> {
+        // A string with escapes: unescaped into serde_json's scratch space.
+        no_nul(s)?;
+        Ok(Lean::String(Cow::Owned(s.to_owned())))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Lean<'de>, E> {
+        Ok(Lean::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Lean<'de>, A::Error> {
+        while seq.next_element_seed(LeanSeed)?.is_some() {}
+        Ok(Lean::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Lean<'de>, A::Error> {
+        while map.next_key_seed(KeySeed)?.is_some() {
+            map.next_value_seed(LeanSeed)?;
+        }
+        Ok(Lean::Other)
+    }
+}
+
+/// The JOSE header as the checks read it. A key given twice keeps its last value, as
+/// `serde_json::Map` does.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Header<'de> {
+    pub alg: Option<Lean<'de>>,
+    pub kid: Option<Value>,
+    pub crit: bool,
+}
+
+/// The payload's claims the rules read (last value of a key given twice).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Claims<'de> {
+    pub iat: Option<Lean<'de>>,
+    pub nbf: Option<Lean<'de>>,
+    pub exp: Option<Lean<'de>>,
+    pub iss: Option<Lean<'de>>,
+    pub aud: Option<Lean<'de>>,
+    pub sub: Option<Lean<'de>>,
+    pub user_id: Option<Lean<'de>>,
+}
+
+struct HeaderVisitor;
+
+impl<'de> Visitor<'de> for HeaderVisitor {
+    type Value = Header<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Header<'de>, A::Error> {
+        let mut header = Header::default();
+        while let Some(name) = map.next_key_seed(KeySeed)? {
+            match name {
+                Name::Alg => header.alg = Some(map.next_value_seed(LeanSeed)?),
+                Name::Kid => header.kid = Some(map.next_value::<Value>()?),
+                Name::Crit => {
+                    map.next_value_seed(LeanSeed)?;
+                    header.crit = true;
+                }
+                _ => {
+                    map.next_value_seed(LeanSeed)?;
+                }
+            }
+        }
+        Ok(header)
+    }
+}
+
+struct ClaimsVisitor;
+
+impl<'de> Visitor<'de> for ClaimsVisitor {
+    type Value = Claims<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Claims<'de>, A::Error> {
+        let mut claims = Claims::default();
+        while let Some(name) = map.next_key_seed(KeySeed)? {
+            let value = map.next_value_seed(LeanSeed)?;
+            let slot = match name {
+                Name::Iat => &mut claims.iat,
+                Name::Nbf => &mut claims.nbf,
+                Name::Exp => &mut claims.exp,
+                Name::Iss => &mut claims.iss,
+                Name::Aud => &mut claims.aud,
+                Name::Sub => &mut claims.sub,
+                Name::UserId => &mut claims.user_id,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        Ok(claims)
+    }
+}
+
+/// The header object of decoded JSON bytes; `None` for anything `decode_json_object` refuses
+/// (and for a U+0000 anywhere, which the full path then judges).
+pub(crate) fn parse_header(json: &[u8]) -> Option<Header<'_>> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let header = de.deserialize_any(HeaderVisitor).ok()?;
+    de.end().ok()?;
+    Some(header)
+}
+
+/// The payload's claims of decoded JSON bytes; `None` for anything `decode_payload` refuses
+/// except numbers `numeric` cannot hold (see `numbers_fit`).
+pub(crate) fn parse_claims(json: &[u8]) -> Option<Claims<'_>> {
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let claims = de.deserialize_any(ClaimsVisitor).ok()?;
+    de.end().ok()?;
+    Some(claims)
+}
+
+/// The headers PyJWT, node's jsonwebtoken and jose write for `alg`, as base64url: a token whose
+/// first part is one of these texts decodes to that JSON exactly, whose `alg` is `alg`, with no
+/// `kid` and no `crit`; so its header needs neither decoding nor parsing.
+fn common_header(alg: Algorithm, header_b64: &str) -> bool {
+    static COMMON: OnceLock<Vec<(Algorithm, [String; 3])>> = OnceLock::new();
+    let common = COMMON.get_or_init(|| {
+        ALGORITHM_NAMES
+            .iter()
+            .map(|name| {
+                let encode = |json: String| URL_SAFE_NO_PAD.encode(json);
+                let alg = Algorithm::from_name(name).expect("listed");
+                (
+                    alg,
+                    [
+                        encode(format!(r#"{{"alg":"{name}","typ":"JWT"}}"#)),
+                        encode(format!(r#"{{"typ":"JWT","alg":"{name}"}}"#)),
+                        encode(format!(r#"{{"alg":"{name}"}}"#)),
+                    ],
+                )
+            })
+            .collect()
+    });
+    common
+        .iter()
+        .find(|(a, _)| *a == alg)
+        .is_some_and(|(_, headers)| headers.iter().any(|h| h == header_b64))
+}
+
+/// base64url (no padding) decoded into `stack` when it fits, else into `heap`.
+fn decode<'b>(part: &str, stack: &'b mut [u8], heap: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+    if base64::decoded_len_estimate(part.len()) <= stack.len() {
+        let n = URL_SAFE_NO_PAD.decode_slice(part, stack).ok()?;
+        Some(&stack[..n])
+    } else {
+        *heap = URL_SAFE_NO_PAD.decode(part).ok()?;
+        Some(heap)
+    }
+}
+
+/// What a verification yields when only the user id and the payload text are wanted.
+pub struct Passed<'a> {
+    /// The resolved user id (spec §4), untrimmed.
+    pub user_id: &'a str,
+    /// The payload object's JSON text, exactly as signed: UTF-8 (serde_json validated every
+    /// string in it; the rest of JSON text is ASCII), without NUL.
+    pub payload: &'a [u8],
+}
+
+impl Verifier {
+    /// Whether a [`crate::TokenCache`] saves time for this configuration. Not for the HMAC
+    /// algorithms: the fast path verifies an HS token in less than a cache hit plus the miss's
+    /// full verify and insert cost on distinct tokens (`bench_native`: `native` vs `cached`).
+    pub fn worth_caching(&self) -> bool {
+        !matches!(
+            self.config().algorithm().map(Algorithm::family),
+            Some(AlgorithmFamily::Hmac)
+        )
+    }
+
+    /// [`Verifier::verify`], answering with the user id and the payload text only: the same
+    /// checks, the same errors, the same accepted tokens, without building the claims map on
+    /// the common path (see the module notes).
+    pub fn verify_with<R>(
+        &self,
+        token: &str,
+        now: i64,
+        answer: impl FnOnce(Passed<'_>) -> R,
+    ) -> Result<R, TokenError> {
+        match self.fast(token, now, answer) {
+            Ok(result) => Ok(result),
+            Err(answer) => {
+                let verified = self.verify(token, now)?;
+                Ok(answer(Passed {
+                    user_id: &verified.user_id,
+                    payload: verified.payload.as_bytes(),
+                }))
+            }
+        }
+    }
+
+    /// The fast path: `Ok` only for a token that passes every check; `Err(answer)` hands the
+    /// token (and the answer) to the full path.
+    fn fast<R, F: FnOnce(Passed<'_>) -> R>(
+        &self,
+        token: &str,
+        now: i64,
+        answer: F,
+    ) -> Result<R, F> {
+        let ModeConfig::Secure {
+            alg,
+            keys,
+            iss,
+            aud,
+        } = &self.config().mode
+        else {
+            return Err(answer);
+        };
+        if token.len() > MAX_TOKEN_BYTES || self.config().namespace.is_some() {
+            return Err(answer);
+        }
+        let Some((signing_input, signature_b64)) = token.rsplit_once('.') else {
+            return Err(answer);
+        };
+        let Some((header_b64, payload_b64)) = signing_input.split_once('.') else {
+            return Err(answer);
+        };
+        if payload_b64.contains('.') {
+            return Err(answer);
+        }
+        // 1.–2. The header: an object without `crit`, `alg` exactly the configured one.
+        let (mut header_stack, mut header_heap) = ([0u8; 256], Vec::new());
+        let header = if common_header(*alg, header_b64) {
+            Header::default() // `alg` checked by the comparison; no `kid`, no `crit`
+        } else {
+            let Some(header_json) = decode(header_b64, &mut header_stack, &mut header_heap) else {
+                return Err(answer);
+            };
+            let Some(header) = parse_header(header_json) else {
+                return Err(answer);
+            };
+            let alg_matches = matches!(&header.alg, Some(Lean::String(name)) if name == alg.name());
+            if header.crit || !alg_matches {
+                return Err(answer);
+            }
+            header
+        };
+        // 3. The signature, by the key chosen as the full path chooses it.
+        let (mut sig_stack, mut sig_heap) = ([0u8; 528], Vec::new());
+        let Some(signature) = decode(signature_b64, &mut sig_stack, &mut sig_heap) else {
+            return Err(answer);
+        };
+        if signature.is_empty()
+            || !keys.verify(
+                header.kid.as_ref(),
+                signing_input.as_bytes(),
+                signature,
+                signature_b64,
+            )
+        {
+            return Err(answer);
+        }
+        // 4. The payload: an object jsonb can hold.
+        let (mut payload_stack, mut payload_heap) = ([0u8; 1024], Vec::new());
+        let Some(payload_json) = decode(payload_b64, &mut payload_stack, &mut payload_heap) else {
+            return Err(answer);
+        };
+        if !numbers_fit(payload_json) {
+            return Err(answer);
+        }
+        let Some(claims) = parse_claims(payload_json) else {
+            return Err(answer);
+        };
+        // 5. Time claims: each a number when present, within the drift; 7. iat and exp required.
+        let drift = self.config().clock_drift();
+        let (now_secs, drift_secs) = (now as f64, drift as f64);
+        let (Some(Lean::Number(iat)), Some(Lean::Number(exp))) = (&claims.iat, &claims.exp) else {
+            return Err(answer);
+        };
+        let nbf_ok = match &claims.nbf {
+            None => true,
+            Some(Lean::Number(nbf)) => nbf - drift_secs <= now_secs,
+            Some(_) => false,
+        };
+        if iat - drift_secs > now_secs || !nbf_ok || claims::expired(*exp, now, drift) {
+            return Err(answer);
+        }
+        // 6. iss and aud when configured (and then 7. required).
+        let is = |value: &Option<Lean>, expected: &str| matches!(value, Some(Lean::String(s)) if s == expected);
+        if iss
+            .as_deref()
+            .is_some_and(|expected| !is(&claims.iss, expected))
+            || aud
+                .as_deref()
+                .is_some_and(|expected| !is(&claims.aud, expected))
+        {
+            return Err(answer);
+        }
+        // 8. The user id: `sub`, or `user_id` when `sub` is absent or null; a non-blank string.
+        let user_id = match &claims.sub {
+            None | Some(Lean::Null) => &claims.user_id,
+            sub => sub,
+        };
+        let Some(Lean::String(user_id)) = user_id else {
+            return Err(answer);
+        };
+        if user_id.trim().is_empty() {
+            return Err(answer);
+        }
+        Ok(answer(Passed {
+            user_id,
+            payload: payload_json,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(json: &str) -> Option<Header<'_>> {
+        parse_header(json.as_bytes())
+    }
+
+    fn claims(json: &str) -> Option<Claims<'_>> {
+        parse_claims(json.as_bytes())
+    }
+
+    #[test]
+    fn the_header_reads_alg_kid_and_crit() {
+        let h = header(r#"{"alg":"HS256","typ":"JWT"}"#).unwrap();
+        assert_eq!(h.alg, Some(Lean::String(Cow::Borrowed("HS256"))));
+        assert!(
+            matches!(h.alg, Some(Lean::String(Cow::Borrowed(_)))),
+            "borrowed"
+        );
+        assert_eq!((h.kid, h.crit), (None, false));
+        let h = header(r#"{"alg":"RS256","kid":"k1","crit":[]}"#).unwrap();
+        assert_eq!(h.kid, Some(Value::from("k1")));
+        assert!(h.crit);
+        // Escaped key and value, read as serde_json reads them; the last of a duplicate wins.
+        let h = header(r#"{"\u0061lg":"none","alg":"H\u0053256"}"#).unwrap();
+        assert_eq!(h.alg, Some(Lean::String(Cow::Owned("HS256".into()))));
+        assert_eq!(header(r#"{"alg":5}"#).unwrap().alg, Some(Lean::Number(5.0)));
+        assert_eq!(header("{}").unwrap(), Header::default());
+    }
+
+    #[test]
+    fn the_common_headers_are_what_they_claim() {
+        for name in ALGORITHM_NAMES {
+            let alg = Algorithm::from_name(name).unwrap();
+            let (_, headers) = [
+                format!(r#"{{"alg":"{name}","typ":"JWT"}}"#),
+                format!(r#"{{"typ":"JWT","alg":"{name}"}}"#),
+                format!(r#"{{"alg":"{name}"}}"#),
+            ]
+            .iter()
+            .fold((alg, 0), |(alg, n), json| {
+                let b64 = URL_SAFE_NO_PAD.encode(json);
+                assert!(common_header(alg, &b64), "{json}");
+                let h = parse_header(json.as_bytes()).unwrap();
+                assert_eq!(h.alg, Some(Lean::String(Cow::Borrowed(name))));
+                assert_eq!((h.kid, h.crit), (None, false));
+                (alg, n + 1)
+            });
+            assert_eq!(headers, 3);
+            let other = if alg == Algorithm::HS256 {
+                "HS384"
+            } else {
+                "HS256"
+            };
+            let b64 = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{other}","typ":"JWT"}}"#));
+            assert!(!common_header(alg, &b64), "another algorithm's header");
+            let b64 =
+                URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{name}","typ":"JWT","kid":"k"}}"#));
+            assert!(!common_header(alg, &b64), "with a kid");
+        }
+    }
+
+    #[test]
+    fn hostile_headers_are_refused_like_serde_json_value() {
+        for bad in [
+            "",
+            "[]",
+            "\"alg\"",
+            "null",
+            "{",
+            r#"{"alg":"HS256"}x"#,
+            r#"{"alg":"HS256",}"#,
+            r#"{"alg":"\ud800"}"#,
+            r#"{"x":1e400}"#,
+            r#"{"x":"\u0000"}"#,
+            "{\"x\":\"\x01\"}",
+            r#"{"alg" "HS256"}"#,
+            r#"{alg:"HS256"}"#,
+        ] {
+            assert!(header(bad).is_none(), "{bad:?}");
+        }
+        assert!(parse_header(b"{\"alg\":\"\xff\"}").is_none(), "not UTF-8");
+        let deep = format!("{{\"x\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(header(&deep).is_none(), "nesting beyond serde_json's limit");
+        let fine = format!("{{\"x\":{}{}}}", "[".repeat(100), "]".repeat(100));
+        assert!(header(&fine).is_some());
+        assert!(
+            serde_json::from_str::<Value>(&deep).is_err(),
+            "the same limit"
+        );
+    }
+
+    #[test]
+    fn claims_read_only_what_the_rules_need() {
+        let c = claims(
+            r#"{"sub":"u-1","iat":1700000000,"exp":1.7e9,"nbf":-3,"iss":"i","aud":["a"],
+                "user_id":null,"name":"N","roles":["r",{"deep":[1,2.5,"\u00e9"]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.sub, Some(Lean::String(Cow::Borrowed("u-1"))));
+        assert_eq!(c.iat, Some(Lean::Number(1_700_000_000.0)));
+        assert_eq!(c.exp, Some(Lean::Number(1.7e9)));
+        assert_eq!(c.nbf, Some(Lean::Number(-3.0)));
+        assert_eq!(c.iss, Some(Lean::String(Cow::Borrowed("i"))));
+        assert_eq!(c.aud, Some(Lean::Other));
+        assert_eq!(c.user_id, Some(Lean::Null));
+        let c = claims(r#"{"sub":"a","sub":"b","exp":"soon","iat":true}"#).unwrap();
+        assert_eq!(c.sub, Some(Lean::String(Cow::Borrowed("b"))), "last wins");
+        assert_eq!(c.exp, Some(Lean::String(Cow::Borrowed("soon"))));
+        assert_eq!(c.iat, Some(Lean::Other));
+        assert_eq!(
+            claims(r#"{"big":18446744073709551615}"#).unwrap(),
+            Claims::default()
+        );
+    }
+
+    #[test]
+    fn hostile_payloads_are_refused() {
+        for bad in [
+            "[]",
+            "1",
+            r#"{"sub":"a\u0000b"}"#,
+            r#"{"x":{"y":["\u0000"]}}"#,
+            r#"{"a\u0000":1}"#,
+            r#"{"x":[1,2}"#,
+            r#"{"sub":"\udc00"}"#,
+            r#"{"exp":-1e999}"#,
+            r#"{"sub":"u"} {}"#,
+        ] {
+            assert!(claims(bad).is_none(), "{bad:?}");
+        }
+        assert!(
+            parse_claims(b"{\"sub\":\"\xc3\"}").is_none(),
+            "truncated UTF-8"
+        );
+        let deep = format!("{{\"x\":{}{}}}", "{\"a\":".repeat(200), "}".repeat(200));
+        assert!(claims(&deep).is_none());
+    }
+
+    fn hs256(secret: &str, payload: &str) -> String {
+        use hmac::{Hmac, Mac};
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        mac.update(input.as_bytes());
+        format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+    }
+
+    #[test]
+    fn an_ordinary_token_takes_the_fast_path_and_a_failing_one_does_not() {
+        const SECRET: &str = "an-hs256-test-secret-of-32-bytes";
+        let settings = crate::Settings {
+            jwt_alg: Some("HS256".into()),
+            jwt_key: Some(SECRET.into()),
+            ..crate::Settings::new()
+        };
+        let v = Verifier::new(crate::Config::from_settings(&settings).unwrap());
+        let payload = r#"{"sub":"u-1","iat":100,"exp":300,"roles":["r"]}"#;
+        let token = hs256(SECRET, payload);
+        let fast = v.fast(&token, 200, |p| (p.user_id.to_owned(), p.payload.to_vec()));
+        assert_eq!(
+            fast.ok(),
+            Some(("u-1".to_owned(), payload.as_bytes().to_vec()))
+        );
+        // Expired: the fast path hands it on, and the full path names the error.
+        assert!(v.fast(&token, 400, |_| ()).is_err());
+        assert_eq!(v.verify_with(&token, 400, |_| ()), Err(TokenError::Expired));
+        let blank = hs256(SECRET, r#"{"sub":" ","iat":100,"exp":300}"#);
+        assert!(v.fast(&blank, 200, |_| ()).is_err());
+        assert_eq!(
+            v.verify_with(&blank, 200, |_| ()),
+            Err(TokenError::MissingUserId)
+        );
+    }
+
+    #[test]
+    fn decode_uses_the_heap_beyond_the_stack_buffer() {
+        let text = URL_SAFE_NO_PAD.encode([7u8; 300]);
+        let (mut stack, mut heap) = ([0u8; 16], Vec::new());
+        assert_eq!(decode(&text, &mut stack, &mut heap), Some(&[7u8; 300][..]));
+        let (mut stack, mut heap) = ([0u8; 512], Vec::new());
+        assert_eq!(decode(&text, &mut stack, &mut heap), Some(&[7u8; 300][..]));
+        assert!(heap.is_empty());
+        assert_eq!(decode("a", &mut stack, &mut heap), None, "not base64url");
+        assert_eq!(decode("YQ==", &mut stack, &mut heap), None, "padding");
+    }
+}

@@ -1,0 +1,67 @@
+//! `electric_auth.user_id` and `electric_auth.verify`: the user id or the payload of a token
+//! verified at statement time, by the core's fast path (issue 24).
+//!
+//! Everything `verify_now` (`mod.rs`) does (the session checks, "now", the cached verifier,
+//! every refusal as the Postgres error the spec gives it), but the answer sees only what these
+//! two functions return, so the core need not build the claims map; and for the HMAC
+//! algorithms the per-backend cache of verified tokens is skipped, since the fast path verifies
+//! an HS token in less than a lookup, and insert, cost on distinct tokens
+//! (`Verifier::worth_caching`).
+#![allow(clippy::result_large_err)]
+
+use super::{cache, check_session, insecure_mode_warning, statement_time};
+use super::{new_keys_arrived, worth_waiting_for_keys};
+use crate::errors::error_report;
+use crate::stats;
+use electric_auth_core::outcome::{EntryPoint, Reason};
+use electric_auth_core::{Error, Passed, TokenError};
+use pgrx::pg_sys::panic::ErrorReport;
+
+/// Verifies `token` (a text argument's bytes) at statement time and maps what passed with
+/// `answer`; counts the outcome at `entry`. A `kid` in no key waits for the key worker once,
+/// as `verify_at` does.
+pub fn answer_now<R>(
+    entry: EntryPoint,
+    token: &[u8],
+    answer: impl Fn(Passed<'_>) -> R + Copy,
+) -> Result<R, ErrorReport> {
+    check_session().inspect_err(|_| stats::refused(entry, Reason::RefusedSession))?;
+    // In a UTF8 database Postgres has already validated the text; this cannot fail there.
+    let Ok(token) = std::str::from_utf8(token) else {
+        stats::refused(entry, Reason::InvalidToken);
+        return Err(error_report(Error::Token(TokenError::InvalidToken)));
+    };
+    let now = statement_time();
+    let mut result = answer_once(token, now, answer);
+    if worth_waiting_for_keys(&result) && new_keys_arrived(token) {
+        result = answer_once(token, now, answer);
+    }
+    stats::counted(entry, result).map_err(error_report)
+}
+
+/// One verification through the fast path (or the token cache, where it pays).
+fn answer_once<R>(
+    token: &str,
+    now: i64,
+    answer: impl Fn(Passed<'_>) -> R + Copy,
+) -> Result<R, Error> {
+    let (insecure, result) = cache::with_verifier(|verifier, tokens| {
+        let result = if verifier.worth_caching() {
+            tokens.verify(verifier, token, now).map(|verified| {
+                answer(Passed {
+                    user_id: &verified.user_id,
+                    payload: verified.payload.as_bytes(),
+                })
+            })
+        } else {
+            verifier.verify_with(token, now, answer)
+        };
+        (verifier.config().algorithm().is_none(), result)
+    })
+    .map_err(Error::Config)?;
+    // The warning is raised outside the cache's borrow.
+    if insecure {
+        insecure_mode_warning();
+    }
+    result.map_err(Error::Token)
+}
