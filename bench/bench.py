@@ -372,6 +372,7 @@ def main():
         cluster("stop")
 
     report = render(rows, before, after, calls, identity, keysets)
+    report += "\n" + __import__("jwks_bench").run()  # keys from a provider, on a cluster of its own
     print(report)
     (ROOT / "BENCHMARKS.md").write_text(BENCHMARKS_HEAD + report + BENCHMARKS_TAIL)
     chart(rows, ROOT / "bench/chart.svg")
