@@ -20,7 +20,6 @@ import os
 import pathlib
 import statistics
 import sys
-import threading
 import time
 
 import psycopg
