@@ -675,6 +675,50 @@ class Jwks(unittest.TestCase):
                    and s["usable_keys"] == 1, what="back to discovery")
         self.assert_verifies(self.k2.mint())
 
+    def set_and_reload(self, setting, value=None):
+        with connect() as c:
+            if value is None:
+                c.execute(f"ALTER SYSTEM RESET {setting}")
+            else:
+                c.execute(f"ALTER SYSTEM SET {setting} = '{value}'")
+            c.execute("SELECT pg_reload_conf()")
+
+    def test_13_a_changed_jwt_alg_rechecks_the_stored_document_at_once(self):
+        # The provider hangs, and the next scheduled refresh is minutes away: only a re-check of
+        # the stored document can change what key_source() reports.
+        self.assertEqual(self.source()["kids"], ["k2"])
+        self.provider.routes = {path: hang for path in self.provider.routes}
+        try:
+            self.set_and_reload("electric_auth.jwt_alg", "ES256")
+            src = wait_until(lambda: (s := self.source())["usable_keys"] == 0 and s, timeout=5,
+                             what="the stored RSA keys re-checked for ES256")
+            self.assertEqual(src["kids"], [])
+            self.assertIn("ES256", src["last_failure_reason"])
+            self.set_and_reload("electric_auth.jwt_alg")
+            src = wait_until(lambda: (s := self.source())["usable_keys"] == 1 and s, timeout=5,
+                             what="the stored keys re-checked for RS256")
+            self.assertEqual(src["kids"], ["k2"])
+            self.assert_verifies(self.k2.mint())
+        finally:
+            self.set_and_reload("electric_auth.jwt_alg")
+            self.serve_good([self.k2])
+
+    def test_14_a_changed_refresh_interval_takes_effect_at_the_reload(self):
+        def until_next():
+            return (self.source()["next_refresh"]
+                    - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+
+        self.assertGreater(until_next(), 90)  # the default 5 min, from the last success
+        try:
+            self.set_and_reload("electric_auth.jwks_refresh_interval", "1min")
+            wait_until(lambda: until_next() <= 60, timeout=5,
+                       what="the next refresh rescheduled with 1 min")
+            self.set_and_reload("electric_auth.jwks_refresh_interval")
+            wait_until(lambda: until_next() > 90, timeout=5,
+                       what="the next refresh rescheduled with 5 min")
+        finally:
+            self.set_and_reload("electric_auth.jwks_refresh_interval")
+
     def test_99_no_token_or_key_in_the_log(self):
         log = self.log()
         self.assertIn("could not refresh its keys", log)  # the log is the one written to
