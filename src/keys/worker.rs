@@ -9,7 +9,7 @@ use super::shmem::{self, SharedKeys};
 use crate::settings::names;
 use electric_auth_core::jwks::cache_file::{CachedDocument, MAX_FILE_BYTES};
 use electric_auth_core::jwks::policy::{
-    refresh_after_success, retry_after_failure, WarningLimiter,
+    next_attempt, refresh_after_success, retry_after_failure, WarningLimiter,
 };
 use electric_auth_core::jwks::url::check_https_url;
 use electric_auth_core::jwks::{discovery, validate_fetched, DocumentSummary};
@@ -83,6 +83,13 @@ struct Worker {
     next_attempt: i64,
     failures: u32,
     limiter: WarningLimiter,
+    /// `jwt_alg` as the stored document was last checked for.
+    algorithm: Option<Algorithm>,
+    /// `jwks_refresh_interval` as `next_attempt` was last scheduled with.
+    interval: i64,
+    /// When the last attempt ended (0: none yet), and the provider's `max-age` then.
+    last_attempt: i64,
+    max_age: Option<i64>,
 }
 
 #[pg_guard]
@@ -101,6 +108,10 @@ pub extern "C-unwind" fn electric_auth_key_worker_main(_arg: pg_sys::Datum) {
         next_attempt: 0,
         failures: 0,
         limiter: WarningLimiter::default(),
+        algorithm: pinned_algorithm(),
+        interval: i64::from(settings::REFRESH_INTERVAL.get()),
+        last_attempt: 0,
+        max_age: None,
     };
     loop {
         if BackgroundWorker::sighup_received() {
@@ -132,6 +143,16 @@ impl Worker {
             self.limiter.reset();
             self.next_attempt = 0;
             self.switch_source(shared);
+        }
+        let algorithm = pinned_algorithm();
+        if algorithm != self.algorithm {
+            self.algorithm = algorithm;
+            self.recheck_document(shared);
+        }
+        let interval = i64::from(settings::REFRESH_INTERVAL.get());
+        if interval != self.interval {
+            self.interval = interval;
+            self.reschedule(shared);
         }
         match &self.source {
             KeySource::None => {}
@@ -200,12 +221,63 @@ impl Worker {
         }
     }
 
+    /// `jwt_alg` changed: the stored document is checked for the new algorithm at once, so
+    /// `key_source()` says what is usable now rather than after the next fetch.
+    fn recheck_document(&mut self, shared: &SharedKeys) {
+        let document = shared.read(|state| state.document.get().to_vec());
+        if document.is_empty() {
+            return;
+        }
+        let now = now();
+        match validate_fetched(self.algorithm, &document) {
+            Ok(summary) => shared.write(|state| {
+                state.usable = summary.usable as i32;
+                state.kids.set(kid_list(&summary.kids).as_bytes());
+            }),
+            Err(reason) => {
+                let reason = format!("for {}: {reason}", algorithm_name(self.algorithm));
+                shared.write(|state| {
+                    state.usable = 0;
+                    state.kids.set(b"");
+                    state.last_failure = now;
+                    state.failure.set(reason.as_bytes());
+                });
+                if self.limiter.should_warn(&reason, now) {
+                    warn(format!(
+                        "electric_auth's stored keys have none usable {reason}; \
+                         the next refresh fetches them again"
+                    ));
+                }
+            }
+        }
+        // Backends re-read the document with their own jwt_alg; the generation tells them to.
+        shared.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// `jwks_refresh_interval` changed: the next refresh is scheduled from the last attempt
+    /// with the new interval at once, not after the attempt the old interval scheduled.
+    fn reschedule(&mut self, shared: &SharedKeys) {
+        if self.last_attempt == 0 {
+            return;
+        }
+        self.next_attempt = next_attempt(
+            self.last_attempt,
+            self.interval,
+            self.max_age,
+            self.failures,
+        );
+        let next = self.next_attempt;
+        shared.write(|state| state.next_refresh = next);
+    }
+
     fn attempt(&mut self, shared: &SharedKeys) {
         let interval = i64::from(settings::REFRESH_INTERVAL.get());
         let result = fetch_document(&self.source);
         let now = now();
+        self.last_attempt = now;
         match result {
             Ok((jwks_url, body, max_age, summary)) => {
+                self.max_age = max_age;
                 let next = now + refresh_after_success(interval, max_age);
                 let changed = shared.write(|state| {
                     let changed = state.document.get() != body.as_bytes()
@@ -274,6 +346,10 @@ impl Worker {
         shared.refresh_pending.store(false, Ordering::Release);
         shared.attempts.fetch_add(1, Ordering::AcqRel);
     }
+}
+
+fn algorithm_name(algorithm: Option<Algorithm>) -> String {
+    algorithm.map_or_else(|| "no jwt_alg".to_owned(), |a| a.name().to_owned())
 }
 
 /// `"a","b"`: the `kid`s as JSON strings (a `kid` may hold a comma).

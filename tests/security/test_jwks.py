@@ -9,10 +9,11 @@ the provider at most one request per jwks_min_refresh_interval; hostile provider
 untrusted CA, an issuer that differs, 10,000 keys, keys of the wrong type, not JSON) each keep the
 last good set and log their reason once; a request or a hanging provider never delays user_id()
 beyond the wait; the provider down keeps the last good set, a restart while down verifies from the
-persisted file (mode 0600), past jwks_max_stale tokens are refused with the stale message; no
+persisted file (mode 0600), past jwks_max_stale tokens are refused with the stale message; a hot
+standby made by pg_basebackup fetches for itself (its own requests, its own cache file); no
 token or key reaches the log. And without shared_preload_libraries, jwks_url is refused.
 
-Run on one major (cluster names ea-jwks-h5-*, ports 54420-54429, HTTPS on 54440-54449):
+Run on one major (cluster names ea-jwks-h5-*, ports 54420-54437, HTTPS on 54440-54449):
 PG_CONFIG=/opt/h5/17/bin/pg_config python3 tests/security/test_jwks.py
 """
 
@@ -674,6 +675,50 @@ class Jwks(unittest.TestCase):
                    and s["usable_keys"] == 1, what="back to discovery")
         self.assert_verifies(self.k2.mint())
 
+    def set_and_reload(self, setting, value=None):
+        with connect() as c:
+            if value is None:
+                c.execute(f"ALTER SYSTEM RESET {setting}")
+            else:
+                c.execute(f"ALTER SYSTEM SET {setting} = '{value}'")
+            c.execute("SELECT pg_reload_conf()")
+
+    def test_13_a_changed_jwt_alg_rechecks_the_stored_document_at_once(self):
+        # The provider hangs, and the next scheduled refresh is minutes away: only a re-check of
+        # the stored document can change what key_source() reports.
+        self.assertEqual(self.source()["kids"], ["k2"])
+        self.provider.routes = {path: hang for path in self.provider.routes}
+        try:
+            self.set_and_reload("electric_auth.jwt_alg", "ES256")
+            src = wait_until(lambda: (s := self.source())["usable_keys"] == 0 and s, timeout=5,
+                             what="the stored RSA keys re-checked for ES256")
+            self.assertEqual(src["kids"], [])
+            self.assertIn("ES256", src["last_failure_reason"])
+            self.set_and_reload("electric_auth.jwt_alg")
+            src = wait_until(lambda: (s := self.source())["usable_keys"] == 1 and s, timeout=5,
+                             what="the stored keys re-checked for RS256")
+            self.assertEqual(src["kids"], ["k2"])
+            self.assert_verifies(self.k2.mint())
+        finally:
+            self.set_and_reload("electric_auth.jwt_alg")
+            self.serve_good([self.k2])
+
+    def test_14_a_changed_refresh_interval_takes_effect_at_the_reload(self):
+        def until_next():
+            return (self.source()["next_refresh"]
+                    - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+
+        self.assertGreater(until_next(), 90)  # the default 5 min, from the last success
+        try:
+            self.set_and_reload("electric_auth.jwks_refresh_interval", "1min")
+            wait_until(lambda: until_next() <= 60, timeout=5,
+                       what="the next refresh rescheduled with 1 min")
+            self.set_and_reload("electric_auth.jwks_refresh_interval")
+            wait_until(lambda: until_next() > 90, timeout=5,
+                       what="the next refresh rescheduled with 5 min")
+        finally:
+            self.set_and_reload("electric_auth.jwks_refresh_interval")
+
     def test_99_no_token_or_key_in_the_log(self):
         log = self.log()
         self.assertIn("could not refresh its keys", log)  # the log is the one written to
@@ -681,6 +726,119 @@ class Jwks(unittest.TestCase):
             self.assertNotIn(token.split(".")[2][:24], log)
         for key in (self.k1, self.k2, self.k3):
             self.assertNotIn(key.jwk["n"][:24], log)
+
+
+class HotStandby(unittest.TestCase):
+    """A streaming standby (pg_basebackup of a preloaded primary with jwks_url) fetches for
+    itself: it verifies with fetched keys, absorbs a rotation by its own request to the provider
+    while the primary's set stays as it was, and writes its own cache file."""
+
+    PRIMARY = (f"ea-jwks-h5-primary-{MAJOR}", 54430 + 2 * INDEX)
+    STANDBY = (f"ea-jwks-h5-standby-{MAJOR}", 54431 + 2 * INDEX)
+
+    @classmethod
+    def setUpClass(cls):
+        tls = make_tls()
+        cls.k1, cls.k2 = SigningKey("k1"), SigningKey("k2")
+        cls.provider = Provider(HTTPS_PORT, tls["good"])
+        cls.serve([cls.k1])
+        cls.provider.start()
+        cluster("start", cls.PRIMARY[0], cls.PRIMARY[1], conf="\n".join([
+            "electric_auth.jwt_alg = 'RS256'",
+            f"electric_auth.jwks_url = '{ISSUER}/jwks'",
+            f"electric_auth.jwks_ca_file = '{TLS_DIR}/ca.pem'",
+            f"electric_auth.jwks_timeout = '{TIMEOUT}s'",
+            f"electric_auth.jwks_min_refresh_interval = '{MIN_REFRESH}s'",
+        ]))
+        with connect(*cls.PRIMARY) as c:
+            c.execute("CREATE EXTENSION electric_auth")
+        wait_until(lambda: cls.source(cls.PRIMARY)["usable_keys"] == 1, what="primary's fetch")
+        cls.data = pathlib.Path(f"/tmp/{cls.STANDBY[0]}-data")
+        sock = f"/tmp/{cls.STANDBY[0]}-sock"
+        cls.stop_standby()
+        bindir = cls.pg_ctl_path().parent
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+        subprocess.run(as_postgres + ["rm", "-rf", str(cls.data), sock], check=True, cwd="/")
+        subprocess.run(as_postgres + ["mkdir", "-p", sock], check=True, cwd="/")
+        subprocess.run(as_postgres + [str(bindir / "pg_basebackup"), "-D", str(cls.data), "-h",
+                                      f"/tmp/{cls.PRIMARY[0]}-sock", "-p", str(cls.PRIMARY[1]),
+                                      "-U", "postgres", "-R", "--checkpoint=fast"],
+                       check=True, cwd="/")
+        # The primary's cache file came along in the base backup: take the copy's content so
+        # the test can tell the standby's own writes from it.
+        cls.copied = (cls.data / "electric_auth_jwks_cache.json").read_bytes()
+        cls.requests_before_standby = cls.provider.requests["/jwks"]
+        subprocess.run(as_postgres + [
+            str(bindir / "pg_ctl"), "-D", str(cls.data), "-l", str(cls.data / "server.log"), "-w",
+            "start", "-o", f"-p {cls.STANDBY[1]} -k {sock} -c listen_addresses='' "
+            "-c shared_preload_libraries=electric_auth -c fsync=off"],
+            check=True, cwd="/", stdout=subprocess.DEVNULL)
+
+    @classmethod
+    def stop_standby(cls):
+        if cls.data.exists():
+            subprocess.run(["runuser", "-u", "postgres", "--", str(cls.pg_ctl_path()),
+                            "-D", str(cls.data), "-w", "stop", "-m", "fast"],
+                           cwd="/", capture_output=True)
+
+    @classmethod
+    def pg_ctl_path(cls):
+        return pathlib.Path(subprocess.run([PG_CONFIG, "--bindir"], capture_output=True,
+                                           text=True, check=True).stdout.strip()) / "pg_ctl"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stop_standby()
+        cluster("stop", cls.PRIMARY[0])
+        cls.provider.stop()
+
+    @classmethod
+    def serve(cls, keys):
+        cls.provider.routes = {"/jwks": json_route(jwks(*keys), "application/jwk-set+json")}
+
+    @staticmethod
+    def source(node):
+        with connect(*node) as c:
+            c.row_factory = psycopg.rows.dict_row
+            return c.execute("SELECT * FROM electric_auth.key_source()").fetchone()
+
+    def user_id(self, node, token):
+        with connect(*node) as c:
+            try:
+                return c.execute("SELECT electric_auth.user_id(%s)", (token,)).fetchone()[0], None
+            except psycopg.Error as e:
+                return None, (e.sqlstate, e.diag.message_primary)
+
+    def test_the_standby_fetches_for_itself(self):
+        with connect(*self.STANDBY) as c:
+            self.assertTrue(c.execute("SELECT pg_is_in_recovery()").fetchone()[0])
+        # Its own first fetch: one more request to the provider, and a success of its own.
+        src = wait_until(lambda: (s := self.source(self.STANDBY))["last_success"] and s,
+                         what="the standby's first fetch")
+        self.assertEqual(src["kids"], ["k1"])
+        self.assertEqual(src["setting"], "electric_auth.jwks_url")
+        self.assertGreaterEqual(self.provider.requests["/jwks"], self.requests_before_standby + 1)
+        self.assertEqual(self.user_id(self.STANDBY, self.k1.mint()), ("alice", None))
+
+        # The provider rotates; a token with the new key reaches the standby only. The standby's
+        # unknown-kid refresh asks the provider itself, while the primary's set is unchanged.
+        time.sleep(MIN_REFRESH + 0.2)
+        self.serve([self.k1, self.k2])
+        before = self.provider.requests["/jwks"]
+        self.assertEqual(self.user_id(self.STANDBY, self.k2.mint()), ("alice", None))
+        self.assertEqual(self.provider.requests["/jwks"], before + 1)
+        self.assertEqual(self.source(self.STANDBY)["kids"], ["k1", "k2"])
+        self.assertEqual(self.source(self.PRIMARY)["kids"], ["k1"])
+
+        # And it wrote its own cache file (the primary's file is not WAL-logged, and the
+        # primary never saw k2): 0600, with the new key.
+        cache = self.data / "electric_auth_jwks_cache.json"
+        content = wait_until(lambda: (b := cache.read_bytes()) != self.copied and b,
+                             what="the standby's cache file")
+        self.assertIn(self.k2.jwk["n"][:40].encode(), content)
+        self.assertEqual(stat.S_IMODE(cache.stat().st_mode), 0o600)
+        primary_cache = pathlib.Path(f"/tmp/{self.PRIMARY[0]}-data/electric_auth_jwks_cache.json")
+        self.assertNotIn(self.k2.jwk["n"][:40].encode(), primary_cache.read_bytes())
 
 
 class WithoutPreload(unittest.TestCase):

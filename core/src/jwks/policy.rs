@@ -41,6 +41,23 @@ pub fn retry_after_failure(configured_secs: i64, consecutive_failures: u32) -> i
     backoff.min(configured_secs.max(1))
 }
 
+/// When the next attempt is due, `last_attempt` being when the last one ended: after a success
+/// (`consecutive_failures` 0) as [`refresh_after_success`] says, else as [`retry_after_failure`].
+/// The worker calls it after each attempt and again when a reload changes the interval, so a
+/// new interval applies from the last attempt rather than after the next one.
+pub fn next_attempt(
+    last_attempt: i64,
+    configured_secs: i64,
+    max_age: Option<i64>,
+    consecutive_failures: u32,
+) -> i64 {
+    last_attempt.saturating_add(if consecutive_failures == 0 {
+        refresh_after_success(configured_secs, max_age)
+    } else {
+        retry_after_failure(configured_secs, consecutive_failures)
+    })
+}
+
 /// Whether a backend that met an unknown `kid` at `now` may wake the worker, given when the
 /// last such wake-up was (0: never). At most one per `min_interval_secs`, so a flood of tokens
 /// with random `kid`s costs the provider one request per interval.
@@ -82,6 +99,17 @@ impl WarningLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_interval_counts_from_the_last_attempt() {
+        assert_eq!(next_attempt(1000, 300, None, 0), 1300);
+        assert_eq!(next_attempt(1000, 60, None, 0), 1060);
+        // The provider's max-age still wins after a success; failures back off within it.
+        assert_eq!(next_attempt(1000, 60, Some(600), 0), 1600);
+        assert_eq!(next_attempt(1000, 300, None, 1), 1030);
+        assert_eq!(next_attempt(1000, 60, None, 5), 1060);
+        assert_eq!(next_attempt(i64::MAX - 1, 300, None, 0), i64::MAX);
+    }
 
     #[test]
     fn max_age_is_read_leniently_and_safely() {
