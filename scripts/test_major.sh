@@ -17,7 +17,9 @@ source scripts/pg_versions.sh
 major=$1
 PG_CONFIG=$(pg_config_for "$major")
 export PG_CONFIG
-pgdata=${EA_TEST_TMP:-/tmp}/ea-pgdata-$major
+tmp=${EA_TEST_TMP:-/tmp}
+mkdir -p -m 1777 "$tmp" # the clusters' directories are made there by `postgres`
+pgdata=$tmp/ea-pgdata-$major
 started=$(date +%s)
 
 step() { echo; echo "== Postgres $major: $* =="; }
