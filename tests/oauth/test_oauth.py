@@ -73,11 +73,15 @@ class ValidatorAbi(unittest.TestCase):
 
 
 class OAuthConnections(unittest.TestCase):
+    # The cluster's name and base port: another suite that borrows this recipe names its own.
+    CLUSTER = ("ea-oauth", 54348)
+
     @classmethod
     def setUpClass(cls):
+        libdir = pg_config_value("--libdir")
         cls.client = compile_c("oauth_client.c", "oauth_client",
-                               f"-I{pg_config_value('--includedir')}", f"-L{pg_config_value('--libdir')}",
-                               "-lpq", f"-Wl,-rpath,{pg_config_value('--libdir')}")
+                               f"-I{pg_config_value('--includedir')}", f"-L{libdir}", "-lpq",
+                               f"-Wl,-rpath,{libdir}")
         conf = "\n".join([
             "oauth_validator_libraries = 'electric_auth'",
             "electric_auth.jwt_alg = 'HS256'",
@@ -87,7 +91,7 @@ class OAuthConnections(unittest.TestCase):
             "electric_auth.role_claim = 'db_roles'",
             "log_connections = on",
         ])
-        cls.cluster = Cluster("ea-oauth", 54348).fresh(conf)
+        cls.cluster = Cluster(*cls.CLUSTER).fresh(conf)
         try:
             with cls.cluster.connect() as c:
                 c.execute("CREATE ROLE app_alice LOGIN")
