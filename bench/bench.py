@@ -27,24 +27,28 @@ import platform
 import re
 import statistics
 import subprocess
+import sys
 import time
 
-import jwt
-import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-FIXTURES = json.loads((ROOT / "core/tests/fixtures/interop.json").read_text())
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests/lib"))
+from electric_auth_test import ROOT, scratch_dir  # noqa: E402
+from electric_auth_test.postgres import Cluster  # noqa: E402
+from electric_auth_test.tokens import Minter, fixture  # noqa: E402
+
+FIXTURES = fixture("interop")
 PG_CONFIG = os.environ.get("PG_CONFIG") or "/usr/bin/pg_config"
 NAME = os.environ.get("EA_BENCH_NAME") or "ea-bench"
 PORT = int(os.environ.get("EA_BENCH_PORT") or "54335")
-SOCK = f"/tmp/{NAME}-sock"
-WORK = pathlib.Path(os.environ.get("EA_BENCH_WORK") or f"/tmp/{NAME}")
+WORK = pathlib.Path(os.environ.get("EA_BENCH_WORK") or scratch_dir(NAME))
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 REPEAT_CALLS = 20000
 RSS_CALLS = 1_000_000
+# Tokens valid for a day (the run takes minutes), with a couple of claims beside sub.
+LIFETIME = 86400
 
 # Distinct tokens per algorithm: many for the fast ones, fewer for the slow curves.
 COUNTS = {"HS256": 20000, "HS384": 20000, "HS512": 20000, "RS256": 20000, "RS384": 5000,
@@ -68,25 +72,17 @@ def signing_and_verifying_keys(alg):
 
 
 def mint_all():
-    now = int(time.time())
     tokens = {}
     for alg, count in COUNTS.items():
         signing, verifying = signing_and_verifying_keys(alg)
-        tokens[alg] = {
-            "key": verifying,
-            "tokens": [jwt.encode({"sub": f"user-{i}", "iat": now - 60, "exp": now + 86400,
-                                   "name": "Benchmark User", "roles": ["reader"]},
-                                  signing, algorithm=alg) for i in range(count)],
-        }
+        mint = Minter(signing, alg, lifetime=LIFETIME, name="Benchmark User", roles=["reader"])
+        tokens[alg] = {"key": verifying, "tokens": [mint(f"user-{i}") for i in range(count)]}
     return tokens
 
 
-def cluster(action):
-    # Not preloaded: a backend loads whichever electric_auth it calls first, so this release
-    # and the 0.1.0 baseline (which define the same settings) each run in backends of their own.
-    args = ["bash", "scripts/cluster.sh", action, NAME] + ([str(PORT)] if action == "start" else [])
-    subprocess.run(args, cwd=ROOT, check=True,
-                   env=dict(os.environ, EA_PRELOAD="", PG_CONFIG=PG_CONFIG))
+# Not preloaded: a backend loads whichever electric_auth it calls first, so this release and
+# the baseline (which define the same settings) each run in backends of their own.
+CLUSTER = Cluster(NAME, PORT, preload="", config=PG_CONFIG)
 
 
 # The baseline: "today's release" for the no-regression target (issue 24). The code at main's
@@ -129,8 +125,7 @@ def connect_baseline():
 
 
 def connect():
-    return psycopg.connect(host=SOCK, port=PORT, user="postgres", dbname="postgres",
-                           autocommit=True)
+    return CLUSTER.connect()
 
 
 def per_token(conn, sql, n):
@@ -229,7 +224,7 @@ def keyset_costs(conn):
     signing = serialization.load_pem_private_key(
         FIXTURES["keys"]["RSA"]["private_pkcs8"].encode(), password=None)
     others = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(3)]
-    now = int(time.time())
+    mint = Minter(signing, "RS256", lifetime=LIFETIME)
 
     def jwk(key, kid):
         value = RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)
@@ -244,9 +239,7 @@ def keyset_costs(conn):
         conn.execute(f"CREATE TABLE tokens_{table} (t text)")
         with conn.cursor().copy(f"COPY tokens_{table} (t) FROM STDIN") as copy:
             for i in range(KEYSET_TOKENS):
-                copy.write_row((jwt.encode({"sub": f"user-{i}", "iat": now - 60, "exp": now + 86400},
-                                           signing, algorithm="RS256",
-                                           headers={"kid": kid} if kid else None),))
+                copy.write_row((mint(f"user-{i}", headers={"kid": kid} if kid else None),))
         conn.execute(f"VACUUM ANALYZE tokens_{table}")
     cases = {
         "one_key": (FIXTURES["keys"]["RSA"]["public_spki"], "ks_nokid"),
@@ -367,7 +360,7 @@ def chart(rows, path):
 
 
 def main():
-    WORK.mkdir(exist_ok=True)
+    WORK.mkdir(parents=True, exist_ok=True)
     print("bench: minting tokens with PyJWT ...", flush=True)
     tokens = mint_all()
     (WORK / "tokens.json").write_text(json.dumps(tokens))
@@ -384,7 +377,7 @@ def main():
     print(f"bench: building the baseline from commit {BASELINE} ...", flush=True)
     install_baseline()
 
-    cluster("start")
+    CLUSTER.fresh()
     try:
         with connect() as conn:
             conn.execute("CREATE EXTENSION electric_auth")
@@ -439,7 +432,7 @@ def main():
         with connect() as conn:
             before, after, calls = rss_after_million(conn, tokens["HS256"])
     finally:
-        cluster("stop")
+        CLUSTER.stop()
 
     report = render(rows, before, after, calls, identity, keysets, pgjwt)
     report += "\n" + __import__("stats_bench").run()  # counting's cost, on a cluster of its own

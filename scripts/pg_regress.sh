@@ -8,11 +8,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh
-PORT=${EA_REGRESS_PORT:-54329}
-NAME=ea-regress
-OUT=/tmp/$NAME-out
 PG_CONFIG=${PG_CONFIG:-/usr/bin/pg_config}
 export PG_CONFIG
+major=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+# A cluster, a port and an output directory per major, as the Python suites have, so that
+# majors can run side by side (tests/lib/electric_auth_test/postgres.py).
+PORT=${EA_REGRESS_PORT:-$((54329 + 100 * (major - 15)))}
+NAME=ea-regress-pg$major
+tmp=${EA_TEST_TMP:-/tmp}
+OUT=$tmp/$NAME-out
 PG_REGRESS=$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress
 
 scripts/cluster.sh start $NAME "$PORT"
@@ -23,13 +27,12 @@ rm -rf "$OUT" && mkdir -p "$OUT" && cp -r tests/pg_regress/sql tests/pg_regress/
 chown -R postgres "$OUT" 2>/dev/null || true
 tests=$(cd tests/pg_regress/sql && ls *.sql | sed 's/\.sql$//')
 status=0
-as_postgres "$PG_REGRESS" --bindir="$("$PG_CONFIG" --bindir)" --host=/tmp/$NAME-sock --port="$PORT" \
+as_postgres "$PG_REGRESS" --bindir="$("$PG_CONFIG" --bindir)" --host="$tmp/$NAME-sock" --port="$PORT" \
   --inputdir="$OUT" --outputdir="$OUT" --dbname=electric_auth_regress $tests || status=$?
 if [ "${1:-}" = --update ]; then
   # Debian's 15 writes the primary NAME.out. Major M writes NAME_<M-15>.out, and only where it
   # prints differently from every earlier major's file (pg_regress accepts any of them), so run
   # the majors in order, as `make regress-update` does.
-  major=$("$PG_CONFIG" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
   for result in "$OUT"/results/*.out; do
     name=$(basename "$result" .out)
     if [ "$major" = 15 ]; then

@@ -4,6 +4,12 @@
 # pg_regress contract suite, the security suite, the hot-standby replica test, the PgBouncer
 # test and `make demo`'s walkthrough. Each layer starts its own throwaway clusters and stops
 # them; the first failure stops the script.
+#
+# Several majors may run at once (scripts/test_major.sh 16 & scripts/test_major.sh 17): every
+# cluster, port and scratch directory is the major's own (tests/lib/electric_auth_test), and
+# the two cargo steps take turns, since every major builds into the same target/debug (one
+# major's `cargo pgrx install` would otherwise copy the library another major just built).
+# $EA_TEST_TMP (default /tmp) keeps two checkouts apart.
 #   scripts/test_major.sh NN
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,17 +17,22 @@ source scripts/pg_versions.sh
 major=$1
 PG_CONFIG=$(pg_config_for "$major")
 export PG_CONFIG
-pgdata=/tmp/ea-pgdata-$major
+tmp=${EA_TEST_TMP:-/tmp}
+mkdir -p -m 1777 "$tmp" # the clusters' directories are made there by `postgres`
+pgdata=$tmp/ea-pgdata-$major
 started=$(date +%s)
 
 step() { echo; echo "== Postgres $major: $* =="; }
+# in_turn CMD...: CMD while no other test_major.sh of this checkout runs a cargo step.
+mkdir -p target
+in_turn() { flock target/.test-major-cargo.lock "$@"; }
 
 step "#[pg_test] (cargo pgrx test pg$major)"
 rm -rf "$pgdata"
-cargo pgrx test "pg$major" --runas postgres --pgdata "$pgdata"
+in_turn cargo pgrx test "pg$major" --runas postgres --pgdata "$pgdata"
 
 step "install into $("$PG_CONFIG" --version)"
-cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
+in_turn cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
 
 step "no OpenSSL symbol clash (AWS-LC is prefixed)"
 bash tests/symbols/check_symbols.sh "$("$PG_CONFIG" --pkglibdir)/electric_auth.so"

@@ -19,28 +19,29 @@ from source by scripts/test_citus.sh), every node verifying.
 Run by `make test-citus CITUS_SRC=...` (PG_CONFIG names Postgres 17's pg_config).
 """
 
+import base64
 import os
 import pathlib
-import subprocess
 import re
-import time
+import sys
 import unittest
 import uuid
 
-import base64
-import jwt
 import psycopg
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
+from electric_auth_test import main  # noqa: E402
+from electric_auth_test.logs import fragments  # noqa: E402
+from electric_auth_test.postgres import Cluster  # noqa: E402
+from electric_auth_test.tokens import Minter, now  # noqa: E402
+
 OLD_KEY = "citus-old-secret-5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d"
 NEW_KEY = "citus-new-secret-0d1c2b3a4f5e6d7c8b9a0f1e2d3c4b5a"
 ATTACKER = "citus-attacker-secret-99887766554433221100aabb"
 ISS, AUD = "ea-citus-issuer", "ea-citus-audience"
-COORDINATOR = ("ea-citus-coord", 54350)
-WORKERS = [("ea-citus-w1", 54351), ("ea-citus-w2", 54352)]
 DB = "ea_citus"
 ROWS_EACH = 60
 # Shared by every node (postgresql.conf); keys the sealed identity Citus forwards.
@@ -63,11 +64,12 @@ def seal(token, initiator, number, timestamp, secret=PROPAGATION_SECRET):
 AUTHENTICATED = []
 
 
-def mint(sub, key=OLD_KEY, **extra):
-    now = int(time.time())
-    claims = {"sub": sub, "iat": now - 5, "exp": now + 3600, "iss": ISS, "aud": AUD,
-              "jti": uuid.uuid4().hex, **extra}  # each token distinct
-    return jwt.encode(claims, key, algorithm="HS256")
+MINT = Minter(OLD_KEY, iss=ISS, aud=AUD)
+
+
+def mint(sub, **extra):
+    """A token of `sub`'s, each one distinct (a jti of its own)."""
+    return MINT(sub, jti=uuid.uuid4().hex, **extra)
 
 
 def authenticate(c, token, scope="transaction"):
@@ -75,12 +77,9 @@ def authenticate(c, token, scope="transaction"):
     return c.execute("SELECT electric_auth.authenticate(%s, %s)", (token, scope))
 
 
-def connect(port, user="postgres", dbname=DB, **kwargs):
-    return psycopg.connect(host="localhost", port=port, user=user, dbname=dbname,
-                           autocommit=True, **kwargs)
-
-
-def start(name, port, worker):
+def start_node(name, port, worker):
+    """A node of the cluster (the coordinator unless `worker`), listening on localhost, where
+    the other nodes reach it, with the database ea_citus and Citus in it."""
     conf = "\n".join([
         "electric_auth.mode = 'secure'",
         "electric_auth.jwt_alg = 'HS256'",
@@ -102,15 +101,15 @@ def start(name, port, worker):
         "pg_stat_statements.track = all",
         "log_statement = 'all'" if worker else "",
     ])
-    env = dict(os.environ, EA_PRELOAD="citus,pg_stat_statements,electric_auth", EA_CONF=conf)
-    subprocess.run(["bash", "scripts/cluster.sh", "start", name, str(port),
-                    "-c listen_addresses=localhost"], cwd=ROOT, env=env, check=True)
-    with connect(port, dbname="postgres") as su:
+    node = Cluster(name, port, preload="citus,pg_stat_statements,electric_auth",
+                   options=("-c listen_addresses=localhost",), dbname=DB).fresh(conf)
+    with node.connect(dbname="postgres") as su:
         su.execute(f"CREATE DATABASE {DB}")
-    with connect(port) as su:
+    with node.connect() as su:
         su.execute("CREATE EXTENSION citus")
         if worker:
             su.execute("CREATE EXTENSION pg_stat_statements")
+    return node
 
 
 class CitusCluster(unittest.TestCase):
@@ -124,12 +123,15 @@ class CitusCluster(unittest.TestCase):
 
     @classmethod
     def build_cluster(cls):
-        for name, port in [COORDINATOR] + WORKERS:
-            start(name, port, worker=(name, port) != COORDINATOR)
-        with connect(COORDINATOR[1]) as su:
-            su.execute("SELECT citus_set_coordinator_host('localhost', %s)", (COORDINATOR[1],))
-            for _, port in WORKERS:
-                su.execute("SELECT citus_add_node('localhost', %s)", (port,))
+        cls.coordinator = start_node("ea-citus-coord", 54350, worker=False)
+        cls.workers = [start_node("ea-citus-w1", 54351, worker=True),
+                       start_node("ea-citus-w2", 54352, worker=True)]
+        cls.nodes = [cls.coordinator, *cls.workers]
+        with cls.coordinator.connect() as su:
+            su.execute("SELECT citus_set_coordinator_host('localhost', %s)",
+                       (cls.coordinator.port,))
+            for worker in cls.workers:
+                su.execute("SELECT citus_add_node('localhost', %s)", (worker.port,))
             su.execute("CREATE ROLE ea_app LOGIN")  # Citus creates it on the workers too
             su.execute("CREATE EXTENSION electric_auth")
             # One statement per call: Citus forwards a utility statement's text to the workers.
@@ -157,7 +159,7 @@ class CitusCluster(unittest.TestCase):
                 su.execute(statement)
         # Each user writes their rows through the trigger, which runs on the shards.
         for number, user in enumerate(("alice", "bob")):
-            with connect(COORDINATOR[1], user="ea_app") as c, c.transaction():
+            with cls.coordinator.connect(user="ea_app") as c, c.transaction():
                 authenticate(c, mint(user))
                 # Row by row (Citus would COPY an INSERT ... SELECT into shards, which RLS
                 # does not allow); each row routed to its shard, where the trigger runs.
@@ -169,24 +171,24 @@ class CitusCluster(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        for name, _ in [COORDINATOR] + WORKERS:
-            subprocess.run(["bash", "scripts/cluster.sh", "stop", name], cwd=ROOT)
+        for node in getattr(cls, "nodes", ()):
+            node.stop()
 
     def app(self):
-        return connect(COORDINATOR[1], user="ea_app")
+        return self.coordinator.connect(user="ea_app")
 
     def test_the_extension_reached_every_worker(self):
-        with connect(COORDINATOR[1]) as su:
+        with self.coordinator.connect() as su:
             results = su.execute(
                 "SELECT nodeport, success, result FROM run_command_on_workers("
                 "$$SELECT extversion FROM pg_extension WHERE extname = 'electric_auth'$$) "
                 "ORDER BY nodeport").fetchall()
             version = su.execute("SELECT extversion FROM pg_extension "
                                  "WHERE extname = 'electric_auth'").fetchone()[0]
-        self.assertEqual(results, [(port, True, version) for _, port in WORKERS])
+        self.assertEqual(results, [(worker.port, True, version) for worker in self.workers])
 
     def test_the_trigger_stamped_owners_on_shards_on_both_workers(self):
-        with connect(COORDINATOR[1]) as su:
+        with self.coordinator.connect() as su:
             self.assertEqual(su.execute("SELECT owner_id, count(*), count(token) FROM docs "
                                         "GROUP BY owner_id ORDER BY 1").fetchall(),
                              [("alice", ROWS_EACH, 0), ("bob", ROWS_EACH, 0)])
@@ -196,7 +198,7 @@ class CitusCluster(unittest.TestCase):
                     ON pl.shardid = get_shard_id_for_distribution_column('docs', d.id)
                   JOIN pg_dist_node p ON p.groupid = pl.groupid
                  WHERE d.owner_id = 'alice' ORDER BY 1""").fetchall()
-        self.assertEqual(ports, [(port,) for _, port in WORKERS])
+        self.assertEqual(ports, [(worker.port,) for worker in self.workers])
 
     def test_every_query_shape_sees_only_the_authenticated_users_rows(self):
         with self.app() as c:
@@ -220,7 +222,7 @@ class CitusCluster(unittest.TestCase):
                 self.assertIn("Task Count: 32", plan)
                 # INSERT ... SELECT between colocated tables, pushed down to the shards.
                 c.execute("INSERT INTO docs_copy SELECT id, owner_id, body FROM docs")
-        with connect(COORDINATOR[1]) as su:
+        with self.coordinator.connect() as su:
             self.assertEqual(su.execute("SELECT owner_id, count(*) FROM docs_copy "
                                         "GROUP BY owner_id").fetchall(), [("alice", ROWS_EACH)])
             su.execute("TRUNCATE docs_copy")
@@ -302,30 +304,30 @@ class CitusCluster(unittest.TestCase):
             self.assert_refused(c, f"SET LOCAL {carrier} = '{mint('alice')}'", sqlstate="42501")
             self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], 0)
         with self.assertRaises(psycopg.OperationalError):
-            connect(COORDINATOR[1], user="ea_app",
-                    options=f"-c {carrier}={mint('alice')}").close()
+            self.coordinator.connect(user="ea_app",
+                                     options=f"-c {carrier}={mint('alice')}").close()
 
-    def worker_shard(self, port):
-        """A shard of docs on the worker at `port`, readable by ea_app there."""
-        with connect(port) as su:
+    def worker_shard(self, worker):
+        """A shard of docs on `worker`, readable by ea_app there."""
+        with worker.connect() as su:
             shard = su.execute("SELECT shardid FROM pg_dist_placement pl "
                                "JOIN pg_dist_node n USING (groupid) "
                                "JOIN pg_dist_shard s USING (shardid) "
                                "WHERE n.nodeport = %s AND s.logicalrelid = 'docs'::regclass "
-                               "LIMIT 1", (port,)).fetchone()[0]
+                               "LIMIT 1", (worker.port,)).fetchone()[0]
             su.execute(f"GRANT SELECT ON docs_{shard} TO ea_app")
         return shard
 
     def test_forging_directly_on_a_worker_fails(self):
         carrier = "electric_auth.identity_token"
-        port = WORKERS[0][1]
-        shard = self.worker_shard(port)
+        worker = self.workers[0]
+        shard = self.worker_shard(worker)
         # These tokens are typed into statements on the worker itself, so they are logged
         # there: they are not in AUTHENTICATED.
-        with connect(port, user="ea_app") as c:
+        with worker.connect(user="ea_app") as c:
             # A token is never accepted as itself, not even one that verifies here.
             for value in (mint("alice", key=ATTACKER), "alice",
-                          mint("alice", exp=int(time.time()) - 600), mint("alice")):
+                          mint("alice", exp=now() - 600), mint("alice")):
                 with self.assertRaises(psycopg.errors.InvalidAuthorizationSpecification) as caught:
                     with c.transaction():
                         c.execute(f"SET LOCAL {carrier} = '{value}'")
@@ -341,19 +343,21 @@ class CitusCluster(unittest.TestCase):
             self.assert_refused(c, f"ALTER ROLE ea_app SET {carrier} = '{mint('alice')}'",
                                 sqlstate="42501")
         with self.assertRaises(psycopg.OperationalError):
-            connect(port, user="ea_app", options=f"-c {carrier}={mint('alice')}").close()
+            worker.connect(user="ea_app", options=f"-c {carrier}={mint('alice')}").close()
 
     def test_no_token_reaches_a_workers_statistics_or_log(self):
         with self.app() as c, c.transaction():
             authenticate(c, mint("alice"))
             self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], ROWS_EACH)
-        fragments = {part for token in AUTHENTICATED for part in token.split(".")[1:]}
-        self.assertTrue(fragments)
-        for name, port in WORKERS:
-            with connect(port) as su:
+        # Payloads and signatures, whole (every HS256 header is the same).
+        pieces = {part for token in AUTHENTICATED for part in fragments(token, length=None)[1:]}
+        self.assertTrue(pieces)
+        for worker in self.workers:
+            name = worker.name
+            with worker.connect() as su:
                 texts = [r[0] for r in su.execute("SELECT query FROM pg_stat_statements")]
-            log = pathlib.Path(f"/tmp/{name}-data/server.log").read_text(errors="replace")
-            for fragment in fragments:
+            log = worker.log()
+            for fragment in pieces:
                 self.assertFalse([t for t in texts if fragment in t], name)
                 self.assertNotIn(fragment, log, name)
             # The identity did travel (the forwarded SET LOCAL is there), but not even its
@@ -368,14 +372,14 @@ class CitusCluster(unittest.TestCase):
         # Sealed values are never shown to a role (see the test above); these are made here,
         # independently, with the cluster's secret, as a replay would carry them.
         carrier = "electric_auth.identity_token"
-        port = WORKERS[0][1]
-        shard = self.worker_shard(port)
-        with connect(port) as su:
+        worker = self.workers[0]
+        shard = self.worker_shard(worker)
+        with worker.connect() as su:
             stamp = su.execute("SELECT now()").fetchone()[0]
         # Postgres TimestampTz: microseconds since 2000-01-01 UTC.
         micros = int(stamp.timestamp() * 1_000_000) - 946_684_800 * 1_000_000
         value = seal(mint("alice"), 0, 4242424241, micros)
-        with connect(port, user="ea_app") as c:
+        with worker.connect(user="ea_app") as c:
             # In a transaction of its own (no distributed transaction id): refused on use
             # (28000), policies included.
             for query in ("SELECT electric_auth.current_user_id()",
@@ -407,7 +411,7 @@ class CitusCluster(unittest.TestCase):
     def test_the_secret_is_superuser_only_and_never_stored_where_roles_read(self):
         with self.app() as c:
             self.assert_refused(c, "SHOW electric_auth.propagation_secret", sqlstate="42501")
-        with connect(COORDINATOR[1]) as su:
+        with self.coordinator.connect() as su:
             # A configuration-file-only setting: never stored in pg_db_role_setting.
             with self.assertRaises(psycopg.errors.CantChangeRuntimeParam):
                 su.execute("ALTER ROLE ea_app SET electric_auth.propagation_secret = "
@@ -416,16 +420,17 @@ class CitusCluster(unittest.TestCase):
                 su.execute("ALTER SYSTEM SET electric_auth.propagation_secret = 'short'")
             self.assertIn("shorter than 32 bytes", caught.exception.diag.message_primary)
 
-    def wait_for_reload(self, before):
-        for _ in range(200):
-            loads = []
-            for _, port in [COORDINATOR] + WORKERS:
-                with connect(port) as c:
-                    loads.append(c.execute("SELECT pg_conf_load_time()").fetchone()[0])
-            if all(load > before[i] for i, load in enumerate(loads)):
-                return
-            time.sleep(0.05)
-        raise AssertionError("the reload never reached every node")
+    def reload_every_node(self, su, sql):
+        """`sql` on every node through Citus (run_command_on_all_nodes), then a reload there,
+        returning once every node has reloaded."""
+        before = [node.reload_time() for node in self.nodes]
+        self.assertTrue(su.execute("SELECT bool_and(success) FROM "
+                                   "run_command_on_all_nodes(%s)", (sql,)).fetchone()[0])
+        self.assertTrue(su.execute("SELECT bool_and(success) FROM "
+                                   "run_command_on_all_nodes('SELECT pg_reload_conf()')")
+                        .fetchone()[0])
+        for node, load in zip(self.nodes, before):
+            node.wait_for_reload(load)
 
     def test_key_rotation_on_every_node(self):
         old = mint("alice")
@@ -434,20 +439,10 @@ class CitusCluster(unittest.TestCase):
             authenticate(before_rotation, old)
             self.assertEqual(before_rotation.execute("SELECT count(*) FROM docs").fetchone()[0],
                              ROWS_EACH)
-            with connect(COORDINATOR[1]) as su:
-                loads = []
-                for _, port in [COORDINATOR] + WORKERS:
-                    with connect(port) as c:
-                        loads.append(c.execute("SELECT pg_conf_load_time()").fetchone()[0])
-                results = su.execute(
-                    "SELECT bool_and(success) FROM run_command_on_all_nodes("
-                    f"$$ALTER SYSTEM SET electric_auth.jwt_key = '{NEW_KEY}'$$)").fetchone()[0]
-                self.assertTrue(results)
-                self.assertTrue(su.execute("SELECT bool_and(success) FROM "
-                                           "run_command_on_all_nodes('SELECT pg_reload_conf()')")
-                                .fetchone()[0])
+            with self.coordinator.connect() as su:
+                self.reload_every_node(
+                    su, f"ALTER SYSTEM SET electric_auth.jwt_key = '{NEW_KEY}'")
             try:
-                self.wait_for_reload(loads)
                 # The transaction authenticated before: on its next statement the workers
                 # verify again and refuse the identity with the reason (never "no rows").
                 with self.assertRaises(psycopg.errors.InvalidAuthorizationSpecification) as e:
@@ -464,12 +459,10 @@ class CitusCluster(unittest.TestCase):
                         self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0],
                                          ROWS_EACH)
             finally:
-                with connect(COORDINATOR[1]) as su:
-                    su.execute("SELECT run_command_on_all_nodes("
-                               f"$$ALTER SYSTEM SET electric_auth.jwt_key = '{OLD_KEY}'$$)")
-                    su.execute("SELECT run_command_on_all_nodes('SELECT pg_reload_conf()')")
-                time.sleep(0.5)
+                with self.coordinator.connect() as su:
+                    self.reload_every_node(
+                        su, f"ALTER SYSTEM SET electric_auth.jwt_key = '{OLD_KEY}'")
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()

@@ -19,59 +19,39 @@ electric_auth as the OAuth validator module (pg_hba.conf method oauth, SASL OAUT
 Run by scripts/test_major.sh 18 (PG_CONFIG names Postgres 18's pg_config).
 """
 
-import json
 import os
 import pathlib
 import re
 import subprocess
+import sys
 import time
 import unittest
 
-import jwt
-import psycopg
-from jwt.api_jws import PyJWS
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
+from electric_auth_test import ROOT, main, scratch_dir  # noqa: E402
+from electric_auth_test.postgres import Cluster, pg_config_value, server_major  # noqa: E402
+from electric_auth_test.tokens import Minter, now  # noqa: E402
+
 HERE = pathlib.Path(__file__).resolve().parent
-PG_CONFIG = os.environ.get("PG_CONFIG", "pg_config")
-NAME, PORT = "ea-oauth", 54348
-SOCK = f"/tmp/{NAME}-sock"
-DATA = pathlib.Path(f"/tmp/{NAME}-data")
-BUILD = pathlib.Path("/tmp/ea-oauth-build")
 SECRET = "oauth-secret-4e3d2c1b0a9f8e7d6c5b4a3f2e1d0c9b"
 ATTACKER = "oauth-attacker-secret-0a1b2c3d4e5f6a7b8c9d0e1f"
 ISS, AUD = "https://issuer.example", "ea-oauth-audience"
 SCOPE = "openid electric"
-
-
-def pg_config(flag):
-    return subprocess.run([PG_CONFIG, flag], capture_output=True, text=True,
-                          check=True).stdout.strip()
-
-
-def mint(sub="alice", key=SECRET, alg="HS256", **extra):
-    now = int(time.time())
-    claims = {"sub": sub, "iat": now - 5, "exp": now + 3600, "iss": ISS, "aud": AUD,
-              "scope": SCOPE, **extra}
-    claims = {name: value for name, value in claims.items() if value is not None}
-    return jwt.encode(claims, key, algorithm=alg)
-
-
-def su(dbname="postgres"):
-    return psycopg.connect(host=SOCK, port=PORT, user="postgres", dbname=dbname,
-                           autocommit=True)
+mint = Minter(SECRET, iss=ISS, aud=AUD, scope=SCOPE)
 
 
 def compile_c(source, output, *flags):
-    BUILD.mkdir(exist_ok=True)
-    subprocess.run(["cc", "-O1", "-Wall", str(HERE / source), "-o", str(BUILD / output), *flags],
+    build = scratch_dir(f"ea-oauth-build-pg{server_major()}")
+    build.mkdir(exist_ok=True)
+    subprocess.run(["cc", "-O1", "-Wall", str(HERE / source), "-o", str(build / output), *flags],
                    check=True)
-    return BUILD / output
+    return build / output
 
 
 class ValidatorAbi(unittest.TestCase):
     def test_declarations_match_the_pg18_headers(self):
-        abi = compile_c("abi.c", "abi", f"-I{pg_config('--includedir-server')}")
+        abi = compile_c("abi.c", "abi", f"-I{pg_config_value('--includedir-server')}")
         header = dict(line.split("=", 1) for line in
                       subprocess.run([abi], capture_output=True, text=True, check=True)
                       .stdout.splitlines())
@@ -93,11 +73,15 @@ class ValidatorAbi(unittest.TestCase):
 
 
 class OAuthConnections(unittest.TestCase):
+    # The cluster's name and base port: another suite that borrows this recipe names its own.
+    CLUSTER = ("ea-oauth", 54348)
+
     @classmethod
     def setUpClass(cls):
+        libdir = pg_config_value("--libdir")
         cls.client = compile_c("oauth_client.c", "oauth_client",
-                               f"-I{pg_config('--includedir')}", f"-L{pg_config('--libdir')}",
-                               "-lpq", f"-Wl,-rpath,{pg_config('--libdir')}")
+                               f"-I{pg_config_value('--includedir')}", f"-L{libdir}", "-lpq",
+                               f"-Wl,-rpath,{libdir}")
         conf = "\n".join([
             "oauth_validator_libraries = 'electric_auth'",
             "electric_auth.jwt_alg = 'HS256'",
@@ -107,10 +91,9 @@ class OAuthConnections(unittest.TestCase):
             "electric_auth.role_claim = 'db_roles'",
             "log_connections = on",
         ])
-        subprocess.run(["bash", "scripts/cluster.sh", "start", NAME, str(PORT)], cwd=ROOT,
-                       env=dict(os.environ, EA_CONF=conf), check=True)
+        cls.cluster = Cluster(*cls.CLUSTER).fresh(conf)
         try:
-            with su() as c:
+            with cls.cluster.connect() as c:
                 c.execute("CREATE ROLE app_alice LOGIN")
                 c.execute("CREATE ROLE app_bob LOGIN")
                 c.execute("CREATE ROLE app_repl LOGIN REPLICATION")
@@ -126,7 +109,7 @@ class OAuthConnections(unittest.TestCase):
                 for db in ("map_db", "delegate_db"):
                     c.execute(f"CREATE DATABASE {db}")
             for db in ("map_db", "delegate_db"):
-                with su(db) as c:
+                with cls.cluster.connect(dbname=db) as c:
                     c.execute("CREATE EXTENSION electric_auth")
                     c.execute("CREATE TABLE notes (owner_id text, body text)")
                     c.execute("INSERT INTO notes SELECT CASE WHEN g % 2 = 0 THEN 'alice' "
@@ -137,53 +120,31 @@ class OAuthConnections(unittest.TestCase):
                     c.execute("GRANT SELECT ON notes TO app_alice, app_bob")
                     c.execute("ANALYZE notes")
             oauth = f'oauth issuer="{ISS}" scope="{SCOPE}"'
-            (DATA / "pg_hba.conf").write_text(
+            (cls.cluster.data / "pg_hba.conf").write_text(
                 "local all postgres trust\n"
                 f"local delegate_db all {oauth} delegate_ident_mapping=1\n"
                 f"local all all {oauth} map=electric\n")
-            (DATA / "pg_ident.conf").write_text("electric alice app_alice\n"
+            (cls.cluster.data / "pg_ident.conf").write_text("electric alice app_alice\n"
                                                 "electric alice app_repl\n"
                                                 "electric bob app_bob\n")
-            cls.reload()
+            cls.cluster.reload()
         except BaseException:
             cls.tearDownClass()
             raise
 
     @classmethod
     def tearDownClass(cls):
-        subprocess.run(["bash", "scripts/cluster.sh", "stop", NAME], cwd=ROOT)
-
-    @classmethod
-    def alter_system(cls, name, value):
-        with su() as c:
-            c.execute("LOAD 'electric_auth'")
-            if value is None:
-                c.execute(f"ALTER SYSTEM RESET {name}")
-            else:
-                c.execute(f"ALTER SYSTEM SET {name} = '{value}'")
-        cls.reload()
-
-    @classmethod
-    def reload(cls):
-        with su() as c:
-            before = c.execute("SELECT pg_conf_load_time()").fetchone()[0]
-            c.execute("SELECT pg_reload_conf()")
-        for _ in range(200):
-            with su() as c:
-                if c.execute("SELECT pg_conf_load_time()").fetchone()[0] > before:
-                    return
-            time.sleep(0.05)
-        raise AssertionError("no reload")
+        cls.cluster.stop()
 
     def connect(self, token, *sql, user="app_alice", dbname="map_db", extra=""):
-        conninfo = (f"host={SOCK} port={PORT} dbname={dbname} user={user} "
+        conninfo = (f"host={self.cluster.sock} port={self.cluster.port} dbname={dbname} user={user} "
                     f"oauth_issuer={ISS} oauth_client_id=electric {extra}")
         run = subprocess.run([self.client, conninfo, *sql], capture_output=True, text=True,
                              env=dict(os.environ, EA_TOKEN=token), timeout=60)
         return run.returncode, run.stdout, run.stderr
 
     def log(self):
-        return (DATA / "server.log").read_text(errors="replace")
+        return self.cluster.log()
 
     def assert_refused(self, token, reason, user="app_alice", dbname="map_db"):
         before = len(self.log())
@@ -200,7 +161,7 @@ class OAuthConnections(unittest.TestCase):
         self.assertNotIn(SECRET[:20], added, "nor the key")
 
     def assert_alive(self):
-        with su() as c:
+        with self.cluster.connect() as c:
             self.assertEqual(c.execute("SELECT 1").fetchone()[0], 1)
 
     def test_a_good_token_connects_as_the_mapped_role_with_its_identity(self):
@@ -252,7 +213,7 @@ class OAuthConnections(unittest.TestCase):
                             'pg_hba.conf line requires')
         self.assert_refused(mint(scope=None), 'does not grant the scopes "openid electric"')
         # With jwt_iss unset, the line's issuer alone decides.
-        self.alter_system("electric_auth.jwt_iss", "")
+        self.cluster.alter_system("electric_auth.jwt_iss", "")
         try:
             self.assert_refused(mint(iss="https://elsewhere.example"),
                                 'the token\'s "iss" claim ("https://elsewhere.example") is not '
@@ -260,17 +221,17 @@ class OAuthConnections(unittest.TestCase):
             self.assert_refused(mint(iss=None), 'the token has no "iss" claim')
             self.assertEqual(self.connect(mint(), "SELECT current_user")[1], "app_alice\n")
         finally:
-            self.alter_system("electric_auth.jwt_iss", None)
+            self.cluster.alter_system("electric_auth.jwt_iss", None)
         # jwt_iss set to another issuer: even a token of the line's own issuer is refused, and
         # the log says the two settings disagree.
-        self.alter_system("electric_auth.jwt_iss", "https://other-issuer.example")
+        self.cluster.alter_system("electric_auth.jwt_iss", "https://other-issuer.example")
         try:
             self.assert_refused(mint(), "electric_auth.jwt_iss (\"https://other-issuer.example\") "
                                 "and the issuer of this pg_hba.conf line "
                                 "(\"https://issuer.example\") disagree")
             self.assert_refused(mint(iss="https://other-issuer.example"), None)
         finally:
-            self.alter_system("electric_auth.jwt_iss", None)
+            self.cluster.alter_system("electric_auth.jwt_iss", None)
 
     def test_privileged_roles_are_refused_when_ident_mapping_is_delegated(self):
         for role, what in (("app_super", "a superuser"), ("app_repl", "a REPLICATION role"),
@@ -287,13 +248,13 @@ class OAuthConnections(unittest.TestCase):
                                     f'role "{role}" is {what}, and '
                                     'electric_auth.delegate_privileged_roles is off',
                                     user=role, dbname="delegate_db")
-        self.alter_system("electric_auth.delegate_privileged_roles", "on")
+        self.cluster.alter_system("electric_auth.delegate_privileged_roles", "on")
         try:
             self.assertEqual(self.connect(mint(db_roles=["app_super"]), "SELECT current_user",
                                           user="app_super", dbname="delegate_db")[:2],
                              (0, "app_super\n"))
         finally:
-            self.alter_system("electric_auth.delegate_privileged_roles", None)
+            self.cluster.alter_system("electric_auth.delegate_privileged_roles", None)
         # The ident map (map=) is the DBA's own list: it still decides there.
         self.assertEqual(self.connect(mint(), "SELECT current_user", user="app_repl")[:2],
                          (0, "app_repl\n"))
@@ -301,20 +262,17 @@ class OAuthConnections(unittest.TestCase):
     def test_role_names_are_compared_as_bytes(self):
         # A role whose name is not UTF-8 (made through a SQL_ASCII database) is never named by
         # a claim: "\ufffd" (what a lossy decoding makes of it) must not match.
-        with su() as c:
+        with self.cluster.connect() as c:
             c.execute("CREATE DATABASE ascii_db ENCODING 'SQL_ASCII' LC_COLLATE 'C' "
                       "LC_CTYPE 'C' TEMPLATE template0")
-        psql = pathlib.Path(pg_config("--bindir")) / "psql"
 
         def in_ascii_db(sql):
-            subprocess.run(["runuser", "-u", "postgres", "--", str(psql), "-X", "-v",
-                            "ON_ERROR_STOP=1", "-h", SOCK, "-p", str(PORT), "-d", "ascii_db"],
-                           input=sql, check=True, capture_output=True)
+            self.cluster.psql(dbname="ascii_db", input=sql, capture_output=True)
         try:
             in_ascii_db(b'CREATE ROLE "\xfe" LOGIN;\n')
             token = mint(db_roles=["\ufffd"])
             before = len(self.log())
-            conninfo = (f"host={SOCK} port={PORT} dbname=delegate_db user=\xfe "
+            conninfo = (f"host={self.cluster.sock} port={self.cluster.port} dbname=delegate_db user=\xfe "
                         f"oauth_issuer={ISS} oauth_client_id=electric").encode("latin-1")
             run = subprocess.run([self.client, conninfo, b"SELECT current_user"],
                                  capture_output=True, env=dict(os.environ, EA_TOKEN=token),
@@ -324,13 +282,13 @@ class OAuthConnections(unittest.TestCase):
             self.assertIn("is not UTF-8, so no claim can name it", self.log()[before:])
         finally:
             in_ascii_db(b'DROP ROLE IF EXISTS "\xfe";\n')
-            with su() as c:
+            with self.cluster.connect() as c:
                 c.execute("DROP DATABASE ascii_db")
 
     def test_session_settings_that_refuse_the_token_raise_on_first_use(self):
         # Only postgresql.conf/ALTER SYSTEM are in force at login; the database's own audience
         # applies from the first statement, and the identity must then say why it is refused.
-        with su() as c:
+        with self.cluster.connect() as c:
             c.execute("ALTER DATABASE map_db SET electric_auth.jwt_aud = 'map-db-audience'")
         try:
             status, out, err = self.connect(mint(), "SELECT electric_auth.current_user_id()")
@@ -344,12 +302,12 @@ class OAuthConnections(unittest.TestCase):
                                             "SELECT electric_auth.current_user_id()")
             self.assertEqual((status, out), (0, "alice\n"), err)
         finally:
-            with su() as c:
+            with self.cluster.connect() as c:
                 c.execute("ALTER DATABASE map_db RESET electric_auth.jwt_aud")
 
     def test_a_configuration_error_is_one_warning_per_reload(self):
         before = len(self.log())
-        self.alter_system("electric_auth.jwt_alg", "RS256")  # the HS secret is no RSA key
+        self.cluster.alter_system("electric_auth.jwt_alg", "RS256")  # the HS secret is no RSA key
         try:
             for _ in range(3):
                 self.assert_refused(mint(), None)
@@ -359,11 +317,11 @@ class OAuthConnections(unittest.TestCase):
                        "electric_auth.jwt_alg=RS256")
             self.assertEqual(added.count(warning), 1, added[-3000:])
             self.assertIn("HINT:", added[added.index(warning):])
-            self.reload()
+            self.cluster.reload()
             self.assert_refused(mint(), None)
             self.assertEqual(self.log()[before:].count(warning), 2)
         finally:
-            self.alter_system("electric_auth.jwt_alg", None)
+            self.cluster.alter_system("electric_auth.jwt_alg", None)
 
     def test_the_ident_map_decides_the_role(self):
         self.assertEqual(self.connect(mint("bob"), "SELECT current_user", user="app_bob")[1],
@@ -372,10 +330,9 @@ class OAuthConnections(unittest.TestCase):
         self.assert_refused(mint("carol"), None, user="app_alice")
 
     def test_bad_tokens_are_refused_with_the_spec_reason_in_the_log(self):
-        unsigned = jwt.encode({"sub": "alice", "iat": int(time.time()), "exp": int(time.time()) + 60,
-                               "iss": ISS, "aud": AUD}, None, algorithm="none")
+        unsigned = mint(alg="none", scope=None, exp=now() + 60)
         for token, reason in [
-            (mint(exp=int(time.time()) - 600), "Expired token"),
+            (mint(exp=now() - 600), "Expired token"),
             (mint(key=ATTACKER), "Invalid token signature"),
             (unsigned, "Signing algorithm mismatch"),
             (mint(aud="someone-else"), 'Invalid "aud" claim value: "someone-else"'),
@@ -387,13 +344,13 @@ class OAuthConnections(unittest.TestCase):
             with self.subTest(reason=reason):
                 self.assert_refused(token, f': {reason}')
         # The security suite's hostile payloads, correctly signed.
-        now = int(time.time())
-        head = f'{{"sub":"alice","iat":{now},"exp":{now + 600},"iss":"{ISS}","aud":"{AUD}"'
+        issued = now()
+        head = f'{{"sub":"alice","iat":{issued},"exp":{issued + 600},"iss":"{ISS}","aud":"{AUD}"'
         for payload in (head + ',"x":' + "[" * 20000 + "]" * 20000 + "}",
                         head + ',"x":"a\\u0000b"}',
                         head + ',"x":1e400}',
                         '{"sub":"alice","sub":"mallory"}'):
-            token = PyJWS().encode(payload.encode(), SECRET, algorithm="HS256")
+            token = mint.raw(payload.encode())
             self.assert_refused(token, None)
         # 70 KiB, correctly signed: refused (by Postgres's message limit or by the verifier).
         self.assert_refused(mint(padding="x" * 70 * 1024), None)
@@ -412,29 +369,19 @@ class OAuthConnections(unittest.TestCase):
                             user="app_bob", dbname="delegate_db")
         self.assert_refused(mint("alice"), 'the token has no "db_roles" claim',
                             dbname="delegate_db")
-        with su() as c:
-            c.execute("ALTER SYSTEM SET electric_auth.role_claim = ''")
-        self.reload()
+        self.cluster.alter_system("electric_auth.role_claim", "")
         try:
             self.assert_refused(mint("alice", db_roles=["app_alice"]),
                                 "electric_auth.role_claim is not set", dbname="delegate_db")
         finally:
-            with su() as c:
-                c.execute("ALTER SYSTEM RESET electric_auth.role_claim")  # postgresql.conf's
-            self.reload()
+            self.cluster.alter_system("electric_auth.role_claim", None)  # postgresql.conf's
 
     def test_insecure_mode_refuses_every_connection(self):
-        with su() as c:
-            c.execute("LOAD 'electric_auth'")
-            c.execute("ALTER SYSTEM SET electric_auth.mode = 'insecure'")
-        self.reload()
+        self.cluster.alter_system("electric_auth.mode", "insecure")
         try:
             self.assert_refused(mint("alice"), "electric_auth.mode is insecure")
         finally:
-            with su() as c:
-                c.execute("LOAD 'electric_auth'")
-                c.execute("ALTER SYSTEM RESET electric_auth.mode")
-            self.reload()
+            self.cluster.alter_system("electric_auth.mode", None)
 
     def test_a_replication_connection_runs_identify_system(self):
         status, out, err = self.connect(mint("alice"), "IDENTIFY_SYSTEM", user="app_repl",
@@ -447,4 +394,4 @@ class OAuthConnections(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()

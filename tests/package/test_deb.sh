@@ -10,7 +10,7 @@ version=$(extension_version)
 deb=target/packages/postgresql-15-electric-auth_${version}_amd64.deb
 pkg=postgresql-15-electric-auth
 NAME=ea-deb PORT=54339
-SOCK=/tmp/$NAME-sock
+SOCK=${EA_TEST_TMP:-/tmp}/$NAME-sock # where scripts/cluster.sh puts it
 fail() { echo "test_deb: FAILED: $*" >&2; exit 1; }
 
 cleanup() {
@@ -33,7 +33,8 @@ done
 secret=deb-install-secret-6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d
 EA_CONF="electric_auth.jwt_alg = 'HS256'
 electric_auth.jwt_key = '$secret'" scripts/cluster.sh start $NAME $PORT
-token=$(python3 -c 'import jwt,sys,time; t=int(time.time()); print(jwt.encode({"sub":"deb-user","iat":t,"exp":t+600}, sys.argv[1], algorithm="HS256"))' "$secret")
+token=$(PYTHONPATH=tests/lib python3 -c 'import sys; from electric_auth_test.tokens import Minter
+print(Minter(sys.argv[1], sub="deb-user", lifetime=600)())' "$secret")
 psql=(as_postgres psql -X -q -t -A -v ON_ERROR_STOP=1 -h "$SOCK" -p $PORT -d postgres)
 "${psql[@]}" -c "CREATE EXTENSION electric_auth"
 got=$("${psql[@]}" -c "SELECT extversion FROM pg_extension WHERE extname = 'electric_auth'")

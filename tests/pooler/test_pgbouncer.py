@@ -16,55 +16,52 @@ local port in front of a throwaway cluster of the server $PG_CONFIG names, stopp
 Run by scripts/test_major.sh on every major; alone: PG_CONFIG=... python3 tests/pooler/test_pgbouncer.py
 """
 
-import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import unittest
 
-import jwt
 import psycopg
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-NAME, PORT, POOLER_PORT = "ea-pooler", 54345, 54346
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
+from electric_auth_test import main, scratch_dir  # noqa: E402
+from electric_auth_test.postgres import Cluster, postgres_command  # noqa: E402
+from electric_auth_test.tokens import Minter  # noqa: E402
+
 SECRET = "pooler-secret-7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d"
-POOL_DIR = pathlib.Path("/tmp/ea-pgbouncer")
 CLIENTS, TRANSACTIONS, SERVER_CONNECTIONS, ROWS_EACH = 20, 200, 3, 5
-
-
-def mint(sub):
-    now = int(time.time())
-    return jwt.encode({"sub": sub, "iat": now - 5, "exp": now + 3600}, SECRET, algorithm="HS256")
-
-
-def through_pooler(database):
-    # PgBouncer 1.18 (Debian 12) cannot keep server-side prepared statements in transaction
-    # pooling: psycopg must not prepare (prepare_threshold=None).
-    return psycopg.connect(host="127.0.0.1", port=POOLER_PORT, user="ea_app", dbname=database,
-                           autocommit=True, prepare_threshold=None)
+mint = Minter(SECRET)
 
 
 class PgBouncer(unittest.TestCase):
     pooler = None
 
     @classmethod
+    def through_pooler(cls, database):
+        # PgBouncer 1.18 (Debian 12) cannot keep server-side prepared statements in transaction
+        # pooling: psycopg must not prepare (prepare_threshold=None).
+        return psycopg.connect(host="127.0.0.1", port=cls.pooler_port, user="ea_app",
+                               dbname=database, autocommit=True, prepare_threshold=None)
+
+    @classmethod
     def setUpClass(cls):
-        env = dict(os.environ, EA_CONF="electric_auth.jwt_alg = 'HS256'\n"
-                                       f"electric_auth.jwt_key = '{SECRET}'")
-        subprocess.run(["bash", "scripts/cluster.sh", "start", NAME, str(PORT)], cwd=ROOT,
-                       env=env, check=True)
-        with psycopg.connect(host=f"/tmp/{NAME}-sock", port=PORT, user="postgres",
-                             dbname="postgres", autocommit=True) as su:
+        cls.cluster = cluster = Cluster("ea-pooler", 54345)
+        # PgBouncer listens on 127.0.0.1, on a port of this major's own (as the cluster's is).
+        cls.pooler_port = cluster.port + 1
+        pool_dir = scratch_dir(f"ea-pgbouncer-pg{cluster.major}")
+        cluster.fresh("electric_auth.jwt_alg = 'HS256'\n"
+                      f"electric_auth.jwt_key = '{SECRET}'")
+        with cluster.connect() as su:
             su.execute("CREATE ROLE ea_app LOGIN")
             su.execute("CREATE DATABASE ea_pool")
             # Session pooling: each server connection belongs to one client at a time.
             su.execute("CREATE DATABASE ea_pool_session")
             su.execute("ALTER DATABASE ea_pool_session SET electric_auth.session_scope = allow")
         for database in ("ea_pool", "ea_pool_session"):
-            with psycopg.connect(host=f"/tmp/{NAME}-sock", port=PORT, user="postgres",
-                                 dbname=database, autocommit=True) as su:
+            with cluster.connect(dbname=database) as su:
                 su.execute("CREATE EXTENSION electric_auth")
                 su.execute("CREATE TABLE notes (owner_id text NOT NULL, body text)")
                 su.execute("INSERT INTO notes SELECT 'user-' || c, 'note ' || n "
@@ -78,41 +75,41 @@ class PgBouncer(unittest.TestCase):
                 su.execute("CREATE TABLE stamped (owner_id text "
                            "DEFAULT electric_auth.current_user_id(), body text)")
                 su.execute("GRANT SELECT, INSERT ON stamped TO ea_app")
-        shutil.rmtree(POOL_DIR, ignore_errors=True)
-        POOL_DIR.mkdir()
-        (POOL_DIR / "userlist.txt").write_text('"ea_app" ""\n')
-        (POOL_DIR / "pgbouncer.ini").write_text(f"""\
+        shutil.rmtree(pool_dir, ignore_errors=True)
+        pool_dir.mkdir()
+        (pool_dir / "userlist.txt").write_text('"ea_app" ""\n')
+        (pool_dir / "pgbouncer.ini").write_text(f"""\
 [databases]
-pool_tx = host=/tmp/{NAME}-sock port={PORT} dbname=ea_pool pool_mode=transaction pool_size={SERVER_CONNECTIONS}
-pool_tx_one = host=/tmp/{NAME}-sock port={PORT} dbname=ea_pool pool_mode=transaction pool_size=1
-pool_session = host=/tmp/{NAME}-sock port={PORT} dbname=ea_pool_session pool_mode=session pool_size=1
+pool_tx = host={cluster.sock} port={cluster.port} dbname=ea_pool pool_mode=transaction pool_size={SERVER_CONNECTIONS}
+pool_tx_one = host={cluster.sock} port={cluster.port} dbname=ea_pool pool_mode=transaction pool_size=1
+pool_session = host={cluster.sock} port={cluster.port} dbname=ea_pool_session pool_mode=session pool_size=1
 
 [pgbouncer]
 listen_addr = 127.0.0.1
-listen_port = {POOLER_PORT}
+listen_port = {cls.pooler_port}
 unix_socket_dir =
 auth_type = trust
-auth_file = {POOL_DIR}/userlist.txt
+auth_file = {pool_dir}/userlist.txt
 max_client_conn = 100
 server_reset_query = DISCARD ALL
-logfile = {POOL_DIR}/pgbouncer.log
-pidfile = {POOL_DIR}/pgbouncer.pid
+logfile = {pool_dir}/pgbouncer.log
+pidfile = {pool_dir}/pgbouncer.pid
 """)
-        shutil.chown(POOL_DIR, "postgres")
-        for f in POOL_DIR.iterdir():
+        shutil.chown(pool_dir, "postgres")
+        for f in pool_dir.iterdir():
             shutil.chown(f, "postgres")
         cls.pooler = subprocess.Popen(
-            ["runuser", "-u", "postgres", "--", "pgbouncer", str(POOL_DIR / "pgbouncer.ini")],
+            postgres_command("pgbouncer", pool_dir / "pgbouncer.ini"), cwd="/",
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
             try:
-                through_pooler("pool_tx").close()
+                cls.through_pooler("pool_tx").close()
                 break
             except psycopg.OperationalError:
                 time.sleep(0.1)
         else:
             raise AssertionError("PgBouncer did not start: "
-                                 + (POOL_DIR / "pgbouncer.log").read_text(errors="replace"))
+                                 + (pool_dir / "pgbouncer.log").read_text(errors="replace"))
 
     @classmethod
     def tearDownClass(cls):
@@ -121,7 +118,7 @@ pidfile = {POOL_DIR}/pgbouncer.pid
                 cls.pooler.terminate()
                 cls.pooler.wait(timeout=30)
         finally:
-            subprocess.run(["bash", "scripts/cluster.sh", "stop", NAME], cwd=ROOT)
+            cls.cluster.stop()
 
     def test_transaction_pooling_never_mixes_identities(self):
         failures, served = [], {}  # served: backend pid -> users it authenticated
@@ -131,7 +128,7 @@ pidfile = {POOL_DIR}/pgbouncer.pid
             user = f"user-{number}"
             token = mint(user)
             try:
-                with through_pooler("pool_tx") as conn:
+                with self.through_pooler("pool_tx") as conn:
                     for _ in range(TRANSACTIONS):
                         with conn.transaction():
                             before = conn.execute(
@@ -168,7 +165,7 @@ pidfile = {POOL_DIR}/pgbouncer.pid
                         "some server connection served several users in turn")
         # And nothing is left behind: a transaction without authenticate() sees no identity
         # and no row, whichever server connection it lands on.
-        with through_pooler("pool_tx") as conn:
+        with self.through_pooler("pool_tx") as conn:
             for _ in range(3 * SERVER_CONNECTIONS):
                 with conn.transaction():
                     self.assertEqual(conn.execute(
@@ -176,7 +173,8 @@ pidfile = {POOL_DIR}/pgbouncer.pid
                         .fetchone(), (None, 0))
 
     def test_a_hostile_client_cannot_hand_its_identity_to_the_next_client(self):
-        with through_pooler("pool_tx_one") as hostile, through_pooler("pool_tx_one") as victim:
+        with self.through_pooler("pool_tx_one") as hostile, \
+                self.through_pooler("pool_tx_one") as victim:
             pid = hostile.execute("SELECT pg_backend_pid()").fetchone()[0]
             with self.assertRaises(psycopg.errors.InsufficientPrivilege) as refused:
                 hostile.execute("SELECT electric_auth.authenticate(%s, 'session')",
@@ -199,14 +197,14 @@ pidfile = {POOL_DIR}/pgbouncer.pid
                     "SELECT electric_auth.current_user_id()").fetchone()[0])
 
     def test_session_pooling_resets_the_identity_with_discard_all(self):
-        with through_pooler("pool_session") as first:
+        with self.through_pooler("pool_session") as first:
             self.assertEqual(first.execute("SELECT electric_auth.authenticate(%s, 'session')",
                                            (mint("user-1"),)).fetchone()[0], "user-1")
             pid = first.execute("SELECT pg_backend_pid()").fetchone()[0]
             self.assertEqual(first.execute(
                 "SELECT electric_auth.current_user_id(), count(*) FROM notes").fetchone(),
                 ("user-1", ROWS_EACH))
-        with through_pooler("pool_session") as second:
+        with self.through_pooler("pool_session") as second:
             self.assertEqual(second.execute("SELECT pg_backend_pid()").fetchone()[0], pid,
                              "the same server connection (pool_size = 1)")
             self.assertEqual(second.execute(
@@ -215,4 +213,4 @@ pidfile = {POOL_DIR}/pgbouncer.pid
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()

@@ -6,57 +6,38 @@ verification settings in its own postgresql.conf, as a team adding a replica wou
 verify tokens read-only: no catalog writes, no temporary state. Tokens are minted by PyJWT.
 """
 
-import os
 import pathlib
-import subprocess
+import sys
 import time
 import unittest
 
-import jwt
 import psycopg
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-PG_CONFIG = os.environ.get("PG_CONFIG", "/usr/bin/pg_config")
-BIN = pathlib.Path(subprocess.run([PG_CONFIG, "--bindir"], capture_output=True, text=True,
-                                  check=True).stdout.strip())
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
+from electric_auth_test import main  # noqa: E402
+from electric_auth_test.postgres import Cluster  # noqa: E402
+from electric_auth_test.tokens import Minter  # noqa: E402
+
 SECRET = "replica-secret-5b7e0c2d9a8f41e3b6d7c8a9f0e1d2c3"
-PRIMARY = ("ea-replica-primary", 54336)
-STANDBY = ("ea-replica-standby", 54337)
-STANDBY_DATA = pathlib.Path(f"/tmp/{STANDBY[0]}-data")
-STANDBY_SOCK = f"/tmp/{STANDBY[0]}-sock"
 SETTINGS = ("electric_auth.mode = 'secure'\n"
             "electric_auth.jwt_alg = 'HS256'\n"
             f"electric_auth.jwt_key = '{SECRET}'\n"
             "electric_auth.jwt_aud = 'replica-audience'\n")
-
-
-def as_postgres(*args, **kwargs):
-    return subprocess.run(["runuser", "-u", "postgres", "--", *map(str, args)], check=True,
-                          **kwargs)
-
-
-def mint(sub, key=SECRET, **claims):
-    now = int(time.time())
-    payload = {"sub": sub, "iat": now - 5, "exp": now + 3600, "aud": "replica-audience", **claims}
-    return jwt.encode(payload, key, algorithm="HS256")
-
-
-def connect(name, port, dbname="ea_replica", user="postgres"):
-    return psycopg.connect(host=f"/tmp/{name}-sock", port=port, dbname=dbname, user=user,
-                           autocommit=True)
+mint = Minter(SECRET, aud="replica-audience")
 
 
 class HotStandby(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        # The primary has no electric_auth settings at all: only the standby verifies here,
-        # configured in its own postgresql.conf.
-        subprocess.run(["bash", "scripts/cluster.sh", "start", PRIMARY[0], str(PRIMARY[1])],
-                       cwd=ROOT, env=dict(os.environ, EA_PRELOAD=""), check=True)
-        with connect(PRIMARY[0], PRIMARY[1], dbname="postgres") as su:
+        # The primary has no electric_auth settings at all, and neither server preloads the
+        # library: only the standby verifies here, configured in its own postgresql.conf.
+        cls.primary = Cluster("ea-replica-primary", 54336, preload="", dbname="ea_replica")
+        cls.replica = Cluster("ea-replica-standby", 54337, preload="", dbname="ea_replica")
+        cls.primary.fresh()
+        with cls.primary.connect(dbname="postgres") as su:
             su.execute("CREATE ROLE ea_reader LOGIN")
             su.execute("CREATE DATABASE ea_replica")
-        with connect(*PRIMARY) as su:
+        with cls.primary.connect() as su:
             su.execute("CREATE EXTENSION electric_auth")
             su.execute("CREATE TABLE notes (owner_id text NOT NULL, body text NOT NULL)")
             su.execute("INSERT INTO notes VALUES ('alice', 'a1'), ('alice', 'a2'), ('bob', 'b1')")
@@ -66,30 +47,16 @@ class HotStandby(unittest.TestCase):
             su.execute("CREATE VIEW token_users AS SELECT electric_auth.user_id(t) AS uid "
                        "FROM (VALUES (current_setting('app.token', true))) v(t)")
             su.execute("GRANT SELECT ON notes, token_users TO ea_reader")
-        STANDBY_DATA.exists() and cls.stop_standby()
-        as_postgres("rm", "-rf", STANDBY_DATA, STANDBY_SOCK)
-        as_postgres("mkdir", "-p", STANDBY_SOCK)
-        as_postgres(BIN / "pg_basebackup", "-D", STANDBY_DATA, "-h", f"/tmp/{PRIMARY[0]}-sock",
-                    "-p", PRIMARY[1], "-U", "postgres", "-R", "--checkpoint=fast")
-        with open(STANDBY_DATA / "postgresql.conf", "a") as conf:
-            conf.write(SETTINGS)
-        as_postgres(BIN / "pg_ctl", "-D", STANDBY_DATA, "-l", STANDBY_DATA / "server.log", "-w",
-                    "start", "-o", f"-p {STANDBY[1]} -k {STANDBY_SOCK} -c listen_addresses=''",
-                    stdout=subprocess.DEVNULL)
-
-    @classmethod
-    def stop_standby(cls):
-        subprocess.run(["runuser", "-u", "postgres", "--", BIN / "pg_ctl", "-D", STANDBY_DATA,
-                        "-w", "stop", "-m", "fast"], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        cls.replica.create_standby_of(cls.primary, SETTINGS)
+        cls.replica.start()
 
     @classmethod
     def tearDownClass(cls):
-        cls.stop_standby()
-        subprocess.run(["bash", "scripts/cluster.sh", "stop", PRIMARY[0]], cwd=ROOT, check=True)
+        cls.replica.stop()
+        cls.primary.stop()
 
     def standby(self, user="ea_reader", **kwargs):
-        return connect(*STANDBY, user=user, **kwargs)
+        return self.replica.connect(user=user, **kwargs)
 
     def test_the_standby_is_a_read_only_replica(self):
         with self.standby() as c:
@@ -128,10 +95,10 @@ class HotStandby(unittest.TestCase):
     def test_the_key_lives_only_in_the_standbys_configuration(self):
         # The same token is refused on the primary, which has no key configured: the standby's
         # acceptance came from its own postgresql.conf.
-        with connect(*PRIMARY) as c:
+        with self.primary.connect() as c:
             with self.assertRaises(psycopg.errors.InvalidParameterValue):
                 c.execute("SELECT electric_auth.user_id(%s)", (mint("alice"),))
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()

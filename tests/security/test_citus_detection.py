@@ -11,11 +11,8 @@ the placeholder.
 Run by `make test-security` on every major (no Citus needed).
 """
 
-import unittest
-
-import psycopg
-
 from test_security import SECRET, Session, SecurityCase, mint
+from electric_auth_test import main
 
 PGSS = ("-c shared_preload_libraries=electric_auth,pg_stat_statements",
         "-c pg_stat_statements.track=all",
@@ -117,4 +114,4 @@ class CitusPlaceholder(SecurityCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()

@@ -14,12 +14,12 @@
 """
 
 import time
-import unittest
 
 import psycopg
 
 from test_security import (REJECTED, SecurityCase, Session, force_parallel_plans, mint, now,
                            owned_docs, plan)
+from electric_auth_test import main
 
 
 class SessionScope(SecurityCase):
@@ -265,7 +265,7 @@ class ResetBeforeTheLibraryLoads(SecurityCase):
                     status, message = s.user_id(mint())
                     self.assertEqual(status, "42501", message)
                     self.assertIn("electric_auth.jwt_namespace", message)
-                    self.assertEqual(s.user_id(mint({"definer-ns": {"sub": "alice"}}))[0],
+                    self.assertEqual(s.user_id(mint(claims={"definer-ns": {"sub": "alice"}}))[0],
                                      "42501")
                 finally:
                     s.close()
@@ -304,7 +304,7 @@ class ResetBeforeTheLibraryLoads(SecurityCase):
                     s.close()
         s = Session(self.cluster, dbname="ea_mixed")
         try:
-            self.assertEqual(s.user_id(mint({"db-ns": {"sub": "bob"}})), ("ok", "bob"))
+            self.assertEqual(s.user_id(mint(claims={"db-ns": {"sub": "bob"}})), ("ok", "bob"))
         finally:
             s.close()
 
@@ -312,11 +312,11 @@ class ResetBeforeTheLibraryLoads(SecurityCase):
         s = Session(self.cluster)
         try:
             s.execute("SELECT public.require_namespace()")
-            self.assertEqual(s.user_id(mint({"definer-ns": {"sub": "bob"}})), ("ok", "bob"))
+            self.assertEqual(s.user_id(mint(claims={"definer-ns": {"sub": "bob"}})), ("ok", "bob"))
             self.assertEqual(s.user_id(mint())[0], REJECTED)
         finally:
             s.close()
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()

@@ -15,11 +15,10 @@ Run by scripts/test_major.sh on every major; alone:
 PG_CONFIG=... python3 tests/security/test_lifetimes.py
 """
 
-import unittest
-
 import psycopg
 
 from test_security import README, SecurityCase, Session, mint, owned_docs
+from electric_auth_test import main
 
 
 def lifetime_row(event):
@@ -224,4 +223,4 @@ class HeldCursors(SecurityCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()

@@ -11,42 +11,17 @@ pg_stat_statements and then electric_auth (last, as the README asks), logs at de
 pg_stat_statements tracks every statement, nested ones included.
 """
 
-import os
-import pathlib
-import subprocess
-import sys
 import threading
 import time
-import unittest
 
-HERE = pathlib.Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+import psycopg
+import psycopg.sql
 
-
-def select_major():
-    """`--major NN` (removed from argv for unittest) sets PG_CONFIG; the major in use."""
-    if "--major" in sys.argv:
-        at = sys.argv.index("--major")
-        major = sys.argv[at + 1]
-        del sys.argv[at:at + 2]
-        os.environ["PG_CONFIG"] = subprocess.run(
-            ["bash", "-c", f"source scripts/pg_versions.sh && pg_config_for {major}"],
-            cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
-    pg_config = os.environ.setdefault("PG_CONFIG", "/usr/bin/pg_config")
-    version = subprocess.run([pg_config, "--version"], check=True, capture_output=True,
-                             text=True).stdout
-    return int(version.split()[1].split(".")[0])
-
-
-MAJOR = select_major()
-
-sys.path.insert(0, str(HERE))
-import jwt  # noqa: E402
-import psycopg  # noqa: E402
-import psycopg.sql  # noqa: E402
-from test_security import (  # noqa: E402
+from test_security import (  # first: it puts tests/lib on the path
     ATTACKER, AUD, ISS, LOG_SEARCH_PREFIX, REJECTED, SecurityCase, Session, mint, mint_raw, now,
 )
+from electric_auth_test import logs, main
+from electric_auth_test.logs import fragments
 
 # Keys typed into statements here; none may reach pg_stat_statements or the log.
 TYPED = {
@@ -67,18 +42,13 @@ TYPED = {
 }
 
 
-def fragments(token):
-    """A distinctive piece of each part of a token: the log and view searches look for these."""
-    return [part[:LOG_SEARCH_PREFIX] for part in token.split(".") if part]
-
-
 def pg_stat_activity_query(session, pid):
     return session.execute("SELECT query, state FROM pg_stat_activity WHERE pid = %s",
                            pid).fetchone()
 
 
 class Redaction(SecurityCase):
-    CLUSTER = (f"ea-redact-{MAJOR}", 54400 + MAJOR, True)
+    CLUSTER = ("ea-sec-redact", 54392, True)
     # electric_auth last: its hooks run first (a later -c wins over cluster.sh's own).
     SERVER_OPTIONS = ("-c shared_preload_libraries=pg_stat_statements,electric_auth",
                       "-c pg_stat_statements.track=all")
@@ -94,20 +64,14 @@ class Redaction(SecurityCase):
     def tearDownClass(cls):
         try:
             log = cls.cluster.log()
-            for name, secret in TYPED.items():
-                if secret[:LOG_SEARCH_PREFIX] in log:
-                    raise AssertionError(f"the {name} key reached the server log")
-            for token in cls.tokens:
-                for piece in fragments(token):
-                    if piece in log:
-                        line = next(l for l in log.splitlines() if piece in l)
-                        raise AssertionError(f"a token reached the server log: {line[:200]}")
+            logs.assert_no_secret(log, TYPED.values(), "the server log")
+            logs.assert_no_token(log, cls.tokens, "the server log")
         finally:
             super().tearDownClass()
 
     def token(self, **claims):
         """A valid token (kept, so the final log search looks for it too)."""
-        token = mint(claims)
+        token = mint(**claims)
         self.tokens.append(token)
         return token
 
@@ -245,7 +209,7 @@ class Redaction(SecurityCase):
         # The statements were recorded (so the search below is not vacuous)...
         self.assertIn("ALTER SYSTEM SET electric_auth.jwt_key", stored)
         self.assertIn("DO $$", stored)
-        if MAJOR < 18:  # 18 stores SET values as $1
+        if self.cluster.major < 18:  # 18 stores SET values as $1
             self.assertIn("SET electric_auth.jwt_key = '***", stored)
         # ... and hold no key and no token.
         for name, secret in typed.items():
@@ -291,8 +255,7 @@ class Redaction(SecurityCase):
 
     def test_an_hs_key_that_starts_with_a_brace_is_a_configuration_error(self):
         key = TYPED["json_looking"]
-        forged = jwt.encode({"sub": "mallory", "iat": now() - 10, "exp": now() + 3600,
-                             "iss": ISS, "aud": AUD}, key, algorithm="HS256")
+        forged = mint("mallory", key=key)
         su = Session(self.cluster, user="postgres")
         try:
             literal = psycopg.sql.Literal(key).as_string(su.conn)
@@ -312,5 +275,4 @@ class Redaction(SecurityCase):
 
 
 if __name__ == "__main__":
-    print(f"Postgres {MAJOR} ({os.environ['PG_CONFIG']})", flush=True)
-    unittest.main(verbosity=2)
+    main()

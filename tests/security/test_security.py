@@ -1,33 +1,36 @@
-"""Security guarantees of electric_auth, proved against real Postgres 15 clusters.
+"""Security guarantees of electric_auth, proved against real clusters of the server $PG_CONFIG
+names (scripts/test_major.sh runs every tests/security/test_*.py on each major; alone:
+`python3 tests/security/test_security.py --major 16`).
 
-Run by `make test-security` (part of `make test`). Every check runs on a throwaway cluster
-logging at `log_min_messages = debug5`; the server log is searched afterwards for the secrets
-and for crashed backends. Tokens are minted by PyJWT (an independent JWT library); the few a
-real library refuses to produce (an HS256 token keyed with a PEM, a lowercase or duplicated
-`alg`) are built by hand with Python's own `hmac`.
+Every check runs on a throwaway cluster logging at `log_min_messages = debug5`; the server log
+is searched afterwards for the secrets and for crashed backends. Tokens are minted by PyJWT (an
+independent JWT library); the few a real library refuses to produce (an HS256 token keyed with
+a PEM, a lowercase or duplicated `alg`) are built by hand with Python's own `hmac`. Clusters,
+sessions, minting and the log search come from tests/lib (electric_auth_test); what the
+security suites share beyond it (the secrets, SecurityCase) is here.
 
 The verification settings are configured the way the README recommends: in postgresql.conf,
 by the superuser. `ea_app` is an ordinary login role that owns a database of its own.
 """
 
-import base64
-import hashlib
-import hmac
 import json
 import os
 import pathlib
 import re
 import subprocess
+import sys
 import time
 import unittest
 
 import jwt
 import psycopg
-import psycopg.sql
-from jwt.api_jws import PyJWS
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-FIXTURES = json.loads((ROOT / "core/tests/fixtures/interop.json").read_text())
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
+from electric_auth_test import ROOT, logs, main, postgres  # noqa: E402
+from electric_auth_test.postgres import Cluster, psql_with_bind  # noqa: E402
+from electric_auth_test.tokens import Minter, b64url, fixture, hand_signed, now  # noqa: E402
+
+FIXTURES = fixture("interop")
 RSA_PUBLIC_PEM = FIXTURES["keys"]["RSA"]["public_spki"]
 P256_PUBLIC_PEM = FIXTURES["keys"]["P-256"]["public_spki"]
 # A line of the private key's base64 body: it must reach no message and no log line.
@@ -51,7 +54,7 @@ TYPED_SECRETS = {
 ALL_SECRETS = (SECRET, ROTATED, ROLE_SECRET, *TYPED_SECRETS.values())
 # The log search looks for this many leading characters of each secret, so that a truncated
 # copy (log_parameter_max_length) is found too; each prefix is distinctive.
-LOG_SEARCH_PREFIX = 20
+LOG_SEARCH_PREFIX = logs.SEARCH_PREFIX
 
 ISS, AUD = "ea-issuer", "ea-audience"  # configured in postgresql.conf with the key
 
@@ -67,65 +70,33 @@ SETTINGS = {
     "electric_auth.clock_drift": "3600",
 }
 
-
-def now():
-    return int(time.time())
-
-
-def valid_claims(**extra):
-    """Claims the configuration accepts (alice, valid for an hour), overridden by `extra`."""
-    return {"sub": "alice", "iat": now() - 10, "exp": now() + 3600, "iss": ISS, "aud": AUD,
-            **extra}
-
-
-def mint(claims=None, key=SECRET, alg="HS256", headers=None, **extra):
-    """A token minted by PyJWT, valid for an hour unless `claims` says otherwise."""
-    payload = valid_claims(**(claims or {}), **extra)
-    return jwt.encode(payload, key, algorithm=alg, headers=headers)
-
-
-def mint_raw(payload: bytes, key=SECRET):
-    """PyJWT's JWS layer signing arbitrary payload bytes (hostile JSON a dict cannot express)."""
-    return PyJWS().encode(payload, key, algorithm="HS256")
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def hand_signed(header: bytes, payload: bytes, hmac_key: bytes) -> str:
-    """An HS256-style token with an arbitrary header, signed with Python's stdlib hmac."""
-    signing_input = f"{b64(header)}.{b64(payload)}"
-    tag = hmac.new(hmac_key, signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(tag)}"
+# Tokens the configuration accepts: alice, valid for an hour, unless the call says otherwise.
+mint = Minter(SECRET, iss=ISS, aud=AUD)
+valid_claims = mint.claims
+# PyJWT's JWS layer signing arbitrary payload bytes (hostile JSON a dict cannot express).
+mint_raw = mint.raw
 
 
 def valid_payload(**extra) -> bytes:
     return json.dumps(valid_claims(**extra)).encode()
 
 
-class Cluster:
-    """A throwaway cluster from scripts/cluster.sh, logging at debug5."""
+class SecurityCluster(Cluster):
+    """A throwaway cluster logging at debug5, configured as the README recommends: in
+    postgresql.conf, by the superuser, before the server starts (a reload would make the
+    postmaster log each changed value). `ea_app` is an ordinary login role that owns a
+    database of its own (ea_owned); ea_sec is the database connect() opens."""
 
     def __init__(self, name, port, preload, options=()):
-        self.name, self.port, self.preload, self.options = name, port, preload, options
-        self.sock = f"/tmp/{name}-sock"
-        self.data = pathlib.Path(f"/tmp/{name}-data")
+        super().__init__(name, port, preload="electric_auth" if preload else "",
+                         options=("-c log_min_messages=debug5", *options), dbname="ea_sec")
 
-    def start(self):
-        # The superuser's configuration, in postgresql.conf before the server starts, as the
-        # README recommends (a reload would make the postmaster log each changed value).
-        conf = ("electric_auth.mode = 'secure'\n"
-                "electric_auth.jwt_alg = 'HS256'\n"
-                f"electric_auth.jwt_key = '{SECRET}'\n"
-                f"electric_auth.jwt_iss = '{ISS}'\n"
-                f"electric_auth.jwt_aud = '{AUD}'")
-        env = dict(os.environ, EA_PRELOAD="electric_auth" if self.preload else "", EA_CONF=conf)
-        subprocess.run(
-            ["bash", "scripts/cluster.sh", "start", self.name, str(self.port),
-             "-c log_min_messages=debug5", *self.options],
-            cwd=ROOT, env=env, check=True,
-        )
+    def start_configured(self):
+        self.fresh("electric_auth.mode = 'secure'\n"
+                   "electric_auth.jwt_alg = 'HS256'\n"
+                   f"electric_auth.jwt_key = '{SECRET}'\n"
+                   f"electric_auth.jwt_iss = '{ISS}'\n"
+                   f"electric_auth.jwt_aud = '{AUD}'")
         with self.connect(dbname="postgres") as su:
             su.execute("CREATE ROLE ea_app LOGIN")
             su.execute("CREATE ROLE ea_catalog LOGIN")
@@ -135,105 +106,12 @@ class Cluster:
             with self.connect(dbname=db) as su:
                 su.execute("CREATE EXTENSION electric_auth")
 
-    def alter_system(self, name, value):
-        """ALTER SYSTEM SET (value None: RESET; name None: RESET ALL), then a reload that has
-        reached every backend."""
-        with self.connect() as su:
-            if name is None:
-                su.execute("ALTER SYSTEM RESET ALL")
-            elif value is None:
-                su.execute(f"ALTER SYSTEM RESET {name}")
-            else:
-                literal = psycopg.sql.Literal(value).as_string(su)
-                su.execute(f"ALTER SYSTEM SET {name} = {literal}")
-            before = self.reload_time()
-            su.execute("SELECT pg_reload_conf()")
-        self.wait_for_reload(before)
 
-    def stop(self):
-        subprocess.run(["bash", "scripts/cluster.sh", "stop", self.name], cwd=ROOT, check=True)
+class Session(postgres.Session):
+    """A session of ea_app (unless told), keeping every notice and error it received."""
 
-    def connect(self, user="postgres", dbname="ea_sec", **kwargs):
-        return psycopg.connect(
-            host=self.sock, port=self.port, user=user, dbname=dbname, autocommit=True, **kwargs
-        )
-
-    def reload_time(self):
-        with self.connect() as c:
-            return c.execute("SELECT pg_conf_load_time()").fetchone()[0]
-
-    def wait_for_reload(self, before):
-        """Waits until the postmaster has re-read its configuration (and so signalled every
-        backend): a new backend inherits the postmaster's load time."""
-        for _ in range(200):
-            if self.reload_time() > before:
-                return
-            time.sleep(0.05)
-        raise AssertionError("the configuration reload never happened")
-
-    def log(self):
-        return (self.data / "server.log").read_text(errors="replace")
-
-
-class Diag:
-    """A copy of a notice's or error's fields (psycopg's own object dies with its result)."""
-
-    def __init__(self, diag):
-        self.severity = diag.severity
-        self.sqlstate = diag.sqlstate
-        self.message_primary = diag.message_primary
-        self.message_detail = diag.message_detail
-        self.message_hint = diag.message_hint
-
-
-class Session:
-    """One connection, with every NOTICE/WARNING it received kept for inspection."""
-
-    def __init__(self, cluster, user="ea_app", dbname="ea_sec", **kwargs):
-        self.conn = cluster.connect(user=user, dbname=dbname, **kwargs)
-        self.notices = []
-        self.conn.add_notice_handler(lambda diag: self.notices.append(Diag(diag)))
-        self.errors = []
-
-    def call(self, function, token_sql, *params):
-        """Runs electric_auth.<function>(<token_sql>) and returns ("ok", value) or
-        (sqlstate, message)."""
-        in_transaction = self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
-        if in_transaction:
-            self.conn.execute("SAVEPOINT electric_auth_call")
-        try:
-            row = self.conn.execute(
-                f"SELECT electric_auth.{function}({token_sql})", params
-            ).fetchone()
-            return ("ok", row[0])
-        except psycopg.Error as e:
-            self.errors.append(Diag(e.diag))
-            if in_transaction:
-                self.conn.execute("ROLLBACK TO SAVEPOINT electric_auth_call")
-            return (e.sqlstate, e.diag.message_primary)
-
-    def user_id(self, token):
-        return self.call("user_id", "%s", token)
-
-    def execute(self, sql, *params):
-        try:
-            return self.conn.execute(sql, params)
-        except psycopg.Error as e:
-            self.errors.append(Diag(e.diag))
-            raise
-
-    def alive(self):
-        return self.conn.execute("SELECT 1").fetchone()[0] == 1
-
-    def texts(self):
-        """Every message, detail and hint this session was sent, errors and notices alike."""
-        out = []
-        for d in self.notices + self.errors:
-            out += [d.message_primary or "", d.message_detail or "", d.message_hint or ""]
-        return out
-
-    def close(self):
-        self.conn.close()
+    def __init__(self, cluster, user="ea_app", **kwargs):
+        super().__init__(cluster, user=user, **kwargs)
 
 
 REJECTED = "28000"
@@ -287,8 +165,8 @@ class SecurityCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         name, port, preload = cls.CLUSTER
-        cls.cluster = Cluster(name, port, preload, cls.SERVER_OPTIONS)
-        cls.cluster.start()
+        cls.cluster = SecurityCluster(name, port, preload, cls.SERVER_OPTIONS)
+        cls.cluster.start_configured()
 
     @classmethod
     def tearDownClass(cls):
@@ -307,8 +185,7 @@ class SecurityCase(unittest.TestCase):
                 self.assertEqual(session.user_id(token)[0], "42501")
             return
         self.assertEqual(first, ("ok", "alice"))
-        unsigned = jwt.encode({"sub": "mallory", "iat": now(), "exp": now() + 60}, None,
-                              algorithm="none")
+        unsigned = mint("mallory", alg="none", iss=None, aud=None, exp=now() + 60)
         self.assertEqual(session.user_id(unsigned), (REJECTED, "Signing algorithm mismatch"))
         self.assertEqual(session.user_id(mint(key=ATTACKER)),
                          (REJECTED, "Invalid token signature"))
@@ -321,7 +198,7 @@ class SecurityCase(unittest.TestCase):
                                       "iss": ISS}).encode())
         self.assertEqual(session.user_id(no_aud), (REJECTED, 'Missing required "aud" claim'))
         ns = {"elsewhere": {"sub": "mallory"}}
-        self.assertEqual(session.user_id(mint(ns)), ("ok", "alice"))
+        self.assertEqual(session.user_id(mint(claims=ns)), ("ok", "alice"))
 
     def assert_no_secret_in(self, texts):
         for text in texts:
@@ -815,7 +692,7 @@ class HostileTokens(SecurityCase):
     def test_nul_and_broken_unicode_in_the_payload(self):
         # PyJWT serialises "\x00" as the JSON escape \u0000; Postgres text cannot hold it.
         self.assert_rejected("%s", "Invalid token", mint(name="a\x00b"))
-        self.assert_rejected("%s", "Invalid token", mint({"a\x00": 1}))
+        self.assert_rejected("%s", "Invalid token", mint(claims={"a\x00": 1}))
         for raw in [b'{"sub":"\xff","iat":1,"exp":4102444800}',
                     b'{"sub":"a\x00b","iat":1,"exp":4102444800}',
                     b'{"sub":"\\ud800","iat":1,"exp":4102444800}']:
@@ -842,7 +719,7 @@ class HostileTokens(SecurityCase):
 
     def test_algorithm_confusion_and_unsigned_tokens(self):
         payload = valid_payload()
-        unsigned = jwt.encode(json.loads(payload), None, algorithm="none")
+        unsigned = mint(alg="none")
         self.assert_rejected("%s", "Signing algorithm mismatch", unsigned)
         self.assert_rejected("%s", "Invalid token", unsigned.rstrip("."))  # two parts: shape
         for header in [b'{"alg":"hs256"}', b'{"typ":"JWT"}', b'{"alg":null}',
@@ -866,7 +743,7 @@ class HostileTokens(SecurityCase):
                 self.cluster.alter_system(None, None)
 
     def test_keys_named_by_the_token_are_ignored(self):
-        attacker_jwk = {"kty": "oct", "k": b64(ATTACKER.encode())}
+        attacker_jwk = {"kty": "oct", "k": b64url(ATTACKER.encode())}
         for headers in [{"kid": "attacker"}, {"jku": "https://attacker.example/jwks.json"},
                         {"jwk": attacker_jwk}, {"x5u": "https://attacker.example/cert.pem"}]:
             with self.subTest(headers=list(headers)):
@@ -1188,12 +1065,11 @@ class KeySetRotation(SecurityCase):
 
     CLUSTER = ("ea-sec-keysets", 54347, True)
     SERVER_OPTIONS = ("-c electric_auth.session_scope=allow",)
-    KEYSETS = json.loads((ROOT / "core/tests/fixtures/keysets.json").read_text())
+    KEYSETS = fixture("keysets")
 
     def token(self, name, sub):
         private = self.KEYSETS["keys"][name]["private_pkcs8"]
-        return jwt.encode(valid_claims(sub=sub), private, algorithm="RS256",
-                          headers={"kid": name})
+        return mint(sub, key=private, alg="RS256", headers={"kid": name})
 
     def use_jwks(self, name):
         self.cluster.alter_system("electric_auth.jwt_key", json.dumps(self.KEYSETS["jwks"][name]))
@@ -1497,36 +1373,13 @@ class ReadmeBindParameters(SecurityCase):
             self.assertNotIn(part[:20], log)
 
 
-def psql_with_bind():
-    """A psql that has \\bind (16 or later): the server's own, or one of the test servers'."""
-    candidates = [pathlib.Path(subprocess.run(
-        [os.environ.get("PG_CONFIG", "/usr/bin/pg_config"), "--bindir"],
-        capture_output=True, text=True, check=True).stdout.strip()) / "psql"]
-    candidates += [pathlib.Path(f"/opt/electric-auth-postgres/{m}/bin/psql") for m in (16, 17, 18)]
-    for psql in candidates:
-        if not psql.exists():
-            continue
-        version = subprocess.run([str(psql), "--version"], capture_output=True, text=True)
-        found = re.search(r"(\d+)\.", version.stdout)
-        if version.returncode == 0 and found and int(found.group(1)) >= 16:
-            return str(psql)
-    return None
-
-
 def check_log(cluster):
     """After a cluster's tests: no secret in the debug5 server log, and no backend crashed."""
     log = cluster.log()
-    if not any(line for line in log.splitlines() if "DEBUG" in line):
-        raise AssertionError("the server log is not at debug5; the search below would be vacuous")
-    for secret in ALL_SECRETS:
-        if secret[:LOG_SEARCH_PREFIX] in log:
-            line = next(l for l in log.splitlines() if secret[:LOG_SEARCH_PREFIX] in l)
-            raise AssertionError(f"{cluster.name}: a secret reached the server log: {line[:200]}")
-    for marker in ("terminated by signal", "PANIC", "terminating any other active server",
-                   "all server processes terminated"):
-        if marker in log:
-            raise AssertionError(f"{cluster.name}: the server log shows a crash ({marker})")
+    logs.assert_logs_debug(log, cluster.name)
+    logs.assert_no_secret(log, ALL_SECRETS, f"{cluster.name}'s server log")
+    logs.assert_no_crash(log, cluster.name)
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()

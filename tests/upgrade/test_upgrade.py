@@ -15,24 +15,22 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import tempfile
-import time
 import unittest
 
-import jwt
-import psycopg
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
+from electric_auth_test import ROOT, main  # noqa: E402
+from electric_auth_test.postgres import Cluster  # noqa: E402
+from electric_auth_test.tokens import Minter  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 OLD_VERSION = "0.1.0"
 PG_CONFIG = "/usr/bin/pg_config"
-BIN = pathlib.Path(subprocess.run([PG_CONFIG, "--bindir"], capture_output=True, text=True,
-                                  check=True).stdout.strip())
-NAME, PORT = "ea-upgrade", 54338
-DATA = pathlib.Path(f"/tmp/{NAME}-data")
 SECRET = "upgrade-secret-1f2e3d4c5b6a79881726354453627180"
 CONF = ("electric_auth.mode = 'secure'\n"
         "electric_auth.jwt_alg = 'HS256'\n"
         f"electric_auth.jwt_key = '{SECRET}'\n")
+mint = Minter(SECRET)
 
 # The extension's member objects and, for functions, everything a caller depends on; for views
 # (electric_auth.stats) their grants and definition.
@@ -62,10 +60,6 @@ def run(*args, **kwargs):
     return subprocess.run([str(a) for a in args], check=True, **kwargs)
 
 
-def as_postgres(*args, **kwargs):
-    return run("runuser", "-u", "postgres", "--", *args, **kwargs)
-
-
 def install(source_dir, target_dir=ROOT / "target"):
     """`cargo pgrx install` of the tree at source_dir into Debian's Postgres 15."""
     env = dict(os.environ, CARGO_TARGET_DIR=str(target_dir))
@@ -77,20 +71,6 @@ def old_source(into):
     run("bash", "scripts/release_source.sh", OLD_VERSION, into, cwd=ROOT)
 
 
-def pg_ctl(*args):
-    as_postgres(BIN / "pg_ctl", "-D", DATA, "-w", *args, stdout=subprocess.DEVNULL)
-
-
-def connect(dbname):
-    return psycopg.connect(host=f"/tmp/{NAME}-sock", port=PORT, dbname=dbname, user="postgres",
-                           autocommit=True)
-
-
-def mint(sub):
-    now = int(time.time())
-    return jwt.encode({"sub": sub, "iat": now, "exp": now + 3600}, SECRET, algorithm="HS256")
-
-
 def version_under_test():
     control = (ROOT / "Cargo.toml").read_text()
     return next(line.split('"')[1] for line in control.splitlines()
@@ -100,9 +80,12 @@ def version_under_test():
 class UpgradeFromOldRelease(unittest.TestCase):
     def setUp(self):
         self.src = tempfile.mkdtemp(prefix="ea-0.1.0-")
+        # No preload: the library file is replaced while the server is down, never under a
+        # running backend.
+        self.cluster = Cluster("ea-upgrade", 54338, preload="", config=PG_CONFIG)
 
     def tearDown(self):
-        subprocess.run(["bash", "scripts/cluster.sh", "stop", NAME], cwd=ROOT)
+        self.cluster.stop()
         shutil.rmtree(self.src, ignore_errors=True)
         # Leave this version installed, as the other layers expect.
         install(ROOT)
@@ -145,15 +128,13 @@ class UpgradeFromOldRelease(unittest.TestCase):
         script = pathlib.Path(f"/usr/share/postgresql/15/extension/electric_auth--{OLD_VERSION}.sql")
         self.assertTrue(script.exists(), "0.1.0's install script is in place")
 
-        # The old release, with the objects the README shows depending on it. No preload: the
-        # library file is replaced while the server is down, never under a running backend.
-        run("bash", "scripts/cluster.sh", "start", NAME, PORT, cwd=ROOT,
-            env=dict(os.environ, EA_PRELOAD="", EA_CONF=CONF, PG_CONFIG=PG_CONFIG))
-        with connect("postgres") as su:
+        # The old release, with the objects the README shows depending on it.
+        self.cluster.fresh(CONF)
+        with self.cluster.connect() as su:
             su.execute("CREATE DATABASE upgraded")
             su.execute("CREATE DATABASE fresh")
             su.execute("CREATE ROLE ea_reader")
-        with connect("upgraded") as c:
+        with self.cluster.connect(dbname="upgraded") as c:
             c.execute("CREATE EXTENSION electric_auth")
             self.assertEqual(c.execute("SELECT extversion FROM pg_extension "
                                        "WHERE extname = 'electric_auth'").fetchone()[0],
@@ -178,12 +159,11 @@ class UpgradeFromOldRelease(unittest.TestCase):
                 GRANT SELECT ON notes, session_user_id TO ea_reader;
             """)
             self.assert_dependents_work(c)
-        pg_ctl("stop", "-m", "fast")
+        self.cluster.stop()
 
         install(ROOT)
-        pg_ctl("start", "-l", DATA / "server.log", "-o",
-               f"-p {PORT} -k /tmp/{NAME}-sock -c listen_addresses=''")
-        with connect("upgraded") as c:
+        self.cluster.start()
+        with self.cluster.connect(dbname="upgraded") as c:
             c.execute("ALTER EXTENSION electric_auth UPDATE")
             self.assertEqual(c.execute("SELECT extversion FROM pg_extension "
                                        "WHERE extname = 'electric_auth'").fetchone()[0],
@@ -191,7 +171,7 @@ class UpgradeFromOldRelease(unittest.TestCase):
             self.assert_dependents_work(c)
             self.assert_session_identity_works(c)
             upgraded = c.execute(CATALOG).fetchall()
-        with connect("fresh") as c:
+        with self.cluster.connect(dbname="fresh") as c:
             c.execute("CREATE EXTENSION electric_auth")
             fresh = c.execute(CATALOG).fetchall()
         self.assertGreaterEqual(len(fresh), 3, "the catalog query sees the extension's objects")
@@ -200,4 +180,4 @@ class UpgradeFromOldRelease(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()
