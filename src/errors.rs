@@ -32,3 +32,13 @@ pub fn warn_once(
             .report(PgLogLevel::WARNING);
     }
 }
+
+/// Writes `message` to the server log as one LOG line (no SQLSTATE of an error).
+pub fn log(message: String) {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+        message,
+        "electric_auth",
+    )
+    .report(PgLogLevel::LOG);
+}

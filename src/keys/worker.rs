@@ -6,6 +6,7 @@
 use super::fetch::{fetch, Expected, FetchSettings};
 use super::settings::{self, KeySource};
 use super::shmem::{self, SharedKeys};
+use crate::errors::log;
 use crate::settings::names;
 use electric_auth_core::jwks::cache_file::{CachedDocument, MAX_FILE_BYTES};
 use electric_auth_core::jwks::policy::{
@@ -67,15 +68,6 @@ fn pinned_algorithm() -> Option<Algorithm> {
 fn warn(message: String) {
     ErrorReport::new(PgSqlErrorCode::ERRCODE_WARNING, message, "electric_auth")
         .report(PgLogLevel::WARNING);
-}
-
-fn log(message: String) {
-    ErrorReport::new(
-        PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
-        message,
-        "electric_auth",
-    )
-    .report(PgLogLevel::LOG);
 }
 
 struct Worker {

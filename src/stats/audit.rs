@@ -8,8 +8,8 @@
 //! never the token, a key, or a claim of a token that did not verify (the user id of a
 //! successful authentication was verified).
 
+use crate::errors::log;
 use electric_auth_core::outcome::{EntryPoint, Reason};
-use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use std::cell::Cell;
 use std::ffi::CStr;
@@ -72,15 +72,6 @@ fn report_left_out(left_out: u64) {
 unsafe extern "C-unwind" fn report_at_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
     let (_, _, left_out) = WINDOW.replace((i64::MIN, 0, 0));
     report_left_out(left_out);
-}
-
-fn log(message: String) {
-    ErrorReport::new(
-        PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
-        message,
-        "electric_auth",
-    )
-    .report(PgLogLevel::LOG);
 }
 
 /// `role "…", database "…", client …`, each as far as this process knows it.
