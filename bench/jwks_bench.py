@@ -9,8 +9,9 @@ own against a local HTTPS provider (tests/security/test_jwks.py's server and CA)
   the worker's refresh, the backend waits for it), and a token whose `kid` the provider never
   has while the provider hangs (refused after the wait): each measured against jwks_timeout.
 
-Self-contained: cluster $JWKS_BENCH_NAME (ea-bench-jwks) on port $JWKS_BENCH_PORT (54438), the
-provider on $JWKS_BENCH_HTTPS_PORT (54449), of the server whose pg_config is $PG_CONFIG, using the
+Self-contained: cluster $JWKS_BENCH_NAME (ea-bench-jwks) on base port $JWKS_BENCH_PORT (54428),
+the provider on base port $JWKS_BENCH_HTTPS_PORT (54449) (tests/lib adds 100 per major above 15
+to both), of the server whose pg_config is $PG_CONFIG, using the
 electric_auth installed there (`make install` builds the release library). bench/bench.py
 appends its section to BENCHMARKS.md; alone: PG_CONFIG=... python3 bench/jwks_bench.py
 """
@@ -24,10 +25,13 @@ import time
 
 import psycopg
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests/lib"))
+from electric_auth_test import ROOT, scratch_dir  # noqa: E402
+from electric_auth_test.postgres import OLDEST_MAJOR, PORT_STRIDE, Cluster  # noqa: E402
+
 NAME = os.environ.get("JWKS_BENCH_NAME", "ea-bench-jwks")
-PORT = int(os.environ.get("JWKS_BENCH_PORT", "54438"))
-HTTPS_PORT = int(os.environ.get("JWKS_BENCH_HTTPS_PORT", "54449"))
+PORT = int(os.environ.get("JWKS_BENCH_PORT", "54428"))
+HTTPS_BASE_PORT = int(os.environ.get("JWKS_BENCH_HTTPS_PORT", "54449"))
 ROUNDS = int(os.environ.get("JWKS_BENCH_ROUNDS", os.environ.get("BENCH_RUNS", "7")))
 TOKENS = int(os.environ.get("JWKS_BENCH_TOKENS", "4000"))
 TIMEOUT = 2.0  # electric_auth.jwks_timeout here, seconds
@@ -36,17 +40,21 @@ REFRESHES = 3  # unknown-kid refreshes measured each way
 
 
 def helpers(pg_config):
-    """tests/security/test_jwks.py (its provider, CA and cluster helpers) for this server."""
+    """tests/security/test_jwks.py (its provider, CA, signing keys and wait_until) for this
+    server; its TLS material in this bench's own directory."""
     os.environ["PG_CONFIG"] = pg_config
     sys.path.insert(0, str(ROOT / "tests/security"))
     import test_jwks
-    test_jwks.TLS_DIR = pathlib.Path(f"/tmp/{NAME}-tls")
+    test_jwks.TLS_DIR = scratch_dir(f"{NAME}-pg{test_jwks.MAJOR}-tls")
     return test_jwks
 
 
 def run(pg_config=None):
     """Measures and returns the BENCHMARKS.md section (markdown)."""
-    T = helpers(pg_config or os.environ.get("PG_CONFIG", "/usr/bin/pg_config"))
+    pg_config = pg_config or os.environ.get("PG_CONFIG", "/usr/bin/pg_config")
+    T = helpers(pg_config)
+    cluster = Cluster(NAME, PORT, config=pg_config)
+    HTTPS_PORT = HTTPS_BASE_PORT + PORT_STRIDE * (cluster.major - OLDEST_MAJOR)
     url = f"https://localhost:{HTTPS_PORT}/jwks"
     tls = T.make_tls()
     key, added = T.SigningKey("k1"), T.SigningKey("k-added")
@@ -58,9 +66,9 @@ def run(pg_config=None):
                       f"electric_auth.jwks_ca_file = '{T.TLS_DIR}/ca.pem'",
                       f"electric_auth.jwks_timeout = '{int(TIMEOUT * 1000)}ms'",
                       f"electric_auth.jwks_min_refresh_interval = '{MIN_REFRESH}s'"])
-    T.cluster("start", NAME, PORT, conf=conf)
+    cluster.fresh(conf)
     try:
-        conn = T.connect(NAME, PORT)
+        conn = cluster.connect()
         conn.execute("CREATE EXTENSION electric_auth")
         T.wait_until(lambda: conn.execute("SELECT usable_keys FROM electric_auth.key_source()")
                      .fetchone()[0] == 1, what="the first fetch")
@@ -106,7 +114,7 @@ def run(pg_config=None):
         configure("fetched")
 
         def timed_user_id(token):
-            with T.connect(NAME, PORT) as c:
+            with cluster.connect() as c:
                 started = time.perf_counter()
                 try:
                     result = c.execute("SELECT electric_auth.user_id(%s)", (token,)).fetchone()[0]
@@ -129,7 +137,7 @@ def run(pg_config=None):
             assert result == "28000", result
             refused.append(took)
     finally:
-        T.cluster("stop", NAME)
+        cluster.stop()
         provider.stop()
 
     fetched, inline_ = statistics.median(times["fetched"]), statistics.median(times["inline"])

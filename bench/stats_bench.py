@@ -10,7 +10,8 @@ with counting switched off (electric_auth.track_stats = off) in the same run, in
 
 Self-contained: its own preloaded cluster (the counters need shared_preload_libraries) of the
 server whose pg_config is $PG_CONFIG (default Debian's 15), named $STATS_BENCH_NAME
-(ea-bench-stats) on port $STATS_BENCH_PORT (54340), using the electric_auth installed there
+(ea-bench-stats) on base port $STATS_BENCH_PORT (54340; tests/lib's Cluster adds 100 per major
+above 15), using the electric_auth installed there
 (`make install` builds the release library). bench/bench.py appends its section to
 BENCHMARKS.md; alone: PG_CONFIG=... python3 bench/stats_bench.py
 """
@@ -20,17 +21,19 @@ import pathlib
 import re
 import statistics
 import subprocess
+import sys
 import time
 
-import jwt
-import psycopg
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests/lib"))
+from electric_auth_test import scratch_dir  # noqa: E402
+from electric_auth_test.postgres import Cluster, postgres_command  # noqa: E402
+from electric_auth_test.tokens import Minter  # noqa: E402
+
 NAME = os.environ.get("STATS_BENCH_NAME", "ea-bench-stats")
 PORT = int(os.environ.get("STATS_BENCH_PORT", "54340"))
-SOCK = f"/tmp/{NAME}-sock"
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 ROUNDS = int(os.environ.get("STATS_BENCH_ROUNDS", "3"))
 SECONDS = int(os.environ.get("STATS_BENCH_SECONDS", "10"))
@@ -46,17 +49,6 @@ def keys():
     public = private.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     return {"HS256": (HS_SECRET, HS_SECRET), "ES256": (private, public)}
-
-
-def cluster(action, pg_config):
-    args = ["bash", "scripts/cluster.sh", action, NAME] + ([str(PORT)] if action == "start" else [])
-    subprocess.run(args, cwd=ROOT, check=True,
-                   env=dict(os.environ, PG_CONFIG=pg_config, EA_PRELOAD="electric_auth"))
-
-
-def connect():
-    return psycopg.connect(host=SOCK, port=PORT, user="postgres", dbname="postgres",
-                           autocommit=True)
 
 
 def configure(conn, alg, key):
@@ -82,42 +74,39 @@ def interleaved(conn, sql, n):
     return statistics.median(on), statistics.median(off)
 
 
-def pgbench(pg_config, track):
+def pgbench(cluster, track):
     """tps of CLIENTS clients for SECONDS, each transaction one user_id() of a random token."""
-    bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
-                            check=True).stdout.strip()
-    script = pathlib.Path(f"/tmp/{NAME}-pgbench.sql")
+    script = scratch_dir(f"{cluster.name}-pgbench.sql")
     script.write_text(f"\\set i random(1, {TOKENS['HS256']})\n"
                       "SELECT electric_auth.user_id(t) FROM tokens_HS256 WHERE id = :i;\n")
     script.chmod(0o644)
     env = dict(os.environ, PGOPTIONS=f"-c electric_auth.track_stats={'on' if track else 'off'}")
     out = subprocess.run(
-        ["runuser", "-u", "postgres", "--", f"{bindir}/pgbench", "-n", "-h", SOCK,
-         "-p", str(PORT), "-U", "postgres", "-c", str(CLIENTS), "-j", "2", "-T", str(SECONDS),
-         "-M", "prepared", "-f", str(script), "postgres"],
-        capture_output=True, text=True, env=env, check=True).stdout
+        postgres_command(cluster.bin / "pgbench", "-n", "-h", cluster.sock,
+                         "-p", cluster.port, "-U", "postgres", "-c", str(CLIENTS), "-j", "2", "-T", str(SECONDS),
+         "-M", "prepared", "-f", script, "postgres"),
+        capture_output=True, text=True, env=env, check=True, cwd="/").stdout
     return float(re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out)[1])
 
 
 def run(pg_config=None):
     """Measures and returns the BENCHMARKS.md section (markdown)."""
     pg_config = pg_config or os.environ.get("PG_CONFIG", "/usr/bin/pg_config")
-    now = int(time.time())
     signing_keys = keys()
-    cluster("start", pg_config)
+    # Preloaded: the counters need shared_preload_libraries.
+    cluster = Cluster(NAME, PORT, config=pg_config).fresh()
     try:
-        with connect() as conn:
+        with cluster.connect() as conn:
             conn.execute("CREATE EXTENSION electric_auth")
             rows = []
             for alg, count in TOKENS.items():
                 print(f"stats bench: {alg} user_id, counting on and off ...", flush=True)
                 signing, verifying = signing_keys[alg]
+                mint = Minter(signing, alg, lifetime=86400)
                 conn.execute(f"CREATE TABLE tokens_{alg} (id int PRIMARY KEY, t text)")
                 with conn.cursor().copy(f"COPY tokens_{alg} (id, t) FROM STDIN") as copy:
                     for i in range(1, count + 1):
-                        copy.write_row((i, jwt.encode(
-                            {"sub": f"user-{i}", "iat": now - 60, "exp": now + 86400},
-                            signing, algorithm=alg)))
+                        copy.write_row((i, mint(f"user-{i}")))
                 conn.execute(f"VACUUM ANALYZE tokens_{alg}")
                 configure(conn, alg, verifying)
                 on, off = interleaved(
@@ -131,22 +120,19 @@ def run(pg_config=None):
                       f"(SELECT t FROM tokens_HS256 LIMIT 1) one, generate_series(1, {REPEAT})",
                 REPEAT)
             rows.append(("HS256, one token again (cache hits)", REPEAT, on, off))
-            conn.execute("ALTER SYSTEM SET electric_auth.jwt_alg = 'HS256'")
-            conn.execute("ALTER SYSTEM SET electric_auth.jwt_key = %s" % psycopg.sql.Literal(
-                HS_SECRET).as_string(conn))
-            conn.execute("SELECT pg_reload_conf()")
-            time.sleep(1)
+        cluster.alter_system("electric_auth.jwt_alg", "HS256")
+        cluster.alter_system("electric_auth.jwt_key", HS_SECRET)
         tps = {True: [], False: []}
         for round_ in range(ROUNDS):
             for track in ((True, False) if round_ % 2 == 0 else (False, True)):
                 print(f"stats bench: pgbench {CLIENTS} clients, counting "
                       f"{'on' if track else 'off'} ...", flush=True)
-                tps[track].append(pgbench(pg_config, track))
-        with connect() as conn:
+                tps[track].append(pgbench(cluster, track))
+        with cluster.connect() as conn:
             counted = conn.execute("SELECT sum(count) FROM electric_auth.stats "
                                    "WHERE entry_point = 'user_id'").fetchone()[0]
     finally:
-        cluster("stop", pg_config)
+        cluster.stop()
     return render(rows, tps, counted)
 
 

@@ -13,8 +13,9 @@ persisted file (mode 0600), past jwks_max_stale tokens are refused with the stal
 standby made by pg_basebackup fetches for itself (its own requests, its own cache file); no
 token or key reaches the log. And without shared_preload_libraries, jwks_url is refused.
 
-Run on one major (cluster names ea-jwks-h5-*, ports 54420-54437, HTTPS on 54440-54449):
-PG_CONFIG=/opt/h5/17/bin/pg_config python3 tests/security/test_jwks.py
+Clusters ea-jwks-* on base ports 54420, 54424, 54426, 54427 and the HTTPS providers on base
+ports 54453-54455 (tests/lib adds 100 per major above 15, to these too). Run by
+scripts/test_major.sh on every major; alone: python3 tests/security/test_jwks.py --major NN
 """
 
 import collections
@@ -24,12 +25,11 @@ import ipaddress
 import json
 import os
 import pathlib
-import re
 import shutil
-import socket
 import ssl
 import stat
 import subprocess
+import sys
 import threading
 import time
 import unittest
@@ -42,20 +42,22 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-PG_CONFIG = os.environ.get("PG_CONFIG", "/usr/bin/pg_config")
-MAJOR = int(re.search(r"(\d+)", subprocess.run([PG_CONFIG, "--version"], capture_output=True,
-                                                 text=True, check=True).stdout).group(1))
-INDEX = {16: 0, 17: 1, 18: 2}.get(MAJOR, 3)
-NAME = f"ea-jwks-h5-{MAJOR}"
-PORT = 54420 + INDEX
-PLAIN_NAME, PLAIN_PORT = f"ea-jwks-h5-nopreload-{MAJOR}", 54424 + INDEX
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
+from electric_auth_test import ROOT, main, scratch_dir  # noqa: E402
+from electric_auth_test.postgres import (OLDEST_MAJOR, PORT_STRIDE, Cluster,  # noqa: E402
+                                         pg_config_value, server_major)
+from electric_auth_test.tokens import NODE_DIR, Minter, sign_with_node  # noqa: E402
+
+MAJOR = server_major()
+# The preloaded cluster most tests share, and one without shared_preload_libraries.
+JWKS = Cluster("ea-jwks", 54420)
+PLAIN = Cluster("ea-jwks-nopreload", 54424, preload="")
 # One HTTPS port per major for the provider, one with a certificate for another name, one with a
-# certificate from a CA the server does not trust.
-HTTPS_PORT = 54440 + 3 * INDEX
+# certificate from a CA the server does not trust (base ports, shifted per major as clusters').
+HTTPS_PORT = 54453 + PORT_STRIDE * (MAJOR - OLDEST_MAJOR)
 WRONG_NAME_PORT, ROGUE_CA_PORT = HTTPS_PORT + 1, HTTPS_PORT + 2
 ISSUER = f"https://localhost:{HTTPS_PORT}"
-TLS_DIR = pathlib.Path(f"/tmp/{NAME}-tls")
+TLS_DIR = scratch_dir(f"ea-jwks-pg{MAJOR}-tls")
 MIN_REFRESH = 3  # electric_auth.jwks_min_refresh_interval in this cluster, seconds
 TIMEOUT = 2  # electric_auth.jwks_timeout, seconds
 MINTED = []  # every token this test made, to search the log for
@@ -126,29 +128,22 @@ class SigningKey:
         self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key()))
         self.jwk.update(kid=kid, alg="RS256", use="sig")
+        self.minter = Minter(self.private, "RS256")
 
     def mint(self, kid=None, **claims):
-        payload = {"sub": "alice", "iat": int(time.time()) - 5, "exp": int(time.time()) + 3600,
-                   **claims}
-        token = jwt.encode(payload, self.private, algorithm="RS256",
-                           headers={"kid": kid or self.kid})
+        token = self.minter(headers={"kid": kid or self.kid}, **claims)
         MINTED.append(token)
         return token
 
     def mint_with_jose(self):
-        """A token from node's jose (scripts/fixtures, after `npm ci` there), or None."""
-        fixtures = ROOT / "scripts/fixtures"
-        if not (fixtures / "node_modules/jose").exists():
+        """A token from node's jose (tests/lib/node, after `npm ci` there), or None."""
+        if not (NODE_DIR / "node_modules/jose").exists():
             return None
         pem = self.private.private_bytes(serialization.Encoding.PEM,
                                          serialization.PrivateFormat.PKCS8,
                                          serialization.NoEncryption()).decode()
-        job = [{"alg": "RS256", "key": pem, "kid": self.kid, "library": "jose",
-                "payload": {"sub": "jose-user", "iat": int(time.time()) - 5,
-                            "exp": int(time.time()) + 3600}}]
-        out = subprocess.run(["node", "sign.mjs"], cwd=fixtures, input=json.dumps(job),
-                             capture_output=True, text=True, check=True).stdout
-        token = json.loads(out)[0]
+        token = sign_with_node([{"alg": "RS256", "key": pem, "kid": self.kid, "library": "jose",
+                                 "payload": self.minter.claims("jose-user")}])[0]
         MINTED.append(token)
         return token
 
@@ -255,18 +250,6 @@ def redirect_to_http(h):
 
 # --- The cluster ------------------------------------------------------------------------------------
 
-def cluster(action, name, port=None, preload=True, conf=""):
-    env = dict(os.environ, PG_CONFIG=PG_CONFIG, EA_PRELOAD="electric_auth" if preload else "",
-               EA_CONF=conf)
-    args = ["bash", "scripts/cluster.sh", action, name] + ([str(port)] if port else [])
-    subprocess.run(args, cwd=ROOT, env=env, check=True)
-
-
-def connect(name=NAME, port=PORT, user="postgres", **kwargs):
-    return psycopg.connect(host=f"/tmp/{name}-sock", port=port, user=user,
-                           dbname="postgres", autocommit=True, **kwargs)
-
-
 def wait_until(predicate, timeout=15, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -297,13 +280,13 @@ class Jwks(unittest.TestCase):
             f"electric_auth.jwks_timeout = '{TIMEOUT}s'",
             f"electric_auth.jwks_min_refresh_interval = '{MIN_REFRESH}s'",
         ] + (["oauth_validator_libraries = 'electric_auth'"] if MAJOR >= 18 else []))
-        cluster("start", NAME, PORT, conf=cls.conf)
-        with connect() as c:
+        JWKS.fresh(cls.conf)
+        with JWKS.connect() as c:
             c.execute("CREATE EXTENSION electric_auth")
 
     @classmethod
     def tearDownClass(cls):
-        cluster("stop", NAME)
+        JWKS.stop()
         for p in (cls.provider, cls.wrong_name, cls.rogue):
             p.stop()
 
@@ -319,13 +302,13 @@ class Jwks(unittest.TestCase):
     # helpers
 
     def source(self):
-        with connect() as c:
+        with JWKS.connect() as c:
             c.row_factory = psycopg.rows.dict_row
             return c.execute("SELECT * FROM electric_auth.key_source()").fetchone()
 
     def user_id(self, token):
         """(user id, None) or (None, (sqlstate, message))."""
-        with connect() as c:
+        with JWKS.connect() as c:
             try:
                 return c.execute("SELECT electric_auth.user_id(%s)", (token,)).fetchone()[0], None
             except psycopg.Error as e:
@@ -335,7 +318,7 @@ class Jwks(unittest.TestCase):
         self.assertEqual(self.user_id(token), (user, None))
 
     def log(self):
-        return (pathlib.Path(f"/tmp/{NAME}-data") / "server.log").read_text(errors="replace")
+        return JWKS.log()
 
     def random_kid(self):
         return self.k1.mint(kid=f"junk-{uuid.uuid4()}")
@@ -358,12 +341,12 @@ class Jwks(unittest.TestCase):
         self.assertGreater(src["next_refresh"], src["last_success"])
         self.assertGreaterEqual(self.provider.requests["/.well-known/openid-configuration"], 1)
         self.assert_verifies(self.k1.mint())
-        with connect() as c:
+        with JWKS.connect() as c:
             payload = c.execute("SELECT electric_auth.verify(%s)", (self.k1.mint(),)).fetchone()[0]
         self.assertEqual(payload["sub"], "alice")
         jose_token = self.k1.mint_with_jose()
         if jose_token is None:
-            self.skipTest("node's jose is not installed (npm ci in scripts/fixtures)")
+            self.skipTest("node's jose is not installed (npm ci in tests/lib/node)")
         self.assert_verifies(jose_token, "jose-user")
 
     def test_02_rotation_is_absorbed_without_a_refused_client(self):
@@ -392,7 +375,7 @@ class Jwks(unittest.TestCase):
         stop_at = time.monotonic() + 2 * MIN_REFRESH + 0.5
 
         def flood():
-            with connect() as c:
+            with JWKS.connect() as c:
                 while time.monotonic() < stop_at:
                     t = time.monotonic()
                     try:
@@ -472,7 +455,7 @@ class Jwks(unittest.TestCase):
         token = self.k2.mint()
         before = dict(self.provider.requests)
         started = time.monotonic()
-        with connect() as c:
+        with JWKS.connect() as c:
             for _ in range(200):
                 self.assertEqual(
                     c.execute("SELECT electric_auth.user_id(%s)", (token,)).fetchone()[0],
@@ -513,23 +496,19 @@ class Jwks(unittest.TestCase):
             self.assertEqual(self.user_id(self.random_kid())[1][0], "28000")
             self.wait_for_failure("Connection refused")
             self.assert_verifies(token)
-            cache = pathlib.Path(f"/tmp/{NAME}-data/electric_auth_jwks_cache.json")
+            cache = JWKS.data / "electric_auth_jwks_cache.json"
             self.assertEqual(stat.S_IMODE(cache.stat().st_mode), 0o600)
             self.assertEqual(json.loads(json.loads(cache.read_text())["document"]),
                              json.loads(jwks(self.k2)))
             # Restart while the provider is down: the persisted set is loaded before any fetch.
-            bindir = subprocess.run([PG_CONFIG, "--bindir"], capture_output=True, text=True,
-                                    check=True).stdout.strip()
-            data = f"/tmp/{NAME}-data"
-            subprocess.run(["runuser", "-u", "postgres", "--", f"{bindir}/pg_ctl", "-D", data,
-                            "-l", f"{data}/server.log", "-w", "restart", "-m", "fast"],
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            JWKS.stop()
+            JWKS.start()
             src = wait_until(lambda: (s := self.source())["usable_keys"] == 1 and s,
                              what="the persisted set")
             self.assertTrue(src["from_cache_file"])
             self.assert_verifies(token)
             # Past jwks_max_stale: refused, saying why.
-            with connect() as c:
+            with JWKS.connect() as c:
                 c.execute("ALTER SYSTEM SET electric_auth.jwks_max_stale = '1s'")
                 c.execute("SELECT pg_reload_conf()")
             time.sleep(2.5)
@@ -539,7 +518,7 @@ class Jwks(unittest.TestCase):
             self.assertIn("electric_auth.jwks_max_stale", result[1][1])
             self.assertTrue(self.source()["stale"])
         finally:
-            with connect() as c:
+            with JWKS.connect() as c:
                 c.execute("ALTER SYSTEM RESET electric_auth.jwks_max_stale")
                 c.execute("SELECT pg_reload_conf()")
             self.provider.start()
@@ -547,7 +526,7 @@ class Jwks(unittest.TestCase):
         self.assert_verifies(token)
 
     def test_07_both_sources_are_a_configuration_error(self):
-        with connect() as c:
+        with JWKS.connect() as c:
             c.execute(f"ALTER SYSTEM SET electric_auth.jwks_url = '{ISSUER}/jwks'")
             c.execute("SELECT pg_reload_conf()")
         try:
@@ -556,51 +535,47 @@ class Jwks(unittest.TestCase):
             self.assertEqual(result[1][0], "22023", result)
             self.assertIn("both set", result[1][1])
         finally:
-            with connect() as c:
+            with JWKS.connect() as c:
                 c.execute("ALTER SYSTEM RESET electric_auth.jwks_url")
                 c.execute("SELECT pg_reload_conf()")
         time.sleep(0.5)
         wait_until(lambda: self.user_id(self.k2.mint())[0] == "alice", what="recovery")
 
     def test_08_key_source_is_for_superusers_and_pg_monitor(self):
-        with connect() as c:
+        with JWKS.connect() as c:
             c.execute("DROP ROLE IF EXISTS ea_jwks_app, ea_jwks_monitor")
             c.execute("CREATE ROLE ea_jwks_app LOGIN")
             c.execute("CREATE ROLE ea_jwks_monitor LOGIN IN ROLE pg_monitor")
-        with connect(user="ea_jwks_monitor") as c:
+        with JWKS.connect(user="ea_jwks_monitor") as c:
             self.assertEqual(c.execute("SELECT kids FROM electric_auth.key_source()")
                              .fetchone()[0], ["k2"])
-        with connect(user="ea_jwks_app") as c:
+        with JWKS.connect(user="ea_jwks_app") as c:
             with self.assertRaises(psycopg.errors.InsufficientPrivilege):
                 c.execute("SELECT * FROM electric_auth.key_source()")
 
     @unittest.skipIf(MAJOR < 18, "the OAuth validator API is new in PostgreSQL 18")
     def test_10_oauth_logins_use_the_fetched_keys_and_never_wait_on_the_network(self):
-        bindir = subprocess.run([PG_CONFIG, "--bindir"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-        incdir, libdir = (subprocess.run([PG_CONFIG, flag], capture_output=True, text=True,
-                                         check=True).stdout.strip()
-                          for flag in ("--includedir", "--libdir"))
-        client = pathlib.Path(f"/tmp/{NAME}-oauth_client")
+        incdir, libdir = (pg_config_value(flag) for flag in ("--includedir", "--libdir"))
+        client = scratch_dir(f"{JWKS.name}-oauth_client")
         subprocess.run(["cc", "-O1", str(ROOT / "tests/oauth/oauth_client.c"), "-o", str(client),
                         f"-I{incdir}", f"-L{libdir}", "-lpq", f"-Wl,-rpath,{libdir}"],
                        check=True)
-        data = pathlib.Path(f"/tmp/{NAME}-data")
+        data = JWKS.data
         hba = (data / "pg_hba.conf").read_text()
-        with connect() as c:
+        with JWKS.connect() as c:
             c.execute("DROP ROLE IF EXISTS app_alice")
             c.execute("CREATE ROLE app_alice LOGIN")
         (data / "pg_hba.conf").write_text(
             f'local all app_alice oauth issuer="{ISSUER}" scope="openid" map=electric\n' + hba)
         (data / "pg_ident.conf").write_text("electric alice app_alice\n")
-        with connect() as c:
+        with JWKS.connect() as c:
             c.execute("SELECT pg_reload_conf()")
         time.sleep(0.5)
 
         def login(token):
             started = time.monotonic()
             run = subprocess.run(
-                [client, f"host=/tmp/{NAME}-sock port={PORT} dbname=postgres user=app_alice "
+                [client, f"host={JWKS.sock} port={JWKS.port} dbname=postgres user=app_alice "
                  f"oauth_issuer={ISSUER} oauth_client_id=electric",
                  "SELECT current_user, electric_auth.current_user_id()"],
                 capture_output=True, text=True, env=dict(os.environ, EA_TOKEN=token),
@@ -638,12 +613,12 @@ class Jwks(unittest.TestCase):
             self.assertLess(elapsed, TIMEOUT + 1.5)
         finally:
             (data / "pg_hba.conf").write_text(hba)
-            with connect() as c:
+            with JWKS.connect() as c:
                 c.execute("SELECT pg_reload_conf()")
             self.serve_good([self.k2])
 
     def test_11_the_session_identity_is_verified_again_with_fetched_keys_in_parallel_workers(self):
-        with connect() as c:
+        with JWKS.connect() as c:
             c.execute("BEGIN")
             self.assertEqual(c.execute("SELECT electric_auth.authenticate(%s)",
                                        (self.k2.mint(),)).fetchone()[0], "alice")
@@ -657,7 +632,7 @@ class Jwks(unittest.TestCase):
             c.execute("COMMIT")
 
     def test_12_a_jwks_url_without_discovery_and_the_worker_follows_a_reload(self):
-        with connect() as c:
+        with JWKS.connect() as c:
             c.execute("ALTER SYSTEM SET electric_auth.oidc_issuer = ''")
             c.execute(f"ALTER SYSTEM SET electric_auth.jwks_url = '{ISSUER}/jwks'")
             c.execute("SELECT pg_reload_conf()")
@@ -667,7 +642,7 @@ class Jwks(unittest.TestCase):
             self.assertEqual(src["jwks_url"], f"{ISSUER}/jwks")
             self.assert_verifies(self.k2.mint())
         finally:
-            with connect() as c:
+            with JWKS.connect() as c:
                 c.execute("ALTER SYSTEM RESET electric_auth.oidc_issuer")
                 c.execute("ALTER SYSTEM RESET electric_auth.jwks_url")
                 c.execute("SELECT pg_reload_conf()")
@@ -676,7 +651,7 @@ class Jwks(unittest.TestCase):
         self.assert_verifies(self.k2.mint())
 
     def set_and_reload(self, setting, value=None):
-        with connect() as c:
+        with JWKS.connect() as c:
             if value is None:
                 c.execute(f"ALTER SYSTEM RESET {setting}")
             else:
@@ -733,8 +708,8 @@ class HotStandby(unittest.TestCase):
     itself: it verifies with fetched keys, absorbs a rotation by its own request to the provider
     while the primary's set stays as it was, and writes its own cache file."""
 
-    PRIMARY = (f"ea-jwks-h5-primary-{MAJOR}", 54430 + 2 * INDEX)
-    STANDBY = (f"ea-jwks-h5-standby-{MAJOR}", 54431 + 2 * INDEX)
+    PRIMARY = Cluster("ea-jwks-primary", 54426)
+    STANDBY = Cluster("ea-jwks-standby", 54427)
 
     @classmethod
     def setUpClass(cls):
@@ -743,53 +718,28 @@ class HotStandby(unittest.TestCase):
         cls.provider = Provider(HTTPS_PORT, tls["good"])
         cls.serve([cls.k1])
         cls.provider.start()
-        cluster("start", cls.PRIMARY[0], cls.PRIMARY[1], conf="\n".join([
+        cls.PRIMARY.fresh("\n".join([
             "electric_auth.jwt_alg = 'RS256'",
             f"electric_auth.jwks_url = '{ISSUER}/jwks'",
             f"electric_auth.jwks_ca_file = '{TLS_DIR}/ca.pem'",
             f"electric_auth.jwks_timeout = '{TIMEOUT}s'",
             f"electric_auth.jwks_min_refresh_interval = '{MIN_REFRESH}s'",
         ]))
-        with connect(*cls.PRIMARY) as c:
+        with cls.PRIMARY.connect() as c:
             c.execute("CREATE EXTENSION electric_auth")
         wait_until(lambda: cls.source(cls.PRIMARY)["usable_keys"] == 1, what="primary's fetch")
-        cls.data = pathlib.Path(f"/tmp/{cls.STANDBY[0]}-data")
-        sock = f"/tmp/{cls.STANDBY[0]}-sock"
-        cls.stop_standby()
-        bindir = cls.pg_ctl_path().parent
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-        subprocess.run(as_postgres + ["rm", "-rf", str(cls.data), sock], check=True, cwd="/")
-        subprocess.run(as_postgres + ["mkdir", "-p", sock], check=True, cwd="/")
-        subprocess.run(as_postgres + [str(bindir / "pg_basebackup"), "-D", str(cls.data), "-h",
-                                      f"/tmp/{cls.PRIMARY[0]}-sock", "-p", str(cls.PRIMARY[1]),
-                                      "-U", "postgres", "-R", "--checkpoint=fast"],
-                       check=True, cwd="/")
+        cls.data = cls.STANDBY.data
+        cls.STANDBY.create_standby_of(cls.PRIMARY)
         # The primary's cache file came along in the base backup: take the copy's content so
         # the test can tell the standby's own writes from it.
         cls.copied = (cls.data / "electric_auth_jwks_cache.json").read_bytes()
         cls.requests_before_standby = cls.provider.requests["/jwks"]
-        subprocess.run(as_postgres + [
-            str(bindir / "pg_ctl"), "-D", str(cls.data), "-l", str(cls.data / "server.log"), "-w",
-            "start", "-o", f"-p {cls.STANDBY[1]} -k {sock} -c listen_addresses='' "
-            "-c shared_preload_libraries=electric_auth -c fsync=off"],
-            check=True, cwd="/", stdout=subprocess.DEVNULL)
-
-    @classmethod
-    def stop_standby(cls):
-        if cls.data.exists():
-            subprocess.run(["runuser", "-u", "postgres", "--", str(cls.pg_ctl_path()),
-                            "-D", str(cls.data), "-w", "stop", "-m", "fast"],
-                           cwd="/", capture_output=True)
-
-    @classmethod
-    def pg_ctl_path(cls):
-        return pathlib.Path(subprocess.run([PG_CONFIG, "--bindir"], capture_output=True,
-                                           text=True, check=True).stdout.strip()) / "pg_ctl"
+        cls.STANDBY.start()
 
     @classmethod
     def tearDownClass(cls):
-        cls.stop_standby()
-        cluster("stop", cls.PRIMARY[0])
+        cls.STANDBY.stop()
+        cls.PRIMARY.stop()
         cls.provider.stop()
 
     @classmethod
@@ -798,19 +748,19 @@ class HotStandby(unittest.TestCase):
 
     @staticmethod
     def source(node):
-        with connect(*node) as c:
+        with node.connect() as c:
             c.row_factory = psycopg.rows.dict_row
             return c.execute("SELECT * FROM electric_auth.key_source()").fetchone()
 
     def user_id(self, node, token):
-        with connect(*node) as c:
+        with node.connect() as c:
             try:
                 return c.execute("SELECT electric_auth.user_id(%s)", (token,)).fetchone()[0], None
             except psycopg.Error as e:
                 return None, (e.sqlstate, e.diag.message_primary)
 
     def test_the_standby_fetches_for_itself(self):
-        with connect(*self.STANDBY) as c:
+        with self.STANDBY.connect() as c:
             self.assertTrue(c.execute("SELECT pg_is_in_recovery()").fetchone()[0])
         # Its own first fetch: one more request to the provider, and a success of its own.
         src = wait_until(lambda: (s := self.source(self.STANDBY))["last_success"] and s,
@@ -837,15 +787,15 @@ class HotStandby(unittest.TestCase):
                              what="the standby's cache file")
         self.assertIn(self.k2.jwk["n"][:40].encode(), content)
         self.assertEqual(stat.S_IMODE(cache.stat().st_mode), 0o600)
-        primary_cache = pathlib.Path(f"/tmp/{self.PRIMARY[0]}-data/electric_auth_jwks_cache.json")
+        primary_cache = self.PRIMARY.data / "electric_auth_jwks_cache.json"
         self.assertNotIn(self.k2.jwk["n"][:40].encode(), primary_cache.read_bytes())
 
 
 class WithoutPreload(unittest.TestCase):
     def test_jwks_url_requires_shared_preload_libraries(self):
-        cluster("start", PLAIN_NAME, PLAIN_PORT, preload=False)
+        PLAIN.fresh()
         try:
-            with connect(PLAIN_NAME, PLAIN_PORT) as c:
+            with PLAIN.connect() as c:
                 c.execute("CREATE EXTENSION electric_auth")
                 with self.assertRaises(psycopg.Error) as raised:
                     c.execute("ALTER SYSTEM SET electric_auth.jwks_url = "
@@ -855,8 +805,8 @@ class WithoutPreload(unittest.TestCase):
                 row = c.execute("SELECT last_failure_reason FROM electric_auth.key_source()")
                 self.assertIn("not in shared_preload_libraries", row.fetchone()[0])
         finally:
-            cluster("stop", PLAIN_NAME)
+            PLAIN.stop()
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()

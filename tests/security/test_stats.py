@@ -11,14 +11,11 @@
 - (PostgreSQL 18) OAuth logins are counted under oauth_login, with the cluster of
   tests/oauth/test_oauth.py under another name and port.
 
-Clusters ea-stats-* on ports 54410-54419. Run by scripts/test_major.sh on every major; alone:
-PG_CONFIG=... python3 tests/security/test_stats.py
+Clusters ea-stats-* on base ports 54410-54415 (tests/lib adds 100 per major above 15). Run by
+scripts/test_major.sh on every major; alone: python3 tests/security/test_stats.py --major NN
 """
 
-import os
-import pathlib
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -27,18 +24,13 @@ import unittest
 import psycopg
 import yaml
 
+# test_security puts tests/lib on the path.
 from test_security import (ATTACKER, SECRET, SecurityCase, Session, force_parallel_plans, mint,
                            now, owned_docs, parallel_scans_by_workers_only)
+from electric_auth_test import ROOT, main  # noqa: E402
+from electric_auth_test.postgres import server_major  # noqa: E402
 
 CLIENTS, PER_CLIENT = 16, 100
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-
-
-def server_major():
-    pg_config = os.environ.get("PG_CONFIG", "/usr/bin/pg_config")
-    version = subprocess.run([pg_config, "--version"], capture_output=True, text=True,
-                             check=True).stdout
-    return int(re.search(r"PostgreSQL (\d+)", version)[1])
 
 
 def stats(cluster, dbname="ea_sec"):
@@ -232,36 +224,31 @@ class AuditLog(SecurityCase):
 
 
 if server_major() >= 18:
-    # The OAuth suite's cluster recipe, under a name and port of this suite.
+    # The OAuth suite's cluster recipe (OAuthConnections.setUpClass), under a name and port of
+    # this suite.
     sys.path.insert(0, str(ROOT / "tests/oauth"))
     import test_oauth as oauth  # noqa: E402
-
-    oauth.NAME, oauth.PORT = "ea-stats-oauth", 54415
-    oauth.SOCK, oauth.DATA = f"/tmp/{oauth.NAME}-sock", pathlib.Path(f"/tmp/{oauth.NAME}-data")
-    oauth.BUILD = pathlib.Path("/tmp/ea-stats-oauth-build")
 
     class OAuthLogins(unittest.TestCase):
         """Logins through the PostgreSQL 18 validator, counted under oauth_login (database NULL:
         counted before the connection has one); log_authentications logs the user id."""
 
+        CLUSTER = ("ea-stats-oauth", 54415)
         setUpClass = classmethod(oauth.OAuthConnections.setUpClass.__func__)
         tearDownClass = classmethod(oauth.OAuthConnections.tearDownClass.__func__)
-        reload = classmethod(oauth.OAuthConnections.reload.__func__)
         connect = oauth.OAuthConnections.connect
         log = oauth.OAuthConnections.log
 
         def counts(self):
-            with oauth.su("map_db") as c:
+            with self.cluster.connect(dbname="map_db") as c:
                 rows = c.execute("SELECT datname, outcome, reason, count FROM electric_auth.stats "
                                  "WHERE entry_point = 'oauth_login'").fetchall()
             self.assertTrue(all(r[0] is None for r in rows), rows)
             return {(r[1], r[2]): r[3] for r in rows}
 
         def test_logins_are_counted_by_outcome(self):
-            with oauth.su() as c:
-                c.execute("ALTER SYSTEM SET electric_auth.log_authentications = on")
-            self.reload()
-            with oauth.su("map_db") as c:
+            self.cluster.alter_system("electric_auth.log_authentications", "on")
+            with self.cluster.connect(dbname="map_db") as c:
                 c.execute("SELECT electric_auth.stats_reset()")
             good = self.connect(oauth.mint("alice"), "SELECT electric_auth.current_user_id()")
             self.assertEqual(good[:2], (0, "alice\n"), good[2])
@@ -280,4 +267,4 @@ if server_major() >= 18:
 
 
 if __name__ == "__main__":
-    unittest.main(verbosity=2)
+    main()

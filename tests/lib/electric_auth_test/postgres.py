@@ -24,8 +24,9 @@ import psycopg.sql
 
 from . import ROOT, scratch_dir
 
-# A suite's clusters take base ports from 54300 to 54399; each major above 15 adds 100, so the
-# same suite on two majors never shares a port, and no two bases of one major meet.
+# A suite's clusters (and anything else it listens on) take base ports from 54300 to 54499,
+# no two with the same last two digits; each major above 15 adds 100, so the same suite on two
+# majors never shares a port, and no two suites meet on any majors.
 OLDEST_MAJOR = 15
 PORT_STRIDE = 100
 
