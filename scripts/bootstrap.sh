@@ -67,6 +67,11 @@ python3 -c 'import jwt, psycopg, cryptography, yaml' 2>/dev/null ||
   python3 -m pip install --quiet 'pyjwt==2.15.1' 'psycopg[binary]>=3.2' 'cryptography>=42' \
     'pyyaml>=6'
 command -v node >/dev/null || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null
+# node's jsonwebtoken and jose (tests/lib/node), pinned by its package-lock.json: tokens no code of
+# ours minted. npm comes from Debian when the node install lacks it.
+command -v npm >/dev/null || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+node_dir="$(dirname "$0")/../tests/lib/node"
+[ -d "$node_dir/node_modules/jose" ] || (cd "$node_dir" && npm ci --silent --no-audit --no-fund)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
   echo "bootstrap: installing cargo-fuzz (about a minute, once)"

@@ -622,7 +622,9 @@ class Jwks(unittest.TestCase):
             c.execute("BEGIN")
             self.assertEqual(c.execute("SELECT electric_auth.authenticate(%s)",
                                        (self.k2.mint(),)).fetchone()[0], "alice")
-            c.execute("SET LOCAL debug_parallel_query = on")
+            # Postgres 16 renamed force_parallel_mode to debug_parallel_query.
+            force = "force_parallel_mode" if MAJOR < 16 else "debug_parallel_query"
+            c.execute(f"SET LOCAL {force} = on")
             c.execute("SET LOCAL parallel_setup_cost = 0")
             plan = "\n".join(r[0] for r in c.execute(
                 "EXPLAIN (COSTS OFF) SELECT electric_auth.current_user_id()"))
