@@ -93,6 +93,9 @@ class Demo(unittest.TestCase):
         cls.private = tempfile.mkdtemp(prefix="ea-demo-checkout-")
         checkout = Path(cls.private) / "electric_auth"
         shutil.copytree(REPO / "scripts", checkout / "scripts")
+        # scripts/cluster.sh runs the test library's clusters.
+        shutil.copytree(REPO / "tests/lib", checkout / "tests/lib",
+                        ignore=shutil.ignore_patterns("node_modules", "__pycache__"))
         env = dict(os.environ)
         env.setdefault("EA_DEMO_PORT", "54330")
         env.setdefault("EA_DEMO_NAME", "ea-demo-check")
