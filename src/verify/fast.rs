@@ -9,8 +9,9 @@
 //! (`Verifier::worth_caching`).
 #![allow(clippy::result_large_err)]
 
-use super::{cache, check_session, insecure_mode_warning, statement_time};
-use super::{new_keys_arrived, worth_waiting_for_keys};
+use super::cache;
+use super::checks::{check_session, insecure_mode_warning, statement_time};
+use super::checks::{new_keys_arrived, worth_waiting_for_keys};
 use crate::errors::error_report;
 use crate::stats;
 use electric_auth_core::outcome::{EntryPoint, Reason};
