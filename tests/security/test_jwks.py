@@ -18,6 +18,7 @@ ports 54453-54455 (tests/lib adds 100 per major above 15, to these too). Run by
 scripts/test_major.sh on every major; alone: python3 tests/security/test_jwks.py --major NN
 """
 
+import base64
 import collections
 import datetime
 import http.server
@@ -695,6 +696,41 @@ class Jwks(unittest.TestCase):
                        what="the next refresh rescheduled with 5 min")
         finally:
             self.set_and_reload("electric_auth.jwks_refresh_interval")
+
+    def test_15_a_shared_secret_published_at_the_url_is_never_a_key(self):
+        # A JWKS URL is public: an `oct` key served there would let anyone who reads it sign
+        # tokens for any user. With jwt_alg = HS256 and no inline secret, a token signed with
+        # the published secret must be refused, and key_source() must say why.
+        secret = os.urandom(32)
+        oct_key = {"kty": "oct", "kid": "published", "alg": "HS256", "use": "sig",
+                   "k": base64.urlsafe_b64encode(secret).rstrip(b"=").decode()}
+        self.provider.routes["/published"] = json_route(json.dumps({"keys": [oct_key]}).encode())
+        token = jwt.encode({"sub": "mallory", "iat": int(time.time()),
+                            "exp": int(time.time()) + 600}, secret, algorithm="HS256",
+                           headers={"kid": "published"})
+        MINTED.append(token)
+        with JWKS.connect() as c:  # a new URL is fetched at the reload
+            c.execute("ALTER SYSTEM SET electric_auth.oidc_issuer = ''")
+            c.execute(f"ALTER SYSTEM SET electric_auth.jwks_url = '{ISSUER}/published'")
+            c.execute("ALTER SYSTEM SET electric_auth.jwt_alg = 'HS256'")
+            c.execute("SELECT pg_reload_conf()")
+        try:
+            src = wait_until(lambda: (s := self.source())["jwks_url"] == f"{ISSUER}/published"
+                             and "shared secret" in (s["last_failure_reason"] or "") and s,
+                             timeout=TIMEOUT + 10, what="the published secret refused")
+            self.assertEqual(src["usable_keys"], 0)
+            self.assertEqual(src["kids"], [])
+            user, error = self.user_id(token)
+            self.assertIsNone(user, "a token signed with a published secret was accepted")
+            self.assertEqual(error[0], "22023", error)
+        finally:
+            with JWKS.connect() as c:
+                for setting in ("oidc_issuer", "jwks_url", "jwt_alg"):
+                    c.execute(f"ALTER SYSTEM RESET electric_auth.{setting}")
+                c.execute("SELECT pg_reload_conf()")
+        wait_until(lambda: (s := self.source())["setting"] == "electric_auth.oidc_issuer"
+                   and s["usable_keys"] == 1, timeout=TIMEOUT + 10, what="back to discovery")
+        self.assert_verifies(self.k2.mint())
 
     def test_99_no_token_or_key_in_the_log(self):
         log = self.log()

@@ -6,7 +6,7 @@
 //! each backend parses the document again for the algorithm it pins ([`parse_fetched`]), only
 //! when the shared generation moved.
 
-use crate::algorithm::Algorithm;
+use crate::algorithm::{Algorithm, AlgorithmFamily};
 use crate::error::ConfigError;
 use crate::keys::KeySet;
 use serde_json::Value;
@@ -74,8 +74,20 @@ fn entries(body: &[u8]) -> Result<Vec<Value>, String> {
 
 /// The usable keys of a fetched document for `alg`, or why there are none: the same rules and
 /// limits as an inline JWKS ([`KeySet`]), with the document's own bounds first.
+///
+/// Never a shared secret: a JWKS at a URL is public (providers publish it for anyone to read),
+/// so an `oct` key there would let every reader sign tokens for any user. With `jwt_alg` an
+/// HMAC algorithm the document is refused whatever it holds; the secret belongs in `jwt_key`.
 pub fn parse_fetched(alg: Algorithm, body: &[u8]) -> Result<KeySet, String> {
     let keys = entries(body)?;
+    if alg.family() == AlgorithmFamily::Hmac {
+        return Err(format!(
+            "electric_auth.jwt_alg={} verifies with a shared secret, which is never taken from a \
+             URL (a published JWKS is public: anyone who reads it could sign tokens); keep the \
+             secret in electric_auth.jwt_key",
+            alg.name()
+        ));
+    }
     KeySet::from_jwks(alg, keys).map_err(|error| match error {
         ConfigError::NoUsableKey { alg, reasons } => {
             format!("no key is usable for electric_auth.jwt_alg={alg}: {reasons}")
@@ -229,6 +241,26 @@ mod tests {
         assert!(!error.contains("c2VjcmV0"), "{error}");
         let error = validate_fetched(Some(Algorithm::ES256), jwks(&[OKP]).as_bytes()).unwrap_err();
         assert!(!error.contains("11qYAYKx"), "{error}");
+    }
+
+    #[test]
+    fn a_shared_secret_never_comes_from_a_url() {
+        // A published JWKS is public: an `oct` key there lets anyone who reads it sign tokens.
+        let published = jwks(&[
+            "{\"kty\":\"oct\",\"kid\":\"pub\",\"k\":\"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA\",\"alg\":\"HS256\"}",
+        ]);
+        for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+            let error = validate_fetched(Some(alg), published.as_bytes()).unwrap_err();
+            assert!(error.contains("shared secret"), "{alg:?}: {error}");
+            assert!(!error.contains("c2VjcmV0"), "{error}");
+            assert!(parse_fetched(alg, published.as_bytes()).is_err());
+        }
+        let fetched = FetchedKeys {
+            setting: "electric_auth.jwks_url",
+            source: "https://idp.example/jwks".into(),
+            state: FetchedState::Document(published.clone()),
+        };
+        assert!(key_set_with_fetched(Algorithm::HS256, None, &fetched).is_err());
     }
 
     #[test]
