@@ -32,7 +32,11 @@ PORT_STRIDE = 100
 
 
 def pg_config():
-    """The pg_config of the server under test."""
+    """The pg_config of the server under test: `--major NN` on the command line (read here too,
+    since suites compute ports and names from the major when they are imported, before `main`
+    takes the option out), else PG_CONFIG, else Debian's 15."""
+    if "--major" in sys.argv[:-1]:
+        return pg_config_for(sys.argv[sys.argv.index("--major") + 1])
     return os.environ.get("PG_CONFIG", "/usr/bin/pg_config")
 
 
