@@ -154,8 +154,7 @@ fn decode_json_object_bytes(part: &str) -> Result<(Map<String, Value>, Vec<u8>),
 /// [`numeric`]).
 fn decode_payload(part: &str) -> Result<(Map<String, Value>, String), TokenError> {
     let (claims, json) = decode_json_object_bytes(part)?;
-    let may_hold_nul = json.windows(6).any(|w| w == b"\\u0000");
-    if may_hold_nul && map_holds_nul(&claims) {
+    if text_holds_nul(&json) {
         return Err(TokenError::InvalidToken);
     }
     if !numeric::numbers_fit(&json) {
@@ -166,16 +165,51 @@ fn decode_payload(part: &str) -> Result<(Map<String, Value>, String), TokenError
     Ok((claims, text))
 }
 
-fn map_holds_nul(map: &Map<String, Value>) -> bool {
-    map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v))
+/// Whether a string or key of valid JSON text holds U+0000 (only ever written `\u0000`: raw
+/// control characters are not JSON). Read from the text, not the parsed map, since `jsonb_in`
+/// reads every value of a key given twice, also the ones the map dropped (found by the red
+/// team: `{"x":"\u0000","x":1}` passed `user_id` and failed `verify` with 22P05).
+fn text_holds_nul(json: &[u8]) -> bool {
+    let mut in_string = false;
+    let mut at = 0;
+    while at < json.len() {
+        match (in_string, json[at]) {
+            (false, b'"') => in_string = true,
+            (true, b'"') => in_string = false,
+            (true, b'\\') => {
+                if json
+                    .get(at + 1..)
+                    .is_some_and(|rest| rest.starts_with(b"u0000"))
+                {
+                    return true;
+                }
+                at += 1; // the escaped character is never a quote that ends the string
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    false
 }
 
-fn holds_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(holds_nul),
-        Value::Object(map) => map_holds_nul(map),
-        _ => false,
+#[cfg(test)]
+mod nul_tests {
+    use super::*;
+
+    #[test]
+    fn u0000_is_refused_also_under_a_key_given_twice() {
+        let payload = |json: &str| decode_payload(&URL_SAFE_NO_PAD.encode(json));
+        for json in [
+            r#"{"sub":"a","x":"\u0000","x":1}"#,
+            r#"{"sub":"a","o":{"k":"\u0000","k":1}}"#,
+            r#"{"sub":"a","\u0000":1,"\u0000":2}"#,
+            r#"{"sub":"a\u0000"}"#,
+        ] {
+            assert_eq!(payload(json), Err(TokenError::InvalidToken), "{json}");
+        }
+        // An escaped backslash followed by the text u0000 is no U+0000.
+        assert!(payload(r#"{"sub":"a","x":"\\u0000"}"#).is_ok());
+        assert!(payload(r#"{"sub":"a","x":"\"\\","y":"u0000"}"#).is_ok());
     }
 }
 
