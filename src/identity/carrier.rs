@@ -23,6 +23,7 @@ use crate::errors::error_report;
 use crate::settings::hooks::{check_hook_candidate, refuse_in_check_hook};
 use crate::settings::{self, names, Context, Setting, Value};
 use crate::stats;
+use crate::verify::cache::verifier_builds;
 use crate::verify::{check_session, clock_now, statement_time, verify_at, verify_now};
 use electric_auth_core::identity::{
     admission, carries_nothing, Admission, Identity, IdentityState, Origin, Scope,
@@ -320,7 +321,7 @@ pub fn authenticate(token: Option<&[u8]>, scope: Option<&str>) -> Result<String,
     set_carrier(&token, action);
     let user_id = identity.user_id.clone();
     stats::authenticated(EntryPoint::Authenticate, &user_id, None);
-    STATE.with_borrow_mut(|state| state.install(EPOCH.get(), settings::generation(), identity));
+    STATE.with_borrow_mut(|state| state.install(EPOCH.get(), identity_generation(), identity));
     Ok(user_id)
 }
 
@@ -336,12 +337,19 @@ pub fn logout() -> Result<(), ErrorReport> {
     Ok(())
 }
 
+/// What a held identity was verified under: it moves when a setting or the verifier's keys
+/// change (a fetched key retired, or gone stale, must end the identities it made, as removing
+/// it from jwt_key does). Both counters only grow, so their sum moves whenever either does.
+fn identity_generation() -> u64 {
+    settings::generation() + verifier_builds()
+}
+
 /// Runs `answer` on the identity in force, with its serial. Its token is verified at statement
 /// time, but its expiry is checked against the clock now: a long statement, or a procedure
 /// that COMMITs and goes on, must not act past `exp` (+ drift).
 fn with_current<R>(answer: impl FnOnce(&Identity, u64) -> R) -> Result<Option<R>, ErrorReport> {
     check_session()?;
-    let (epoch, generation, now) = (EPOCH.get(), settings::generation(), clock_now());
+    let (epoch, generation, now) = (EPOCH.get(), identity_generation(), clock_now());
     STATE.with_borrow_mut(|state| {
         let current = state
             .current(epoch, generation, now, resolve_carrier)

@@ -71,6 +71,16 @@ pub fn with_verifier<R>(f: impl FnOnce(&Verifier, &mut TokenCache) -> R) -> Resu
     })
 }
 
+/// How many verifiers this backend has built, after making sure the one in force is current:
+/// it moves whenever what a verification uses changes — a setting, the fetched keys (a key the
+/// provider retired, a set gone stale) — so a held identity knows to be verified again
+/// (`identity/carrier.rs`). A configuration that cannot be built is tried again on every call,
+/// so it moves then too, and the verification that follows raises the error.
+pub fn verifier_builds() -> u64 {
+    let _ = with_verifier(|_, _| ());
+    REBUILDS.get()
+}
+
 #[cfg(any(test, feature = "pg_test"))]
 /// How many times this backend has parsed the settings into a verifier; tests use it to prove
 /// that a key is not parsed again per call.

@@ -716,7 +716,7 @@ class Jwks(unittest.TestCase):
             c.execute("SELECT pg_reload_conf()")
         try:
             # The worker has judged the new document: it took it, or it said why not.
-            src = wait_until(lambda: (s := self.source())["jwks_url"] == f"{ISSUER}/published"
+            src = wait_until(lambda: (s := self.source())["source"] == f"{ISSUER}/published"
                              and (s["usable_keys"] or s["last_failure_reason"]) and s,
                              timeout=TIMEOUT + 10, what="the document at the new URL judged")
             user, error = self.user_id(token)
@@ -732,6 +732,32 @@ class Jwks(unittest.TestCase):
         wait_until(lambda: (s := self.source())["setting"] == "electric_auth.oidc_issuer"
                    and s["usable_keys"] == 1, timeout=TIMEOUT + 10, what="back to discovery")
         self.assert_verifies(self.k2.mint())
+
+    def test_16_a_retired_fetched_key_ends_the_identities_it_made(self):
+        # Found by the red team: a session identity made with a fetched key stayed in force
+        # after the provider retired the key (the usual answer to a leaked key), while new
+        # checks of the same token were refused. It must end as it does for an inline key.
+        leaked = SigningKey("leaked")
+        self.serve_good([self.k2, leaked])
+        token = leaked.mint(sub="alice", exp=int(time.time()) + 10 * 365 * 86400)
+        self.set_and_reload("electric_auth.session_scope", "allow")
+        try:
+            self.assert_verifies(token)  # an unknown kid: the worker fetches, the key is found
+            with JWKS.connect(user="ea_jwks_app") as held:
+                self.assertEqual(held.execute("SELECT electric_auth.authenticate(%s, 'session')",
+                                              (token,)).fetchone()[0], "alice")
+                self.serve_good([self.k2])  # the provider retires the leaked key
+                time.sleep(MIN_REFRESH + 0.5)  # past the last wake-up's minimum interval
+                self.user_id(self.random_kid())  # wakes the worker
+                wait_until(lambda: self.source()["kids"] == ["k2"], timeout=TIMEOUT + 10,
+                           what="the leaked key retired")
+                self.assertEqual(self.user_id(token)[1][0], "28000", "new checks refuse it")
+                with self.assertRaises(psycopg.Error) as refused:
+                    held.execute("SELECT electric_auth.current_user_id()").fetchone()
+                self.assertEqual(refused.exception.sqlstate, "28000")
+        finally:
+            self.set_and_reload("electric_auth.session_scope")
+            self.serve_good([self.k2])
 
     def test_99_no_token_or_key_in_the_log(self):
         log = self.log()
