@@ -7,7 +7,8 @@
 - a flood of 10,000 refusals in one backend writes at most log_refusals_per_second lines per
   second plus lines counting the rest (which add up to 10,000), and no token or key fragment;
   log_authentications logs the verified user id;
-- the postgres_exporter recipe's queries run as a pg_monitor member and give its columns;
+- the postgres_exporter recipe's queries run as a role granted only SELECT on the view (which
+  cannot read the key) and give its columns;
 - (PostgreSQL 18) OAuth logins are counted under oauth_login, with the cluster of
   tests/oauth/test_oauth.py under another name and port.
 
@@ -122,8 +123,13 @@ class Counting(SecurityCase):
         with self.cluster.connect() as su:
             su.execute("SELECT electric_auth.stats_reset()")
             su.execute("SELECT electric_auth.user_id(%s)", (mint(),))
-            su.execute("CREATE ROLE ea_exporter LOGIN IN ROLE pg_monitor")
+            # Only the view, as the recipe says: not pg_monitor, which reads jwt_key.
+            su.execute("CREATE ROLE ea_exporter LOGIN")
+            su.execute("GRANT SELECT ON electric_auth.stats TO ea_exporter")
         with self.cluster.connect(user="ea_exporter") as c:
+            with self.assertRaises(psycopg.Error) as refused:
+                c.execute("SHOW electric_auth.jwt_key")
+            self.assertEqual(refused.exception.sqlstate, "42501")
             for name, metric in recipe.items():
                 with self.subTest(metric=name):
                     cursor = c.execute(metric["query"])
