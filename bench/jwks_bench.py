@@ -1,5 +1,6 @@
 """What keys from an identity provider cost (issue 22), measured on a preloaded cluster of its
-own against a local HTTPS provider (tests/security/test_jwks.py's server and CA):
+own against a local HTTPS provider (the test library's electric_auth_test.provider, which
+tests/security/test_jwks.py uses too):
 
 - RS256 `user_id` over a table of distinct PyJWT tokens, µs per token, with the key fetched from
   the provider (electric_auth.jwks_url) and with the same key inline (electric_auth.jwt_key),
@@ -26,7 +27,8 @@ import time
 import psycopg
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests/lib"))
-from electric_auth_test import ROOT, scratch_dir  # noqa: E402
+from electric_auth_test import provider as T  # noqa: E402
+from electric_auth_test import scratch_dir, wait_until  # noqa: E402
 from electric_auth_test.postgres import OLDEST_MAJOR, PORT_STRIDE, Cluster  # noqa: E402
 
 NAME = os.environ.get("JWKS_BENCH_NAME", "ea-bench-jwks")
@@ -39,39 +41,29 @@ MIN_REFRESH = 1  # electric_auth.jwks_min_refresh_interval here, seconds
 REFRESHES = 3  # unknown-kid refreshes measured each way
 
 
-def helpers(pg_config):
-    """tests/security/test_jwks.py (its provider, CA, signing keys and wait_until) for this
-    server; its TLS material in this bench's own directory."""
-    os.environ["PG_CONFIG"] = pg_config
-    sys.path.insert(0, str(ROOT / "tests/security"))
-    import test_jwks
-    test_jwks.TLS_DIR = scratch_dir(f"{NAME}-pg{test_jwks.MAJOR}-tls")
-    return test_jwks
-
-
 def run(pg_config=None):
     """Measures and returns the BENCHMARKS.md section (markdown)."""
     pg_config = pg_config or os.environ.get("PG_CONFIG", "/usr/bin/pg_config")
-    T = helpers(pg_config)
     cluster = Cluster(NAME, PORT, config=pg_config)
+    tls_dir = scratch_dir(f"{NAME}-pg{cluster.major}-tls")
     HTTPS_PORT = HTTPS_BASE_PORT + PORT_STRIDE * (cluster.major - OLDEST_MAJOR)
     url = f"https://localhost:{HTTPS_PORT}/jwks"
-    tls = T.make_tls()
+    tls = T.make_tls(tls_dir, label=NAME)
     key, added = T.SigningKey("k1"), T.SigningKey("k-added")
     provider = T.Provider(HTTPS_PORT, tls["good"])
     served = [key]
     provider.routes = {"/jwks": lambda h: T.send(h, T.jwks(*served), "application/jwk-set+json")}
     provider.start()
     conf = "\n".join(["electric_auth.jwt_alg = 'RS256'", f"electric_auth.jwks_url = '{url}'",
-                      f"electric_auth.jwks_ca_file = '{T.TLS_DIR}/ca.pem'",
+                      f"electric_auth.jwks_ca_file = '{tls_dir}/ca.pem'",
                       f"electric_auth.jwks_timeout = '{int(TIMEOUT * 1000)}ms'",
                       f"electric_auth.jwks_min_refresh_interval = '{MIN_REFRESH}s'"])
     cluster.fresh(conf)
     try:
         conn = cluster.connect()
         conn.execute("CREATE EXTENSION electric_auth")
-        T.wait_until(lambda: conn.execute("SELECT usable_keys FROM electric_auth.key_source()")
-                     .fetchone()[0] == 1, what="the first fetch")
+        wait_until(lambda: conn.execute("SELECT usable_keys FROM electric_auth.key_source()")
+                   .fetchone()[0] == 1, what="the first fetch")
         print("jwks bench: minting tokens ...", flush=True)
         conn.execute("CREATE TABLE tokens (t text)")
         with conn.cursor().copy("COPY tokens (t) FROM STDIN") as copy:
@@ -89,11 +81,11 @@ def run(pg_config=None):
                 conn.execute("ALTER SYSTEM RESET electric_auth.jwt_key")
                 conn.execute(f"ALTER SYSTEM SET electric_auth.jwks_url = '{url}'")
             conn.execute("SELECT pg_reload_conf()")
-            T.wait_until(lambda: conn.execute(
+            wait_until(lambda: conn.execute(
                 "SELECT current_setting('electric_auth.jwks_url') <> ''").fetchone()[0]
                 == (mode == "fetched"), what=f"the {mode} configuration")
             if mode == "fetched":
-                T.wait_until(lambda: conn.execute(
+                wait_until(lambda: conn.execute(
                     "SELECT usable_keys FROM electric_auth.key_source()").fetchone()[0] == 1,
                     what="fetched keys")
 

@@ -87,24 +87,39 @@ fn fetched_keys() -> Result<(Option<FetchedKeys>, Option<i64>), ConfigError> {
     ))
 }
 
-/// After a token was refused for its signature (or before any keys arrived): whether new keys
-/// arrived while this backend waited, so that verifying again is worth it. Waits only when the
-/// token names a `kid` no key has (or no keys are there yet), and at most `jwks_timeout`.
-pub fn wait_for_new_keys(token: &str, kid_known: impl FnOnce(&str) -> bool) -> bool {
+/// After a token was refused for its signature (or before any keys arrived) by a verifier built
+/// from the keys of `seen_generation` (read before that verification): whether newer keys are
+/// there, so that verifying again is worth it. Waits only when the token names a `kid` no key
+/// has (or no keys are there yet), and at most `jwks_timeout`.
+///
+/// Keys published after the refusal count even when this backend did not wait for them: when
+/// several backends meet the same new `kid` at once (a Citus worker's connections of one
+/// distributed query), one wakes the worker and the refresh may land before another has looked;
+/// that one verifies again at once rather than being refused.
+pub fn wait_for_new_keys(
+    token: &str,
+    seen_generation: u64,
+    kid_known: impl FnOnce(&str) -> bool,
+) -> bool {
     let Some(shared) = shmem::shared() else {
         return false;
     };
     if matches!(KeySource::current(), KeySource::None | KeySource::Both) {
         return false;
     }
+    let newer = || shared.generation() != seen_generation;
+    if newer() {
+        return true;
+    }
     match header_kid(token) {
-        Some(kid) if kid_known(&kid) => return false,
+        // Known to the keys of `seen_generation` (unless a refresh just landed, read above).
+        Some(kid) if kid_known(&kid) => return newer(),
         Some(_) => {}
         // A token without a `kid` waits only for the very first keys.
-        None if shared.fetched_at.load(Ordering::Acquire) != 0 => return false,
+        None if shared.fetched_at.load(Ordering::Acquire) != 0 => return newer(),
         None => {}
     }
-    let generation = shared.generation();
+    let generation = seen_generation;
     let now = crate::keys::clock_now();
     let last = shared.refresh_requested_at.load(Ordering::Acquire);
     let min_interval = i64::from(settings::MIN_REFRESH_INTERVAL.get());
@@ -117,8 +132,9 @@ pub fn wait_for_new_keys(token: &str, kid_known: impl FnOnce(&str) -> bool) -> b
         shared.refresh_pending.store(true, Ordering::Release);
         shared.wake_worker();
     } else if !shared.refresh_pending.load(Ordering::Acquire) {
-        // No refresh under way and none allowed yet: refuse now, without waiting.
-        return false;
+        // No refresh under way and none allowed yet: refuse now, without waiting (unless one
+        // landed since the refusal).
+        return newer();
     }
     let deadline = Instant::now() + settings::timeout();
     loop {

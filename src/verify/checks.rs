@@ -35,10 +35,17 @@ pub(super) fn worth_waiting_for_keys<R>(result: &Result<R, Error>) -> bool {
     )
 }
 
-/// Wakes the key worker for `token`'s `kid` and waits (up to `electric_auth.jwks_timeout`) for
-/// a key set that names it; true when one arrived (see `keys/backend.rs`).
-pub(super) fn new_keys_arrived(token: &str) -> bool {
-    crate::keys::backend::wait_for_new_keys(token, |kid| {
+/// The fetched keys' generation: read before a verification, so that [`new_keys_arrived`] after
+/// its refusal knows which keys refused it.
+pub(super) fn keys_generation() -> u64 {
+    crate::keys::backend::generation()
+}
+
+/// After a refusal by the keys of `seen_generation` (see [`keys_generation`]): wakes the key
+/// worker for `token`'s `kid` and waits (up to `electric_auth.jwks_timeout`) for a key set that
+/// names it; true when newer keys are there, arrived meanwhile or before (see `keys/backend.rs`).
+pub(super) fn new_keys_arrived(token: &str, seen_generation: u64) -> bool {
+    crate::keys::backend::wait_for_new_keys(token, seen_generation, |kid| {
         cache::with_verifier(|verifier, _| {
             verifier
                 .config()

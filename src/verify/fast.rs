@@ -11,7 +11,7 @@
 
 use super::cache;
 use super::checks::{check_session, insecure_mode_warning, statement_time};
-use super::checks::{new_keys_arrived, worth_waiting_for_keys};
+use super::checks::{keys_generation, new_keys_arrived, worth_waiting_for_keys};
 use crate::errors::error_report;
 use crate::stats;
 use electric_auth_core::outcome::{EntryPoint, Reason};
@@ -33,8 +33,9 @@ pub fn answer_now<R>(
         return Err(error_report(Error::Token(TokenError::InvalidToken)));
     };
     let now = statement_time();
+    let seen = keys_generation();
     let mut result = answer_once(token, now, answer);
-    if worth_waiting_for_keys(&result) && new_keys_arrived(token) {
+    if worth_waiting_for_keys(&result) && new_keys_arrived(token, seen) {
         result = answer_once(token, now, answer);
     }
     stats::counted(entry, result).map_err(error_report)

@@ -11,7 +11,7 @@ pub mod settings;
 pub use checks::{check_session, clock_now, statement_time};
 pub use fast::answer_now;
 
-use checks::{insecure_mode_warning, new_keys_arrived, worth_waiting_for_keys};
+use checks::{insecure_mode_warning, keys_generation, new_keys_arrived, worth_waiting_for_keys};
 
 use crate::errors::error_report;
 use crate::stats;
@@ -48,8 +48,9 @@ pub fn verify_at<R>(
     answer: impl FnOnce(&VerifiedToken, &Verifier) -> R,
 ) -> Result<R, Error> {
     let mut answer = Some(answer);
+    let seen = keys_generation();
     let mut result = verify_once(token, now, &mut answer);
-    if worth_waiting_for_keys(&result) && new_keys_arrived(token) {
+    if worth_waiting_for_keys(&result) && new_keys_arrived(token, seen) {
         result = verify_once(token, now, &mut answer);
     }
     result

@@ -15,6 +15,17 @@ from source by scripts/test_citus.sh), every node verifying.
   token given to authenticate() reaches either, nor the server log.
 - Key rotation on every node (run_command_on_all_nodes: ALTER SYSTEM + reload): old tokens fail
   on router and multi-shard queries, also inside a transaction authenticated before.
+- Keys from an identity provider (issue 22): every node switched (ALTER SYSTEM + reload on each)
+  to RS256 keys fetched from a real HTTPS provider on 127.0.0.1 (electric_auth_test.provider,
+  with a CA the test makes; each node from a URL of its own), then back to the inline key. Each
+  node fetches for itself (its own request, key_source() success and kid, cache file); the
+  workers verify the propagated identity with their fetched keys (router and multi-shard queries
+  see exactly the user's rows; `propagated` accepted grows in electric_auth.stats); a key the
+  provider adds and signs with at once is absorbed by each node's own unknown-kid refresh; no
+  token reaches a worker's log or pg_stat_statements.
+
+Nodes ea-citus-{coord,w1,w2} on base ports 54350-54352 and the provider on base port 54456
+(tests/lib adds 100 per major above 15: 54550-54552 and 54656 on 17).
 
 Run by `make test-citus CITUS_SRC=...` (PG_CONFIG names Postgres 17's pg_config).
 """
@@ -24,18 +35,24 @@ import os
 import pathlib
 import re
 import sys
+import time
 import unittest
 import uuid
 
 import psycopg
+import psycopg.rows
+import psycopg.sql
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
-from electric_auth_test import main  # noqa: E402
+from electric_auth_test import main, scratch_dir, wait_until  # noqa: E402
 from electric_auth_test.logs import fragments  # noqa: E402
-from electric_auth_test.postgres import Cluster  # noqa: E402
+from electric_auth_test.postgres import (OLDEST_MAJOR, PORT_STRIDE, Cluster,  # noqa: E402
+                                         server_major)
+from electric_auth_test.provider import (Provider, SigningKey, json_route, jwks,  # noqa: E402
+                                         make_tls)
 from electric_auth_test.tokens import Minter, now  # noqa: E402
 
 OLD_KEY = "citus-old-secret-5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d"
@@ -47,6 +64,12 @@ ROWS_EACH = 60
 # Shared by every node (postgresql.conf); keys the sealed identity Citus forwards.
 PROPAGATION_SECRET = "citus-propagation-secret-7e6d5c4b3a29180f7e6d5c4b3a29"
 SEALED = re.compile(r"ea-sealed-v1\.[A-Za-z0-9_-]+")
+# The identity provider every node fetches its keys from in
+# test_keys_fetched_from_the_identity_provider_by_every_node: a base port, shifted per major as
+# the clusters' are, and its CA.
+PROVIDER_PORT = 54456 + PORT_STRIDE * (server_major() - OLDEST_MAJOR)
+TLS_DIR = scratch_dir(f"ea-citus-pg{server_major()}-tls")
+JWKS_TIMEOUT, JWKS_MIN_REFRESH = 2, 1  # electric_auth.jwks_timeout, ..._min_refresh_interval (s)
 
 
 def seal(token, initiator, number, timestamp, secret=PROPAGATION_SECRET):
@@ -231,22 +254,28 @@ class CitusCluster(unittest.TestCase):
         """electric_auth.stats on the workers: each worker connection of the transaction checks
         the forwarded identity once (entry point propagated), and verifies it again when a
         policy reads it (identity); nothing is refused."""
-        for _, port in WORKERS:
-            with connect(port) as su:
+        for worker in self.workers:
+            with worker.connect() as su:
                 su.execute("SELECT electric_auth.stats_reset()")
         with self.app() as c, c.transaction():
             authenticate(c, mint("alice"))
             self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], ROWS_EACH)
+        counts = self.worker_counts()
+        self.assertGreaterEqual(counts.get(("propagated", "accepted", None), 0),
+                                len(self.workers), counts)
+        self.assertEqual([k for k in counts if k[1] == "refused"], [], counts)
+
+    def worker_counts(self):
+        """electric_auth.stats of this database, summed over the workers:
+        {(entry_point, outcome, reason): count}."""
         counts = {}
-        for _, port in WORKERS:
-            with connect(port) as su:
+        for worker in self.workers:
+            with worker.connect() as su:
                 rows = su.execute("SELECT entry_point, outcome, reason, count "
                                   "FROM electric_auth.stats WHERE datname = %s", (DB,))
                 for entry, outcome, reason, n in rows:
                     counts[(entry, outcome, reason)] = counts.get((entry, outcome, reason), 0) + n
-        self.assertGreaterEqual(counts.get(("propagated", "accepted", None), 0), len(WORKERS),
-                                counts)
-        self.assertEqual([k for k in counts if k[1] == "refused"], [], counts)
+        return counts
 
     def test_no_identity_or_another_users_sees_none_of_them(self):
         with self.app() as c:
@@ -462,6 +491,155 @@ class CitusCluster(unittest.TestCase):
                 with self.coordinator.connect() as su:
                     self.reload_every_node(
                         su, f"ALTER SYSTEM SET electric_auth.jwt_key = '{OLD_KEY}'")
+
+    # -- keys from an identity provider (issue 22) -----------------------------------------------
+
+    @staticmethod
+    def configure(node, settings):
+        """ALTER SYSTEM SET (value None: RESET) each of `settings` on `node`, in a session of its
+        own, then a reload that has reached every backend there."""
+        with node.connect() as su:
+            su.execute("LOAD 'electric_auth'")  # preloaded here; the settings are known anyway
+            for name, value in settings.items():
+                if value is None:
+                    su.execute(f"ALTER SYSTEM RESET {name}")
+                else:
+                    su.execute(f"ALTER SYSTEM SET {name} = %s" % psycopg.sql.Literal(value)
+                               .as_string(su))
+        node.reload()
+
+    @staticmethod
+    def key_source(node):
+        with node.connect() as su:
+            su.row_factory = psycopg.rows.dict_row
+            return su.execute("SELECT * FROM electric_auth.key_source()").fetchone()
+
+    def test_keys_fetched_from_the_identity_provider_by_every_node(self):
+        """Every node switched from the inline HS256 key to RS256 keys fetched from an HTTPS
+        provider (a CA this test makes), each node from a path of its own, so the provider's
+        counts tell who asked: each node fetches for itself, the workers verify the propagated
+        identity with the keys they fetched, a rotation at the provider is absorbed by each
+        node's own unknown-kid refresh, and no token reaches a worker's log. Then back to the
+        inline key, as the other tests expect."""
+        tls = make_tls(TLS_DIR, label="ea-citus")
+        k1 = SigningKey("citus-k1", iss=ISS, aud=AUD)
+        k2 = SigningKey("citus-k2", iss=ISS, aud=AUD)
+        served = [k1]
+        provider = Provider(PROVIDER_PORT, tls["good"])
+        paths = {node.name: f"/{node.name}/jwks" for node in self.nodes}
+        provider.routes = {path: json_route(lambda: jwks(*served), "application/jwk-set+json")
+                           for path in paths.values()}
+        provider.start()
+        fetched = {"electric_auth.jwt_alg": "RS256", "electric_auth.jwt_key": "",
+                   "electric_auth.jwks_ca_file": str(TLS_DIR / "ca.pem"),
+                   "electric_auth.jwks_timeout": f"{JWKS_TIMEOUT}s",
+                   "electric_auth.jwks_min_refresh_interval": f"{JWKS_MIN_REFRESH}s"}
+        tokens = []
+
+        def token(key, sub):
+            tokens.append(key.mint(sub=sub, jti=uuid.uuid4().hex))
+            return tokens[-1]
+
+        def url(node):
+            return f"https://localhost:{PROVIDER_PORT}{paths[node.name]}"
+
+        with self.coordinator.connect() as su:
+            # For each user, a row of theirs in a shard on each worker (router queries there).
+            on_each_worker = {user: [r[0] for r in su.execute("""
+                SELECT DISTINCT ON (n.nodeport) d.id FROM docs d
+                  JOIN pg_dist_placement pl
+                    ON pl.shardid = get_shard_id_for_distribution_column('docs', d.id)
+                  JOIN pg_dist_node n ON n.groupid = pl.groupid
+                 WHERE d.owner_id = %s ORDER BY n.nodeport, d.id""", (user,))]
+                for user in ("alice", "bob")}
+        self.assertEqual([len(ids) for ids in on_each_worker.values()], [2, 2])
+        try:
+            counts_before = self.worker_counts()
+            for node in self.nodes:
+                self.configure(node, {**fetched, "electric_auth.jwks_url": url(node)})
+
+            # (a) Each node fetched for itself: its own success, the kid, its own request at
+            # the provider, its own cache file; and no inline key is left to verify with.
+            for node in self.nodes:
+                src = wait_until(lambda: (s := self.key_source(node))["usable_keys"] == 1 and s,
+                                 what=f"{node.name}'s first fetch")
+                self.assertEqual((src["setting"], src["jwks_url"], src["kids"], src["stale"]),
+                                 ("electric_auth.jwks_url", url(node), ["citus-k1"], False),
+                                 node.name)
+                self.assertIsNotNone(src["last_success"], node.name)
+                self.assertGreaterEqual(provider.requests[paths[node.name]], 1, node.name)
+                cache = node.data / "electric_auth_jwks_cache.json"
+                wait_until(lambda: cache.exists(), what=f"{node.name}'s cache file")
+                self.assertIn(k1.jwk["n"][:40], cache.read_text(), node.name)
+                with node.connect() as su:
+                    self.assertEqual(su.execute("SELECT current_setting('electric_auth.jwt_key')")
+                                     .fetchone()[0], "", node.name)
+
+            # (b) Authenticated on the coordinator with a fetched key: router and multi-shard
+            # queries see exactly the user's rows, so each worker verified the propagated
+            # identity with its fetched keys.
+            for user, first in (("alice", 1), ("bob", ROWS_EACH + 1)):
+                with self.app() as c, c.transaction():
+                    self.assertEqual(authenticate(c, token(k1, user)).fetchone()[0], user)
+                    self.assertEqual(c.execute("SELECT owner_id, count(*), min(id), max(id) "
+                                               "FROM docs GROUP BY owner_id").fetchall(),
+                                     [(user, ROWS_EACH, first, first + ROWS_EACH - 1)])
+                    other = "bob" if user == "alice" else "alice"
+                    for mine, theirs in zip(on_each_worker[user], on_each_worker[other]):
+                        self.assertEqual(c.execute("SELECT owner_id FROM docs WHERE id = %s",
+                                                   (mine,)).fetchall(), [(user,)])
+                        self.assertEqual(c.execute("SELECT count(*) FROM docs WHERE id = %s",
+                                                   (theirs,)).fetchone()[0], 0)
+            counts = self.worker_counts()
+            accepted = ("propagated", "accepted", None)
+            self.assertGreaterEqual(counts.get(accepted, 0) - counts_before.get(accepted, 0),
+                                    2 * len(self.workers), counts)
+            self.assertEqual({k: n - counts_before.get(k, 0) for k, n in counts.items()
+                              if k[1] == "refused" and n > counts_before.get(k, 0)}, {}, counts)
+
+            # (c) The provider rotates and signs with the new key before any interval elapses:
+            # each node's unknown-kid refresh (its own request) absorbs it, nothing is refused.
+            time.sleep(JWKS_MIN_REFRESH + 0.3)
+            requests_before = {path: provider.requests[path] for path in paths.values()}
+            served[:] = [k1, k2]
+            with self.app() as c, c.transaction():
+                started = time.monotonic()
+                self.assertEqual(authenticate(c, token(k2, "alice")).fetchone()[0], "alice")
+                self.assertEqual(c.execute("SELECT count(*), count(*) FILTER "
+                                           "(WHERE owner_id <> 'alice') FROM docs").fetchone(),
+                                 (ROWS_EACH, 0))
+                for mine in on_each_worker["alice"]:
+                    self.assertEqual(c.execute("SELECT owner_id FROM docs WHERE id = %s",
+                                               (mine,)).fetchall(), [("alice",)])
+                self.assertLess(time.monotonic() - started, 3 * (JWKS_TIMEOUT + 1))
+            for node in self.nodes:
+                self.assertGreater(provider.requests[paths[node.name]],
+                                   requests_before[paths[node.name]], node.name)
+                self.assertEqual(self.key_source(node)["kids"], ["citus-k1", "citus-k2"],
+                                 node.name)
+
+            # (d) No token reached a worker's log or statistics; nor did a refresh fail.
+            pieces = {part for t in tokens for part in fragments(t, length=None)[1:]}
+            for worker in self.workers:
+                with worker.connect() as su:
+                    texts = [r[0] for r in su.execute("SELECT query FROM pg_stat_statements")]
+                log = worker.log()
+                for fragment in pieces:
+                    self.assertFalse([t for t in texts if fragment in t], worker.name)
+                    self.assertNotIn(fragment, log, worker.name)
+                self.assertNotIn("could not refresh its keys", log, worker.name)
+        finally:
+            for node in self.nodes:
+                self.configure(node, {name: None for name in
+                                      [*fetched, "electric_auth.jwks_url"]})
+            provider.stop()
+        # Back to the inline key on every node: its tokens verify there again, fetched ones not.
+        with self.app() as c:
+            with c.transaction():
+                authenticate(c, mint("alice"))
+                self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], ROWS_EACH)
+            self.assert_refused(c, "SELECT electric_auth.authenticate(%s)", token(k1, "alice"),
+                                sqlstate="28000")
 
 
 if __name__ == "__main__":

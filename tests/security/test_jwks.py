@@ -1,6 +1,7 @@
 """Keys from an identity provider (electric_auth.oidc_issuer / jwks_url), against a real HTTPS
-server on loopback with a CA and certificates this test generates (Python's http.server + ssl,
-the `cryptography` package), tokens minted by PyJWT (and node's jose where installed).
+server on loopback with a CA and certificates this test generates (the test library's
+electric_auth_test.provider: Python's http.server + ssl, the `cryptography` package), tokens
+minted by PyJWT (and node's jose where installed).
 
 What it proves, on one preloaded cluster: discovery -> JWKS -> tokens verify; a provider's
 rotation is absorbed without a refused client (unknown-kid refresh); a flood of random kids costs
@@ -19,15 +20,10 @@ scripts/test_major.sh on every major; alone: python3 tests/security/test_jwks.py
 """
 
 import base64
-import collections
 import datetime
-import http.server
-import ipaddress
 import json
 import os
 import pathlib
-import shutil
-import ssl
 import stat
 import subprocess
 import sys
@@ -38,16 +34,13 @@ import uuid
 
 import jwt
 import psycopg
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "lib"))
-from electric_auth_test import ROOT, main, scratch_dir  # noqa: E402
+from electric_auth_test import ROOT, main, scratch_dir, wait_until  # noqa: E402
+from electric_auth_test import provider as idp  # noqa: E402
 from electric_auth_test.postgres import (OLDEST_MAJOR, PORT_STRIDE, Cluster,  # noqa: E402
                                          pg_config_value, server_major)
-from electric_auth_test.tokens import NODE_DIR, Minter, sign_with_node  # noqa: E402
+from electric_auth_test.provider import Provider, json_route, jwks  # noqa: E402
 
 MAJOR = server_major()
 # The preloaded cluster most tests share, and one without shared_preload_libraries.
@@ -64,152 +57,17 @@ TIMEOUT = 2  # electric_auth.jwks_timeout, seconds
 MINTED = []  # every token this test made, to search the log for
 
 
-# --- TLS material -------------------------------------------------------------------------------
-
-def _name(cn):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _ca(cn):
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False,
-                                         False), critical=True)
-            .sign(key, hashes.SHA256()))
-    return key, cert
-
-
-def _leaf(ca_key, ca_cert, names, path):
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    sans = [x509.IPAddress(ipaddress.ip_address(n)) if n[0].isdigit() else x509.DNSName(n)
-            for n in names]
-    cert = (x509.CertificateBuilder().subject_name(_name(names[0])).issuer_name(ca_cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    path.with_suffix(".crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    path.with_suffix(".key").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    return path.with_suffix(".crt"), path.with_suffix(".key")
-
-
 def make_tls():
-    shutil.rmtree(TLS_DIR, ignore_errors=True)
-    TLS_DIR.mkdir(mode=0o755)
-    ca_key, ca_cert = _ca("ea-jwks test CA")
-    (TLS_DIR / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    rogue_key, rogue_cert = _ca("ea-jwks rogue CA")
-    tls = {
-        "good": _leaf(ca_key, ca_cert, ["localhost", "127.0.0.1"], TLS_DIR / "good"),
-        "wrong_name": _leaf(ca_key, ca_cert, ["wrong.example"], TLS_DIR / "wrong"),
-        "rogue": _leaf(rogue_key, rogue_cert, ["localhost"], TLS_DIR / "rogue"),
-    }
-    for f in TLS_DIR.iterdir():
-        f.chmod(0o644)
-    return tls
+    """The provider's CA (TLS_DIR/ca.pem) and certificates: good, wrong_name, rogue."""
+    return idp.make_tls(TLS_DIR, label="ea-jwks")
 
 
-# --- Signing keys ----------------------------------------------------------------------------------
-
-class SigningKey:
-    def __init__(self, kid):
-        self.kid = kid
-        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key()))
-        self.jwk.update(kid=kid, alg="RS256", use="sig")
-        self.minter = Minter(self.private, "RS256")
-
-    def mint(self, kid=None, **claims):
-        token = self.minter(headers={"kid": kid or self.kid}, **claims)
-        MINTED.append(token)
-        return token
-
-    def mint_with_jose(self):
-        """A token from node's jose (tests/lib/node, after `npm ci` there), or None."""
-        if not (NODE_DIR / "node_modules/jose").exists():
-            return None
-        pem = self.private.private_bytes(serialization.Encoding.PEM,
-                                         serialization.PrivateFormat.PKCS8,
-                                         serialization.NoEncryption()).decode()
-        token = sign_with_node([{"alg": "RS256", "key": pem, "kid": self.kid, "library": "jose",
-                                 "payload": self.minter.claims("jose-user")}])[0]
-        MINTED.append(token)
-        return token
+def SigningKey(kid):  # noqa: N802 (a class to its callers)
+    """An RS256 key whose tokens are kept in MINTED, for the log search at the end."""
+    return idp.SigningKey(kid, minted=MINTED)
 
 
-def jwks(*keys):
-    return json.dumps({"keys": [k.jwk for k in keys]}).encode()
-
-
-# --- The provider ------------------------------------------------------------------------------------
-
-class Provider:
-    """An HTTPS server whose answers the test changes: routes[path] -> fn(handler)."""
-
-    def __init__(self, port, cert_and_key):
-        self.port, self.cert_and_key = port, cert_and_key
-        self.routes, self.requests, self.server = {}, collections.Counter(), None
-
-    def start(self):
-        provider = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                provider.requests[self.path] += 1
-                route = provider.routes.get(self.path)
-                if route is None:
-                    self.send_error(404)
-                else:
-                    try:
-                        route(self)
-                    except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
-                        pass
-
-            def log_message(self, *args):
-                pass
-
-        http.server.ThreadingHTTPServer.allow_reuse_address = True
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        server.daemon_threads = True
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(*map(str, self.cert_and_key))
-        server.socket = context.wrap_socket(server.socket, server_side=True,
-                                            do_handshake_on_connect=False)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        self.server = server
-
-    def stop(self):
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
-
-
-def send(handler, body, content_type="application/json", status=200, headers=()):
-    handler.send_response(status)
-    handler.send_header("Content-Type", content_type)
-    handler.send_header("Content-Length", str(len(body)))
-    for name, value in headers:
-        handler.send_header(name, value)
-    handler.end_headers()
-    handler.wfile.write(body)
-
-
-def json_route(body, content_type="application/json"):
-    return lambda h: send(h, body() if callable(body) else body, content_type)
-
+# --- The provider's documents ---------------------------------------------------------------------
 
 def discovery(issuer=ISSUER, jwks_uri=f"{ISSUER}/jwks"):
     return json.dumps({"issuer": issuer, "jwks_uri": jwks_uri,
@@ -250,16 +108,6 @@ def redirect_to_http(h):
 
 
 # --- The cluster ------------------------------------------------------------------------------------
-
-def wait_until(predicate, timeout=15, what="condition"):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 class Jwks(unittest.TestCase):
     """One cluster and one provider; the tests run in their numbered order and build on it."""

@@ -5,7 +5,9 @@
   ALTER SYSTEM), psycopg connections and sessions that keep their notices, psql;
 - `tokens`: tokens minted with PyJWT, with Python's own hmac (headers no library would write),
   and with node's `jsonwebtoken` and `jose`; the committed key fixtures;
-- `logs`: searching a server log (or any text) for secrets, token fragments and crashes.
+- `logs`: searching a server log (or any text) for secrets, token fragments and crashes;
+- `provider`: an identity provider on loopback (HTTPS with a CA made for the test, JWKS and
+  discovery routes the test changes, RSA signing keys) for keys fetched by electric_auth.
 
 A suite puts this folder on its path and imports what it needs:
 
@@ -20,6 +22,7 @@ $EA_TEST_TMP (default /tmp), so two checkouts can keep apart by setting it.
 import os
 import pathlib
 import sys
+import time
 import unittest
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -28,6 +31,17 @@ ROOT = pathlib.Path(__file__).resolve().parents[3]
 def scratch_dir(name):
     """$EA_TEST_TMP/NAME (default /tmp/NAME), for what a suite writes besides its clusters."""
     return pathlib.Path(os.environ.get("EA_TEST_TMP", "/tmp")) / name
+
+
+def wait_until(predicate, timeout=15, what="condition"):
+    """predicate()'s first true value, polled every 0.1 s; AssertionError after `timeout` s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def main():
