@@ -129,19 +129,19 @@ pub fn wait_for_new_keys(
             .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
     if requested {
-        shared.refresh_pending.store(true, Ordering::Release);
         shared.wake_worker();
-    } else if !shared.refresh_pending.load(Ordering::Acquire) {
+    } else if !shared.refresh_pending() {
         // No refresh under way and none allowed yet: refuse now, without waiting (unless one
         // landed since the refusal).
         return newer();
     }
+    // Wait for an attempt that began after the last wake-up (ours, or the one that stopped us
+    // asking): an attempt already under way may have begun before the key was published.
+    let wanted = shared.refresh_requested_at.load(Ordering::Acquire);
     let deadline = Instant::now() + settings::timeout();
     loop {
-        if shared.generation() != generation {
-            return true;
-        }
-        if !shared.refresh_pending.load(Ordering::Acquire) || Instant::now() >= deadline {
+        let served = shared.refresh_served_at.load(Ordering::Acquire) >= wanted;
+        if served || Instant::now() >= deadline {
             return shared.generation() != generation;
         }
         // SAFETY: waits on this backend's own latch for 10 ms (the worker does not set it);

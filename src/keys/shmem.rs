@@ -10,7 +10,7 @@ use pgrx::{pg_guard, pg_sys};
 use std::cell::UnsafeCell;
 use std::ffi::CStr;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, Ordering};
 
 const SHMEM_NAME: &CStr = c"electric_auth keys";
 const TRANCHE_NAME: &CStr = c"electric_auth_keys";
@@ -69,12 +69,22 @@ pub struct SharedKeys {
     pub attempts: AtomicU64,
     /// The last unknown-`kid` wake-up (Unix seconds; 0: never).
     pub refresh_requested_at: AtomicI64,
-    /// A wake-up the worker has not answered yet.
-    pub refresh_pending: AtomicBool,
+    /// The last wake-up an attempt has answered: the `refresh_requested_at` it saw when it
+    /// began. A wake-up during an attempt that began before it is answered by the next one
+    /// (that attempt may have missed a key published after it began).
+    pub refresh_served_at: AtomicI64,
     /// The worker's latch, while it runs.
     pub worker_latch: AtomicPtr<pg_sys::Latch>,
     lock: AtomicPtr<pg_sys::LWLock>,
     state: UnsafeCell<KeyState>,
+}
+
+impl SharedKeys {
+    /// Whether a wake-up waits for an attempt that began after it.
+    pub fn refresh_pending(&self) -> bool {
+        self.refresh_requested_at.load(Ordering::Acquire)
+            > self.refresh_served_at.load(Ordering::Acquire)
+    }
 }
 
 static SHARED: AtomicPtr<SharedKeys> = AtomicPtr::new(ptr::null_mut());

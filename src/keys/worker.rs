@@ -156,10 +156,12 @@ impl Worker {
                         settings::OIDC_ISSUER_NAME
                     ));
                 }
-                shared.refresh_pending.store(false, Ordering::Release);
+                // Nothing will be fetched: every wake-up so far counts as answered.
+                let requested = shared.refresh_requested_at.load(Ordering::Acquire);
+                shared.refresh_served_at.store(requested, Ordering::Release);
             }
             KeySource::JwksUrl(_) | KeySource::Issuer(_) => {
-                if now() >= self.next_attempt || shared.refresh_pending.load(Ordering::Acquire) {
+                if now() >= self.next_attempt || shared.refresh_pending() {
                     self.attempt(shared);
                 }
             }
@@ -264,6 +266,8 @@ impl Worker {
 
     fn attempt(&mut self, shared: &SharedKeys) {
         let interval = i64::from(settings::REFRESH_INTERVAL.get());
+        // The wake-ups this attempt answers: those made before it began.
+        let serving = shared.refresh_requested_at.load(Ordering::Acquire);
         let result = fetch_document(&self.source);
         let now = now();
         self.last_attempt = now;
@@ -335,7 +339,7 @@ impl Worker {
                 self.next_attempt = next;
             }
         }
-        shared.refresh_pending.store(false, Ordering::Release);
+        shared.refresh_served_at.store(serving, Ordering::Release);
         shared.attempts.fetch_add(1, Ordering::AcqRel);
     }
 }

@@ -590,6 +590,7 @@ class Jwks(unittest.TestCase):
         token = leaked.mint(sub="alice", exp=int(time.time()) + 10 * 365 * 86400)
         self.set_and_reload("electric_auth.session_scope", "allow")
         try:
+            time.sleep(MIN_REFRESH + 0.5)  # past the last wake-up's minimum interval
             self.assert_verifies(token)  # an unknown kid: the worker fetches, the key is found
             with JWKS.connect(user="ea_jwks_app") as held:
                 self.assertEqual(held.execute("SELECT electric_auth.authenticate(%s, 'session')",
@@ -606,6 +607,38 @@ class Jwks(unittest.TestCase):
         finally:
             self.set_and_reload("electric_auth.session_scope")
             self.serve_good([self.k2])
+
+    def test_17_a_new_kid_during_a_fetch_that_began_before_it_waits_for_the_next(self):
+        # Found by the red team: a wake-up made while a fetch was under way was taken as
+        # answered by that fetch, which began before the provider published the new key, so
+        # the first token with the new kid was refused. It must wait for a fetch that began
+        # after it. Here the fetch under way is the one a new jwks_url starts, made slow.
+        new_key = SigningKey("k-during")
+
+        def slow(h):  # answers, 1.5 s late, what the provider had when the request came
+            body = jwks(self.k2)
+            time.sleep(1.5)
+            idp.send(h, body)
+
+        self.provider.routes["/slow"] = slow
+        time.sleep(MIN_REFRESH + 0.5)  # past the last wake-up's minimum interval
+        with JWKS.connect() as c:
+            c.execute("ALTER SYSTEM SET electric_auth.oidc_issuer = ''")
+            c.execute(f"ALTER SYSTEM SET electric_auth.jwks_url = '{ISSUER}/slow'")
+            c.execute("SELECT pg_reload_conf()")
+        try:
+            wait_until(lambda: self.provider.requests["/slow"] == 1, timeout=5,
+                       what="the fetch of the new URL under way")
+            self.provider.routes["/slow"] = json_route(jwks(self.k2, new_key))  # published now
+            self.assert_verifies(new_key.mint())
+            self.assertEqual(self.provider.requests["/slow"], 2, "one more fetch, no more")
+        finally:
+            with JWKS.connect() as c:
+                c.execute("ALTER SYSTEM RESET electric_auth.oidc_issuer")
+                c.execute("ALTER SYSTEM RESET electric_auth.jwks_url")
+                c.execute("SELECT pg_reload_conf()")
+        wait_until(lambda: (s := self.source())["setting"] == "electric_auth.oidc_issuer"
+                   and s["usable_keys"] == 1, timeout=TIMEOUT + 10, what="back to discovery")
 
     def test_99_no_token_or_key_in_the_log(self):
         log = self.log()
