@@ -137,4 +137,74 @@ mod tests {
             Ok(None)
         );
     }
+
+    /// The varlena bytes of `payload` as `verify` returns it: built by the core, or `None`
+    /// when the core leaves it to `jsonb_in`; and as `jsonb_in` makes it.
+    fn built_and_read(payload: &[u8]) -> (Option<Vec<u8>>, Vec<u8>) {
+        use crate::sql::payload_jsonb::PayloadJsonb;
+        use pgrx::IntoDatum;
+        let bytes = |datum: pg_sys::Datum| unsafe {
+            pgrx::varlena::varlena_to_byte_slice(datum.cast_mut_ptr::<pg_sys::varlena>()).to_vec()
+        };
+        let built = electric_auth_core::jsonb_body(payload)
+            .map(|_| bytes(PayloadJsonb::new(payload).unwrap().into_datum().unwrap()));
+        let read = bytes(
+            PayloadJsonb::from_text(payload)
+                .unwrap()
+                .into_datum()
+                .unwrap(),
+        );
+        (built, read)
+    }
+
+    #[pg_test]
+    fn verify_builds_the_same_jsonb_bytes_as_jsonb_in() {
+        let many_keys: String = (0..70).map(|i| format!(r#""k{}":{i},"#, 69 - i)).collect();
+        let many_items: String = (0..70).map(|i| format!("{},", i * 37 - 500)).collect();
+        let mut payloads: Vec<String> = vec![
+            r#"{"sub":"user-0","iat":1796185641,"exp":1796272051,"name":"Benchmark User","roles":["reader"]}"#.into(),
+            r#"{}"#.into(),
+            r#"{"a":{},"b":[],"c":[{}],"d":[[]],"e":{"f":{}}}"#.into(),
+            r#"{"b":1,"a":2,"b":3,"aa":{"z":1,"y":[true,false,null],"z":"last"}}"#.into(),
+            r#"{"n":[0,1,-1,9999,10000,-10000,20000,100000000,123456789012345,-999999999999999,10001,1000000000001]}"#.into(),
+            r#"{"s":"José ünïcödé ✓ 𝄞","":"empty key","x":"","y":"a","yy":"ab","yyy":"abc"}"#.into(),
+            r#"{"x":1,"pad":"a","n":5,"pad2":"abc","m":[1,"a",2,"ab",3,{"q":7}],"t":true}"#.into(),
+            format!(r#"{{{many_keys}"last":[{many_items}0]}}"#),
+            format!(r#"{{"deep":{}1{}}}"#, "[".repeat(14), "]".repeat(14)),
+            " {\n \"sub\" : \"spaced\" ,\t\"iat\":1 } \n".into(),
+        ];
+        // Mutations of them, built or left to jsonb_in, never different.
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let alphabet = b"{}[]\",:0123456789- ab";
+        for seed in payloads.clone() {
+            for _ in 0..2000 {
+                let mut json = seed.clone().into_bytes();
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let at = (state % json.len() as u64) as usize;
+                json[at] = alphabet[((state >> 32) % alphabet.len() as u64) as usize];
+                if let Ok(text) = String::from_utf8(json) {
+                    payloads.push(text);
+                }
+            }
+        }
+        let mut built_count = 0;
+        for payload in &payloads {
+            if payload.contains('\0') || serde_json::from_str::<serde_json::Value>(payload).is_err()
+            {
+                assert!(
+                    electric_auth_core::jsonb_body(payload.as_bytes()).is_none(),
+                    "{payload}"
+                );
+                continue;
+            }
+            let (built, read) = built_and_read(payload.as_bytes());
+            if let Some(built) = built {
+                assert_eq!(built, read, "{payload}");
+                built_count += 1;
+            }
+        }
+        assert!(built_count > 1000, "only {built_count} built");
+    }
 }

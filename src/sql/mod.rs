@@ -5,7 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 mod key_source;
-mod payload_jsonb;
+pub(crate) mod payload_jsonb;
 mod token_text;
 
 use pgrx::prelude::*;

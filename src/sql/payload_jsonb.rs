@@ -1,6 +1,7 @@
-//! `electric_auth.verify`'s result: the payload's JSON text, exactly as signed, read by
-//! Postgres's own `jsonb_in` (no re-serialisation of the decoded claims, and every digit of a
-//! number kept).
+//! `electric_auth.verify`'s result: the payload as `jsonb`, built directly in Postgres's format
+//! for the payloads the core's reader takes (`electric_auth_core::jsonb_body`: the same bytes
+//! `jsonb_in` makes, without its parse — issue 24), else read from the payload's JSON text, exactly
+//! as signed, by Postgres's own `jsonb_in` (every digit of a number kept).
 
 use pgrx::callconv::{BoxRet, FcInfo};
 use pgrx::datum::Datum;
@@ -8,19 +9,52 @@ use pgrx::fcinfo::direct_function_call_as_datum;
 use pgrx::{pg_sys, IntoDatum};
 use std::ffi::CString;
 
-pub struct PayloadJsonb(CString);
+pub enum PayloadJsonb {
+    /// The varlena's body, built by the core.
+    Built(Vec<u8>),
+    /// The JSON text, for `jsonb_in`.
+    Text(CString),
+}
 
 impl PayloadJsonb {
     /// `None` if the text holds a NUL byte, which JSON the core accepted never does.
     pub fn new(json: &[u8]) -> Option<PayloadJsonb> {
-        CString::new(json).ok().map(PayloadJsonb)
+        match electric_auth_core::jsonb_body(json) {
+            Some(body) => Some(PayloadJsonb::Built(body)),
+            None => CString::new(json).ok().map(PayloadJsonb::Text),
+        }
+    }
+
+    /// Always through `jsonb_in` (the tests compare the two).
+    #[cfg(any(test, feature = "pg_test"))]
+    pub fn from_text(json: &[u8]) -> Option<PayloadJsonb> {
+        CString::new(json).ok().map(PayloadJsonb::Text)
     }
 }
 
 impl IntoDatum for PayloadJsonb {
     fn into_datum(self) -> Option<pg_sys::Datum> {
-        // SAFETY: jsonb_in reads one NUL-terminated string, alive for the duration of the call.
-        unsafe { direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(self.0.as_ptr().into())]) }
+        match self {
+            PayloadJsonb::Built(body) => {
+                let size = pg_sys::VARHDRSZ + body.len();
+                // SAFETY: a fresh palloc of the varlena's size, in the function's memory context;
+                // the 4-byte header is set, then the body copied after it.
+                unsafe {
+                    let varlena = pg_sys::palloc(size).cast::<pg_sys::varlena>();
+                    pgrx::set_varsize_4b(varlena, size as i32);
+                    std::ptr::copy_nonoverlapping(
+                        body.as_ptr(),
+                        varlena.cast::<u8>().add(pg_sys::VARHDRSZ),
+                        body.len(),
+                    );
+                    Some(pg_sys::Datum::from(varlena))
+                }
+            }
+            // SAFETY: jsonb_in reads one NUL-terminated string, alive for the duration of the call.
+            PayloadJsonb::Text(text) => unsafe {
+                direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(text.as_ptr().into())])
+            },
+        }
     }
 
     fn type_oid() -> pg_sys::Oid {
@@ -28,7 +62,7 @@ impl IntoDatum for PayloadJsonb {
     }
 }
 
-// SAFETY: returns the datum jsonb_in built (or NULL), as pgrx does for its own JsonB.
+// SAFETY: returns the datum built (or NULL), as pgrx does for its own JsonB.
 unsafe impl BoxRet for PayloadJsonb {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
         match self.into_datum() {

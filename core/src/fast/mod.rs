@@ -17,7 +17,10 @@
 //! Left to the full path (still correct, only not faster): a namespace (`jwt_namespace`), an
 //! `aud` array when `jwt_aud` is set, and insecure mode.
 
+mod jsonb;
 mod scan;
+
+pub use jsonb::jsonb_body;
 
 use crate::algorithm::{Algorithm, AlgorithmFamily, ALGORITHM_NAMES};
 use crate::claims;

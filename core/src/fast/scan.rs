@@ -23,7 +23,7 @@ const MAX_DEPTH: usize = 16;
 /// Integers with more digits go to `serde_json` (exact in an `f64` up to 2^53).
 const MAX_DIGITS: usize = 15;
 
-struct Scanner<'a> {
+pub(super) struct Scanner<'a> {
     json: &'a [u8],
     at: usize,
 }
@@ -159,6 +159,78 @@ impl<'a> Scanner<'a> {
                 return None;
             }
         }
+    }
+}
+
+/// A JSON value of the subset, kept whole (for building `jsonb`, see `jsonb.rs`).
+#[derive(Debug, PartialEq)]
+pub(super) enum Tree<'a> {
+    String(&'a str),
+    Integer(i64),
+    Bool(bool),
+    Null,
+    Array(Vec<Tree<'a>>),
+    Object(Vec<(&'a str, Tree<'a>)>),
+}
+
+impl<'a> Scanner<'a> {
+    pub(super) fn new(json: &'a [u8]) -> Scanner<'a> {
+        Scanner { json, at: 0 }
+    }
+
+    /// Any value of the subset as a [`Tree`] (`depth`: the containers around it).
+    pub(super) fn tree(&mut self, depth: usize) -> Option<Tree<'a>> {
+        self.skip_whitespace();
+        match self.peek()? {
+            b'"' => self.string().map(Tree::String),
+            b'-' | b'0'..=b'9' => self.integer().map(|n| Tree::Integer(n as i64)),
+            b't' => self.literal(b"true").map(|_| Tree::Bool(true)),
+            b'f' => self.literal(b"false").map(|_| Tree::Bool(false)),
+            b'n' => self.literal(b"null").map(|_| Tree::Null),
+            b'[' if depth < MAX_DEPTH => {
+                self.at += 1;
+                let mut items = Vec::new();
+                if !self.eat(b']') {
+                    loop {
+                        items.push(self.tree(depth + 1)?);
+                        if self.eat(b']') {
+                            break;
+                        }
+                        if !self.eat(b',') {
+                            return None;
+                        }
+                    }
+                }
+                Some(Tree::Array(items))
+            }
+            b'{' if depth < MAX_DEPTH => {
+                self.at += 1;
+                let mut members = Vec::new();
+                if !self.eat(b'}') {
+                    loop {
+                        let key = self.string()?;
+                        if !self.eat(b':') {
+                            return None;
+                        }
+                        members.push((key, self.tree(depth + 1)?));
+                        if self.eat(b'}') {
+                            break;
+                        }
+                        if !self.eat(b',') {
+                            return None;
+                        }
+                    }
+                }
+                Some(Tree::Object(members))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether only whitespace is left.
+    pub(super) fn at_end(&mut self) -> bool {
+        self.skip_whitespace();
+        self.at == self.json.len()
     }
 }
 
