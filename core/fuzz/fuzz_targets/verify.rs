@@ -4,7 +4,8 @@
 //! RS, ES, PS or EdDSA key, a JWKS, or in insecure mode) or, for the last cases, a payload that the target signs
 //! with the HS256 key itself, so that mutations reach the claim rules behind the signature.
 //! Whatever the input: no panic, anything accepted obeys the spec's invariants, and the
-//! verified-token cache and the fast path (`verify_with`) answer exactly like the verifier.
+//! verified-token cache and the fast path (`verify_with`) answer exactly like the verifier, and
+//! `jsonb_body` (verify's jsonb builder) never panics and builds only for JSON objects.
 #![no_main]
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -80,6 +81,10 @@ fn hs256(secret: &[u8], payload: &[u8]) -> String {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // The jsonb builder of `verify` takes any bytes without a panic, and builds only for JSON.
+    if electric_auth_core::jsonb_body(data).is_some() {
+        assert!(serde_json::from_slice::<Value>(data).is_ok_and(|v| v.is_object()));
+    }
     let Some((&selector, rest)) = data.split_first() else {
         return;
     };
