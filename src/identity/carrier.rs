@@ -311,6 +311,10 @@ pub fn authenticate(token: Option<&[u8]>, scope: Option<&str>) -> Result<String,
         return Err(error_report(Error::Token(TokenError::InvalidToken))
             .set_hint("electric_auth.authenticate() was given NULL instead of a token."));
     };
+    // What the identity is verified under, read BEFORE the check (red team): keys that move
+    // during it (a fetched key retired) must make the next read verify again, never be taken
+    // as what this identity was checked with.
+    let generation = identity_generation();
     let identity = verify_now(EntryPoint::Authenticate, token, identity_of)?;
     // A verified token is UTF-8 text without NUL (Postgres text cannot hold one).
     let token = CString::new(token).map_err(|_| error_report(TokenError::InvalidToken.into()))?;
@@ -321,7 +325,7 @@ pub fn authenticate(token: Option<&[u8]>, scope: Option<&str>) -> Result<String,
     set_carrier(&token, action);
     let user_id = identity.user_id.clone();
     stats::authenticated(EntryPoint::Authenticate, &user_id, None);
-    STATE.with_borrow_mut(|state| state.install(EPOCH.get(), identity_generation(), identity));
+    STATE.with_borrow_mut(|state| state.install(EPOCH.get(), generation, identity));
     Ok(user_id)
 }
 

@@ -640,6 +640,49 @@ class Jwks(unittest.TestCase):
         wait_until(lambda: (s := self.source())["setting"] == "electric_auth.oidc_issuer"
                    and s["usable_keys"] == 1, timeout=TIMEOUT + 10, what="back to discovery")
 
+    def test_18_a_retirement_landing_during_authenticate_is_enforced(self):
+        # Found by the second red team: authenticate() read what the identity was verified
+        # under AFTER verifying, so a retirement landing in between was taken as checked and the
+        # identity kept. A race: a tight loop of authenticate() while the worker fetches the
+        # retirement; each trial caught it about one time in four before the fix.
+        leaked = SigningKey("leaked-race")
+        token = leaked.mint(sub="alice", exp=int(time.time()) + 10 * 365 * 86400)
+        batch = f"BEGIN; SELECT electric_auth.authenticate('{token}', 'session'); COMMIT; " * 200
+        self.set_and_reload("electric_auth.session_scope", "allow")
+        try:
+            for trial in range(5):
+                self.serve_good([self.k2, leaked])
+                time.sleep(MIN_REFRESH + 0.3)
+                wait_until(lambda: self.user_id(token)[0] == "alice", timeout=TIMEOUT + 10,
+                           what="the leaked key published")
+                self.serve_good([self.k2])  # the provider retires it
+                with JWKS.connect(user="ea_jwks_app",
+                                  cursor_factory=psycopg.ClientCursor) as held:
+                    stop = threading.Event()
+
+                    def retire():
+                        time.sleep(0.2)
+                        while not stop.is_set() and self.source()["kids"] != ["k2"]:
+                            self.user_id(self.random_kid())  # wakes the worker
+                            time.sleep(0.5)
+
+                    waker = threading.Thread(target=retire)
+                    waker.start()
+                    try:
+                        while True:  # a batch stops at its first refusal
+                            held.execute(batch)
+                    except psycopg.Error:
+                        held.execute("ROLLBACK")
+                    finally:
+                        stop.set()
+                        waker.join()
+                    self.assertEqual(self.user_id(token)[1][0], "28000")
+                    with self.assertRaises(psycopg.Error, msg=f"trial {trial}: identity kept"):
+                        held.execute("SELECT electric_auth.current_user_id()").fetchone()
+        finally:
+            self.set_and_reload("electric_auth.session_scope")
+            self.serve_good([self.k2])
+
     def test_99_no_token_or_key_in_the_log(self):
         log = self.log()
         self.assertIn("could not refresh its keys", log)  # the log is the one written to
