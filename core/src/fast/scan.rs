@@ -14,7 +14,7 @@
 //! value of a key given twice, numbers as `as_f64`, strings borrowed. The tests compare the two
 //! readers on every input either accepts, and the fuzz target compares the paths end to end.
 
-use super::{Claims, Lean};
+use super::lean::{Claims, Lean};
 use std::borrow::Cow;
 
 /// Deeper payloads go to `serde_json` (whose own limit is 128).
@@ -258,7 +258,7 @@ pub(super) fn claims(json: &[u8]) -> Option<Claims<'_>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::parse_claims;
+    use super::super::lean::parse_claims;
     use super::*;
     use crate::token::numbers_fit;
 
