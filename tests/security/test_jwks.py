@@ -20,6 +20,7 @@ scripts/test_major.sh on every major; alone: python3 tests/security/test_jwks.py
 """
 
 import base64
+import contextlib
 import datetime
 import json
 import os
@@ -483,23 +484,31 @@ class Jwks(unittest.TestCase):
             c.execute("COMMIT")
 
     def test_12_a_jwks_url_without_discovery_and_the_worker_follows_a_reload(self):
-        with JWKS.connect() as c:
-            c.execute("ALTER SYSTEM SET electric_auth.oidc_issuer = ''")
-            c.execute(f"ALTER SYSTEM SET electric_auth.jwks_url = '{ISSUER}/jwks'")
-            c.execute("SELECT pg_reload_conf()")
-        try:
+        with self.jwks_url_instead("/jwks"):
             src = wait_until(lambda: (s := self.source())["setting"] == "electric_auth.jwks_url"
                              and s["usable_keys"] == 1 and s, what="the jwks_url source")
             self.assertEqual(src["jwks_url"], f"{ISSUER}/jwks")
             self.assert_verifies(self.k2.mint())
+        self.assert_verifies(self.k2.mint())
+
+    @contextlib.contextmanager
+    def jwks_url_instead(self, path, timeout=15, **settings):
+        """electric_auth.jwks_url = ISSUER + `path` instead of discovery, with `settings` (e.g.
+        jwt_alg) too, for the block; then back to discovery, once its key is in use again."""
+        assignments = {"oidc_issuer": "", "jwks_url": f"{ISSUER}{path}", **settings}
+        with JWKS.connect() as c:
+            for name, value in assignments.items():
+                c.execute(f"ALTER SYSTEM SET electric_auth.{name} = '{value}'")
+            c.execute("SELECT pg_reload_conf()")
+        try:
+            yield
         finally:
             with JWKS.connect() as c:
-                c.execute("ALTER SYSTEM RESET electric_auth.oidc_issuer")
-                c.execute("ALTER SYSTEM RESET electric_auth.jwks_url")
+                for name in assignments:
+                    c.execute(f"ALTER SYSTEM RESET electric_auth.{name}")
                 c.execute("SELECT pg_reload_conf()")
         wait_until(lambda: (s := self.source())["setting"] == "electric_auth.oidc_issuer"
-                   and s["usable_keys"] == 1, what="back to discovery")
-        self.assert_verifies(self.k2.mint())
+                   and s["usable_keys"] == 1, timeout=timeout, what="back to discovery")
 
     def set_and_reload(self, setting, value=None):
         with JWKS.connect() as c:
@@ -557,12 +566,8 @@ class Jwks(unittest.TestCase):
                             "exp": int(time.time()) + 600}, secret, algorithm="HS256",
                            headers={"kid": "published"})
         MINTED.append(token)
-        with JWKS.connect() as c:  # a new URL is fetched at the reload
-            c.execute("ALTER SYSTEM SET electric_auth.oidc_issuer = ''")
-            c.execute(f"ALTER SYSTEM SET electric_auth.jwks_url = '{ISSUER}/published'")
-            c.execute("ALTER SYSTEM SET electric_auth.jwt_alg = 'HS256'")
-            c.execute("SELECT pg_reload_conf()")
-        try:
+        # A new URL is fetched at the reload.
+        with self.jwks_url_instead("/published", timeout=TIMEOUT + 10, jwt_alg="HS256"):
             # The worker has judged the new document: it took it, or it said why not.
             src = wait_until(lambda: (s := self.source())["source"] == f"{ISSUER}/published"
                              and (s["usable_keys"] or s["last_failure_reason"]) and s,
@@ -572,13 +577,6 @@ class Jwks(unittest.TestCase):
             self.assertEqual(error[0], "22023", error)
             self.assertEqual((src["usable_keys"], src["kids"]), (0, []))
             self.assertIn("shared secret", src["last_failure_reason"])
-        finally:
-            with JWKS.connect() as c:
-                for setting in ("oidc_issuer", "jwks_url", "jwt_alg"):
-                    c.execute(f"ALTER SYSTEM RESET electric_auth.{setting}")
-                c.execute("SELECT pg_reload_conf()")
-        wait_until(lambda: (s := self.source())["setting"] == "electric_auth.oidc_issuer"
-                   and s["usable_keys"] == 1, timeout=TIMEOUT + 10, what="back to discovery")
         self.assert_verifies(self.k2.mint())
 
     def test_16_a_retired_fetched_key_ends_the_identities_it_made(self):
@@ -622,23 +620,12 @@ class Jwks(unittest.TestCase):
 
         self.provider.routes["/slow"] = slow
         time.sleep(MIN_REFRESH + 0.5)  # past the last wake-up's minimum interval
-        with JWKS.connect() as c:
-            c.execute("ALTER SYSTEM SET electric_auth.oidc_issuer = ''")
-            c.execute(f"ALTER SYSTEM SET electric_auth.jwks_url = '{ISSUER}/slow'")
-            c.execute("SELECT pg_reload_conf()")
-        try:
+        with self.jwks_url_instead("/slow", timeout=TIMEOUT + 10):
             wait_until(lambda: self.provider.requests["/slow"] == 1, timeout=5,
                        what="the fetch of the new URL under way")
             self.provider.routes["/slow"] = json_route(jwks(self.k2, new_key))  # published now
             self.assert_verifies(new_key.mint())
             self.assertEqual(self.provider.requests["/slow"], 2, "one more fetch, no more")
-        finally:
-            with JWKS.connect() as c:
-                c.execute("ALTER SYSTEM RESET electric_auth.oidc_issuer")
-                c.execute("ALTER SYSTEM RESET electric_auth.jwks_url")
-                c.execute("SELECT pg_reload_conf()")
-        wait_until(lambda: (s := self.source())["setting"] == "electric_auth.oidc_issuer"
-                   and s["usable_keys"] == 1, timeout=TIMEOUT + 10, what="back to discovery")
 
     def test_18_a_retirement_landing_during_authenticate_is_enforced(self):
         # Found by the second red team: authenticate() read what the identity was verified
