@@ -103,24 +103,18 @@ impl Buffer<'_> {
                 JENTRY_ISCONTAINER | (self.len() - base) as u32
             }
             Tree::Object(mut members) => {
-                // Sorted as jsonb sorts keys; of a key given twice, the last value stays.
-                let mut order: Vec<usize> = (0..members.len()).collect();
-                order.sort_by(|&a, &b| {
-                    let (ka, kb) = (members[a].0.as_bytes(), members[b].0.as_bytes());
-                    (ka.len(), ka).cmp(&(kb.len(), kb)).then(b.cmp(&a))
-                });
-                order.dedup_by(|later, kept| members[*later].0 == members[*kept].0);
-                let mut slots: Vec<Option<(&str, Tree)>> = members.drain(..).map(Some).collect();
-                let sorted: Vec<(&str, Tree)> = order
-                    .into_iter()
-                    .map(|i| slots[i].take().expect("each index once"))
-                    .collect();
+                // Sorted as jsonb sorts keys (shorter first, then bytewise); of a key given
+                // twice, the last value stays: reversed, then a stable sort puts it first among
+                // its equals, and dedup keeps the first.
+                members.reverse();
+                members.sort_by(|(a, _), (b, _)| (a.len(), a).cmp(&(b.len(), b)));
+                members.dedup_by(|(later, _), (kept, _)| later == kept);
                 let base = self.len();
                 self.pad();
-                let count = sorted.len() as u32;
+                let count = members.len() as u32;
                 self.container(
                     JB_FOBJECT | count,
-                    sorted.into_iter().map(|(k, v)| (Some(k), v)),
+                    members.into_iter().map(|(k, v)| (Some(k), v)),
                 );
                 JENTRY_ISCONTAINER | (self.len() - base) as u32
             }
