@@ -146,8 +146,28 @@ mod tests {
         let bytes = |datum: pg_sys::Datum| unsafe {
             pgrx::varlena::varlena_to_byte_slice(datum.cast_mut_ptr::<pg_sys::varlena>()).to_vec()
         };
-        let built = electric_auth_core::jsonb_body(payload)
-            .map(|_| bytes(PayloadJsonb::new(payload).unwrap().into_datum().unwrap()));
+        let passed = |jsonb| electric_auth_core::Passed {
+            user_id: "u",
+            payload,
+            jsonb,
+        };
+        let built = electric_auth_core::jsonb_body(payload).map(|body| {
+            // As the fast path hands it over, and as the cache's path leaves it to be built.
+            let handed = bytes(
+                PayloadJsonb::new(passed(Some(body)))
+                    .unwrap()
+                    .into_datum()
+                    .unwrap(),
+            );
+            let left = bytes(
+                PayloadJsonb::new(passed(None))
+                    .unwrap()
+                    .into_datum()
+                    .unwrap(),
+            );
+            assert_eq!(handed, left);
+            left
+        });
         let read = bytes(
             PayloadJsonb::from_text(payload)
                 .unwrap()

@@ -7,6 +7,7 @@
 mod key_source;
 pub(crate) mod payload_jsonb;
 mod token_text;
+mod user_id_text;
 
 use pgrx::prelude::*;
 
@@ -42,12 +43,13 @@ pub mod electric_auth {
     // A token typed into the statement must not stay readable in pg_stat_activity.
     use super::payload_jsonb::PayloadJsonb;
     use super::token_text::TokenText;
+    use super::user_id_text::UserIdText;
     use crate::errors::error_report;
     use crate::guard::hide_tokens;
     use crate::identity::{self, CurrentClaims};
     use crate::verify::answer_now;
     use electric_auth_core::outcome::EntryPoint;
-    use electric_auth_core::{Error, TokenError};
+    use electric_auth_core::{Error, TokenError, Want};
     use pgrx::pg_sys::panic::ErrorReport;
     use pgrx::prelude::*;
 
@@ -56,19 +58,17 @@ pub mod electric_auth {
     #[pg_extern(strict, stable, parallel_safe)]
     pub fn verify(token: TokenText) -> Result<PayloadJsonb, ErrorReport> {
         hide_tokens();
-        answer_now(EntryPoint::Verify, token.0, |passed| {
-            PayloadJsonb::new(passed.payload)
-        })?
-        .ok_or_else(|| error_report(Error::Token(TokenError::InvalidToken)))
+        answer_now(EntryPoint::Verify, token.0, Want::Jsonb, PayloadJsonb::new)?
+            .ok_or_else(|| error_report(Error::Token(TokenError::InvalidToken)))
     }
 
     /// Verifies `token` like `electric_auth.verify` and returns the user id (`sub`, or the legacy
     /// `user_id`, inside `electric_auth.jwt_namespace` when set).
     #[pg_extern(strict, stable, parallel_safe)]
-    pub fn user_id(token: TokenText) -> Result<String, ErrorReport> {
+    pub fn user_id(token: TokenText) -> Result<UserIdText, ErrorReport> {
         hide_tokens();
-        answer_now(EntryPoint::UserId, token.0, |passed| {
-            passed.user_id.to_owned()
+        answer_now(EntryPoint::UserId, token.0, Want::UserId, |passed| {
+            UserIdText::new(passed.user_id)
         })
     }
 

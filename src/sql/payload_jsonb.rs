@@ -3,6 +3,7 @@
 //! `jsonb_in` makes, without its parse — issue 24), else read from the payload's JSON text, exactly
 //! as signed, by Postgres's own `jsonb_in` (every digit of a number kept).
 
+use electric_auth_core::Passed;
 use pgrx::callconv::{BoxRet, FcInfo};
 use pgrx::datum::Datum;
 use pgrx::fcinfo::direct_function_call_as_datum;
@@ -17,8 +18,14 @@ pub enum PayloadJsonb {
 }
 
 impl PayloadJsonb {
-    /// `None` if the text holds a NUL byte, which JSON the core accepted never does.
-    pub fn new(json: &[u8]) -> Option<PayloadJsonb> {
+    /// The jsonb of a verified token's payload: built by the fast path, else by the core from
+    /// the text, else by `jsonb_in`. `None` if the text holds a NUL byte, which JSON the core
+    /// accepted never does.
+    pub fn new(passed: Passed<'_>) -> Option<PayloadJsonb> {
+        if let Some(body) = passed.jsonb {
+            return Some(PayloadJsonb::Built(body));
+        }
+        let json = passed.payload;
         match electric_auth_core::jsonb_body(json) {
             Some(body) => Some(PayloadJsonb::Built(body)),
             None => CString::new(json).ok().map(PayloadJsonb::Text),

@@ -15,48 +15,56 @@ use super::checks::{keys_generation, new_keys_arrived, worth_waiting_for_keys};
 use crate::errors::error_report;
 use crate::stats;
 use electric_auth_core::outcome::{EntryPoint, Reason};
-use electric_auth_core::{Error, Passed, TokenError};
+use electric_auth_core::{Error, Passed, TokenError, Want};
 use pgrx::pg_sys::panic::ErrorReport;
 
-/// Verifies `token` (a text argument's bytes) at statement time and maps what passed with
+/// Verifies `token` (a text argument's bytes, not yet checked as UTF-8: the fast path reads
+/// bytes, the full path refuses what is not UTF-8) at statement time and maps what passed with
 /// `answer`; counts the outcome at `entry`. A `kid` in no key waits for the key worker once,
 /// as `verify_at` does.
 pub fn answer_now<R>(
     entry: EntryPoint,
     token: &[u8],
+    want: Want,
     answer: impl Fn(Passed<'_>) -> R + Copy,
 ) -> Result<R, ErrorReport> {
     check_session().inspect_err(|_| stats::refused(entry, Reason::RefusedSession))?;
-    // In a UTF8 database Postgres has already validated the text; this cannot fail there.
-    let Ok(token) = std::str::from_utf8(token) else {
-        stats::refused(entry, Reason::InvalidToken);
-        return Err(error_report(Error::Token(TokenError::InvalidToken)));
-    };
     let now = statement_time();
     let seen = keys_generation();
-    let mut result = answer_once(token, now, answer);
-    if worth_waiting_for_keys(&result) && new_keys_arrived(token, seen) {
-        result = answer_once(token, now, answer);
+    let mut result = answer_once(token, now, want, answer);
+    if worth_waiting_for_keys(&result) {
+        // Refused for its signature or key: the token was UTF-8 (else it is an invalid token).
+        if let Ok(token) = std::str::from_utf8(token) {
+            if new_keys_arrived(token, seen) {
+                result = answer_once(token.as_bytes(), now, want, answer);
+            }
+        }
     }
     stats::counted(entry, result).map_err(error_report)
 }
 
 /// One verification through the fast path (or the token cache, where it pays).
 fn answer_once<R>(
-    token: &str,
+    token: &[u8],
     now: i64,
+    want: Want,
     answer: impl Fn(Passed<'_>) -> R + Copy,
 ) -> Result<R, Error> {
     let (insecure, result) = cache::with_verifier(|verifier, tokens| {
         let result = if verifier.worth_caching() {
-            tokens.verify(verifier, token, now).map(|verified| {
-                answer(Passed {
-                    user_id: &verified.user_id,
-                    payload: verified.payload.as_bytes(),
+            // In a UTF8 database Postgres has validated the text; this cannot fail there.
+            std::str::from_utf8(token)
+                .map_err(|_| TokenError::InvalidToken)
+                .and_then(|token| tokens.verify(verifier, token, now))
+                .map(|verified| {
+                    answer(Passed {
+                        user_id: &verified.user_id,
+                        payload: verified.payload.as_bytes(),
+                        jsonb: None,
+                    })
                 })
-            })
         } else {
-            verifier.verify_with(token, now, answer)
+            verifier.verify_with(token, now, want, answer)
         };
         (verifier.config().algorithm().is_none(), result)
     })

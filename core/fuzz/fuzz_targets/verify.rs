@@ -10,7 +10,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use electric_auth_core::{Config, Mode, Settings, TokenCache, Verifier};
+use electric_auth_core::{Config, Mode, Settings, TokenCache, TokenError, Verifier, Want};
 use hmac::{Hmac, Mac};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -30,7 +30,8 @@ fn cases() -> &'static (Vec<Case>, Vec<u8>) {
     CASES.get_or_init(|| {
         let fixtures: Value =
             serde_json::from_str(include_str!("../../tests/fixtures/interop.json")).unwrap();
-        let key = |name: &str, field: &str| fixtures["keys"][name][field].as_str().unwrap().to_owned();
+        let key =
+            |name: &str, field: &str| fixtures["keys"][name][field].as_str().unwrap().to_owned();
         let keysets: Value =
             serde_json::from_str(include_str!("../../tests/fixtures/keysets.json")).unwrap();
         let hs_secret = key("HS256", "secret");
@@ -49,9 +50,19 @@ fn cases() -> &'static (Vec<Case>, Vec<u8>) {
             secure("ES512", key("P-521", "public_spki"), None),
             // Beyond Electric: a whole JWKS (kid selection), EdDSA, PS256.
             secure("RS256", keysets["jwks"]["idp"].to_string(), None),
-            secure("EdDSA", keysets["keys"]["ed-1"]["public_spki"].as_str().unwrap().into(), None),
+            secure(
+                "EdDSA",
+                keysets["keys"]["ed-1"]["public_spki"]
+                    .as_str()
+                    .unwrap()
+                    .into(),
+                None,
+            ),
             secure("PS256", key("RSA", "public_spki"), None),
-            Settings { mode: Mode::Insecure, ..Settings::new() },
+            Settings {
+                mode: Mode::Insecure,
+                ..Settings::new()
+            },
             secure("HS256", hs_secret.clone(), Some("https://issuer.example")),
             secure("HS256", hs_secret.clone(), None),
         ];
@@ -77,7 +88,10 @@ fn hs256(secret: &[u8], payload: &[u8]) -> String {
     );
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
     mac.update(input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -100,17 +114,44 @@ fuzz_target!(|data: &[u8]| {
     // The verified-token cache answers exactly like the verifier, on a miss and on a hit.
     let mut cache = TokenCache::new(1 << 20);
     for _ in 0..2 {
-        assert_eq!(cache.verify(&case.verifier, &token, NOW).cloned(), direct.clone());
+        assert_eq!(
+            cache.verify(&case.verifier, &token, NOW).cloned(),
+            direct.clone()
+        );
     }
-    // The fast path the SQL functions take answers exactly like the verifier.
-    let fast = case.verifier.verify_with(&token, NOW, |passed| {
-        (passed.user_id.to_owned(), passed.payload.to_vec())
-    });
-    let expected = direct.as_ref().map(|v| (v.user_id.clone(), v.payload.clone().into_bytes()));
-    assert_eq!(fast, expected.map_err(Clone::clone));
+    // The fast path the SQL functions take answers exactly like the verifier, for either answer;
+    // a jsonb it builds is the one `jsonb_body` builds from the payload text.
+    let expected = direct
+        .as_ref()
+        .map(|v| (v.user_id.clone(), v.payload.clone().into_bytes()));
+    for want in [Want::UserId, Want::Jsonb] {
+        let fast = case
+            .verifier
+            .verify_with(token.as_bytes(), NOW, want, |passed| {
+                if let Some(jsonb) = &passed.jsonb {
+                    assert_eq!(
+                        Some(jsonb),
+                        electric_auth_core::jsonb_body(passed.payload).as_ref()
+                    );
+                }
+                (passed.user_id.to_owned(), passed.payload.to_vec())
+            });
+        assert_eq!(fast, expected.clone().map_err(Clone::clone));
+    }
+    // A text argument's bytes that are not UTF-8 are an invalid token.
+    if index < TOKEN_CASES && std::str::from_utf8(rest).is_err() {
+        let fast = case.verifier.verify_with(rest, NOW, Want::UserId, |_| ());
+        assert_eq!(fast, Err(TokenError::InvalidToken));
+    }
     if let Ok(verified) = direct {
-        assert!(!verified.user_id.trim().is_empty(), "blank user id accepted");
-        assert!(!verified.user_id.contains('\0'), "NUL in an accepted user id");
+        assert!(
+            !verified.user_id.trim().is_empty(),
+            "blank user id accepted"
+        );
+        assert!(
+            !verified.user_id.contains('\0'),
+            "NUL in an accepted user id"
+        );
         if case.secure {
             assert!(verified.claims.contains_key("iat"), "accepted without iat");
             assert!(verified.claims.contains_key("exp"), "accepted without exp");

@@ -17,7 +17,7 @@
 //!
 //! What is returned is the varlena's body: the glue puts the 4-byte header in front.
 
-use super::scan::{Scanner, Tree};
+use super::scan::{self, Tree};
 
 const JB_FOBJECT: u32 = 0x2000_0000;
 const JB_FARRAY: u32 = 0x4000_0000;
@@ -43,14 +43,18 @@ pub fn jsonb_body(json: &[u8]) -> Option<Vec<u8>> {
     if cfg!(target_endian = "big") {
         return None;
     }
-    let mut scanner = Scanner::new(json);
-    let tree = scanner.tree(0)?;
-    if !scanner.at_end() || !matches!(tree, Tree::Object(_)) {
+    body_of(scan::document(json)?, json.len())
+}
+
+/// The body of the `jsonb` varlena of a payload object read by [`scan::document`] from
+/// `json_len` bytes of JSON.
+pub(super) fn body_of(mut tree: Tree, json_len: usize) -> Option<Vec<u8>> {
+    if cfg!(target_endian = "big") || !matches!(tree, Tree::Object(_)) {
         return None;
     }
-    let mut out = Vec::with_capacity(json.len() + 64);
+    let mut out = Vec::with_capacity(json_len + 64);
     let mut root = Buffer { out: &mut out };
-    let entry = root.value(tree);
+    let entry = root.value(&mut tree);
     // The root container's own JEntry is not stored; its length must fit like any other.
     (entry & JENTRY_OFFLENMASK == root.len() as u32 && root.len() < JENTRY_OFFLENMASK as usize)
         .then_some(out)
@@ -76,8 +80,9 @@ impl Buffer<'_> {
         self.out[at..at + 4].copy_from_slice(&value.to_ne_bytes());
     }
 
-    /// Appends `value`'s data; its JEntry (type and length).
-    fn value(&mut self, value: Tree) -> u32 {
+    /// Appends `value`'s data; its JEntry (type and length). An object's members are sorted
+    /// and de-duplicated in place, as jsonb stores them.
+    fn value(&mut self, value: &mut Tree) -> u32 {
         match value {
             Tree::String(s) => {
                 self.out.extend_from_slice(s.as_bytes());
@@ -86,7 +91,7 @@ impl Buffer<'_> {
             Tree::Integer(n) => {
                 let padding = self.pad();
                 let start = self.len();
-                numeric(n, self.out);
+                numeric(*n, self.out);
                 JENTRY_ISNUMERIC | (padding + (self.len() - start) as u32)
             }
             Tree::Bool(true) => JENTRY_ISBOOL_TRUE,
@@ -95,14 +100,13 @@ impl Buffer<'_> {
             Tree::Array(items) => {
                 let base = self.len();
                 self.pad();
-                let count = items.len() as u32;
-                self.container(
-                    JB_FARRAY | count,
-                    items.into_iter().map(|item| (None, item)),
-                );
+                let count = items.len();
+                self.container(JB_FARRAY, count, count, |buffer, entry| {
+                    buffer.value(&mut items[entry])
+                });
                 JENTRY_ISCONTAINER | (self.len() - base) as u32
             }
-            Tree::Object(mut members) => {
+            Tree::Object(members) => {
                 // Sorted as jsonb sorts keys (shorter first, then bytewise); of a key given
                 // twice, the last value stays: reversed, then a stable sort puts it first among
                 // its equals, and dedup keeps the first.
@@ -111,59 +115,45 @@ impl Buffer<'_> {
                 members.dedup_by(|(later, _), (kept, _)| later == kept);
                 let base = self.len();
                 self.pad();
-                let count = members.len() as u32;
-                self.container(
-                    JB_FOBJECT | count,
-                    members.into_iter().map(|(k, v)| (Some(k), v)),
-                );
+                let count = members.len();
+                // All keys first, then all values.
+                self.container(JB_FOBJECT, count, 2 * count, |buffer, entry| match members
+                    .get_mut(entry)
+                {
+                    Some((key, _)) => {
+                        buffer.out.extend_from_slice(key.as_bytes());
+                        JENTRY_ISSTRING | key.len() as u32
+                    }
+                    None => buffer.value(&mut members[entry - count].1),
+                });
                 JENTRY_ISCONTAINER | (self.len() - base) as u32
             }
         }
     }
 
-    /// A container's header, JEntries and data: `members` are (key, value) for an object,
-    /// (None, value) for an array.
-    fn container<'a>(
+    /// A container's header (`kind` and `count`), then its `entries` JEntries, each written
+    /// after `element` appends the entry's data and returns its JEntry.
+    fn container(
         &mut self,
-        header: u32,
-        members: impl ExactSizeIterator<Item = (Option<&'a str>, Tree<'a>)>,
+        kind: u32,
+        count: usize,
+        entries: usize,
+        mut element: impl FnMut(&mut Buffer, usize) -> u32,
     ) {
-        let is_object = header & JB_FOBJECT != 0;
-        let count = members.len();
-        let entries = if is_object { 2 * count } else { count };
-        self.out.extend_from_slice(&header.to_ne_bytes());
+        self.out
+            .extend_from_slice(&(kind | count as u32).to_ne_bytes());
         let first_entry = self.len();
         self.out.resize(first_entry + 4 * entries, 0);
         let data_start = self.len();
-        let mut values = Vec::with_capacity(if is_object { count } else { 0 });
-        let mut index = 0;
-        let store = |buffer: &mut Buffer, index: usize, entry: u32| {
-            let end = (buffer.len() - data_start) as u32;
+        for index in 0..entries {
+            let entry = element(self, index);
+            let end = (self.len() - data_start) as u32;
             let entry = if index.is_multiple_of(JB_OFFSET_STRIDE) {
                 (entry & !JENTRY_OFFLENMASK) | end | JENTRY_HAS_OFF
             } else {
                 entry
             };
-            buffer.u32_at(first_entry + 4 * index, entry);
-        };
-        for (key, value) in members {
-            match key {
-                Some(key) => {
-                    self.out.extend_from_slice(key.as_bytes());
-                    store(self, index, JENTRY_ISSTRING | key.len() as u32);
-                    values.push(value);
-                }
-                None => {
-                    let entry = self.value(value);
-                    store(self, index, entry);
-                }
-            }
-            index += 1;
-        }
-        for value in values {
-            let entry = self.value(value);
-            store(self, index, entry);
-            index += 1;
+            self.u32_at(first_entry + 4 * index, entry);
         }
     }
 }

@@ -154,6 +154,26 @@ pub(crate) struct Claims<'de> {
     pub user_id: Option<Lean<'de>>,
 }
 
+impl<'de> Claims<'de> {
+    /// Where the value of the top-level key `key` goes, if the rules read it.
+    pub(crate) fn slot(&mut self, key: &str) -> Option<&mut Option<Lean<'de>>> {
+        self.slot_of(Name::of(key))
+    }
+
+    fn slot_of(&mut self, name: Name) -> Option<&mut Option<Lean<'de>>> {
+        Some(match name {
+            Name::Iat => &mut self.iat,
+            Name::Nbf => &mut self.nbf,
+            Name::Exp => &mut self.exp,
+            Name::Iss => &mut self.iss,
+            Name::Aud => &mut self.aud,
+            Name::Sub => &mut self.sub,
+            Name::UserId => &mut self.user_id,
+            Name::Alg | Name::Kid | Name::Crit | Name::Other => return None,
+        })
+    }
+}
+
 struct HeaderVisitor;
 
 impl<'de> Visitor<'de> for HeaderVisitor {
@@ -191,17 +211,9 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
         let mut claims = Claims::default();
         while let Some(name) = map.next_key_seed(KeySeed)? {
             let value = map.next_value_seed(LeanSeed)?;
-            let slot = match name {
-                Name::Iat => &mut claims.iat,
-                Name::Nbf => &mut claims.nbf,
-                Name::Exp => &mut claims.exp,
-                Name::Iss => &mut claims.iss,
-                Name::Aud => &mut claims.aud,
-                Name::Sub => &mut claims.sub,
-                Name::UserId => &mut claims.user_id,
-                _ => continue,
-            };
-            *slot = Some(value);
+            if let Some(slot) = claims.slot_of(name) {
+                *slot = Some(value);
+            }
         }
         Ok(claims)
     }

@@ -21,6 +21,7 @@
 //! `scan.rs`, a hand-written reader for the common payload shapes, tried first (lean's types);
 //! `jsonb.rs`, `verify`'s jsonb built from what `scan.rs` reads (scan).
 
+mod base64url;
 mod jsonb;
 mod lean;
 mod scan;
@@ -35,12 +36,14 @@ use crate::token::{numbers_fit, Verifier, MAX_TOKEN_BYTES};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use lean::{parse_claims, parse_header, Header, Lean};
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
-/// The headers PyJWT, node's jsonwebtoken and jose write for `alg`, as base64url: a token whose
-/// first part is one of these texts decodes to that JSON exactly, whose `alg` is `alg`, with no
-/// `kid` and no `crit`; so its header needs neither decoding nor parsing.
-fn common_header(alg: Algorithm, header_b64: &str) -> bool {
+/// The headers PyJWT, node's jsonwebtoken and jose write for `alg`, as base64url: a token that
+/// starts with one of these texts and a dot has a header that decodes to that JSON exactly,
+/// whose `alg` is `alg`, with no `kid` and no `crit`; so it needs neither decoding nor parsing.
+/// Its length, when `token` starts so.
+fn common_header_len(alg: Algorithm, token: &[u8]) -> Option<usize> {
     static COMMON: OnceLock<Vec<(Algorithm, [String; 3])>> = OnceLock::new();
     let common = COMMON.get_or_init(|| {
         ALGORITHM_NAMES
@@ -59,30 +62,48 @@ fn common_header(alg: Algorithm, header_b64: &str) -> bool {
             })
             .collect()
     });
-    common
+    let (_, headers) = common.iter().find(|(a, _)| *a == alg)?;
+    headers
         .iter()
-        .find(|(a, _)| *a == alg)
-        .is_some_and(|(_, headers)| headers.iter().any(|h| h == header_b64))
+        .map(String::as_bytes)
+        .find(|h| token.get(h.len()) == Some(&b'.') && token.starts_with(h))
+        .map(<[u8]>::len)
 }
 
-/// base64url (no padding) decoded into `stack` when it fits, else into `heap`.
-fn decode<'b>(part: &str, stack: &'b mut [u8], heap: &'b mut Vec<u8>) -> Option<&'b [u8]> {
-    if base64::decoded_len_estimate(part.len()) <= stack.len() {
-        let n = URL_SAFE_NO_PAD.decode_slice(part, stack).ok()?;
-        Some(&stack[..n])
+/// The buffer `len` bytes of base64url decode into: `stack` when they fit, else `heap`.
+fn buffer<'b>(
+    len: usize,
+    stack: &'b mut [MaybeUninit<u8>],
+    heap: &'b mut Vec<MaybeUninit<u8>>,
+) -> &'b mut [MaybeUninit<u8>] {
+    let needed = base64url::decoded_len(len);
+    if needed <= stack.len() {
+        stack
     } else {
-        *heap = URL_SAFE_NO_PAD.decode(part).ok()?;
-        Some(heap)
+        heap.resize(needed, MaybeUninit::uninit());
+        heap
     }
 }
 
-/// What a verification yields when only the user id and the payload text are wanted.
+/// What the answer of a verification needs besides the user id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// The user id and the payload text.
+    UserId,
+    /// Also `verify`'s jsonb, built on the fast path from the same reading of the payload.
+    Jsonb,
+}
+
+/// What a verification yields when only the user id and the payload are wanted.
 pub struct Passed<'a> {
     /// The resolved user id (spec §4), untrimmed.
     pub user_id: &'a str,
     /// The payload object's JSON text, exactly as signed: UTF-8 (serde_json validated every
     /// string in it; the rest of JSON text is ASCII), without NUL.
     pub payload: &'a [u8],
+    /// With [`Want::Jsonb`], the body of the `jsonb` varlena `jsonb_in` makes of `payload`
+    /// (see [`jsonb_body`]), when the fast path read the payload; else `None`.
+    pub jsonb: Option<Vec<u8>>,
 }
 
 impl Verifier {
@@ -96,22 +117,26 @@ impl Verifier {
         )
     }
 
-    /// [`Verifier::verify`], answering with the user id and the payload text only: the same
-    /// checks, the same errors, the same accepted tokens, without building the claims map on
-    /// the common path (see the module notes).
+    /// [`Verifier::verify`] of a token given as bytes (a `text` argument's, unchecked),
+    /// answering with the user id and the payload only: the same checks, the same errors, the
+    /// same accepted tokens, without building the claims map on the common path (see the
+    /// module notes). Bytes that are not UTF-8 are an invalid token, as they are to `verify`.
     pub fn verify_with<R>(
         &self,
-        token: &str,
+        token: &[u8],
         now: i64,
+        want: Want,
         answer: impl FnOnce(Passed<'_>) -> R,
     ) -> Result<R, TokenError> {
-        match self.fast(token, now, answer) {
+        match self.fast(token, now, want, answer) {
             Ok(result) => Ok(result),
             Err(answer) => {
+                let token = std::str::from_utf8(token).map_err(|_| TokenError::InvalidToken)?;
                 let verified = self.verify(token, now)?;
                 Ok(answer(Passed {
                     user_id: &verified.user_id,
                     payload: verified.payload.as_bytes(),
+                    jsonb: None,
                 }))
             }
         }
@@ -119,10 +144,14 @@ impl Verifier {
 
     /// The fast path: `Ok` only for a token that passes every check; `Err(answer)` hands the
     /// token (and the answer) to the full path.
+    ///
+    /// It reads bytes: whatever it accepts is three base64url parts and two dots, ASCII, so
+    /// UTF-8, and anything else goes to the full path, which refuses bytes that are not.
     fn fast<R, F: FnOnce(Passed<'_>) -> R>(
         &self,
-        token: &str,
+        token: &[u8],
         now: i64,
+        want: Want,
         answer: F,
     ) -> Result<R, F> {
         let ModeConfig::Secure {
@@ -137,54 +166,70 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES || self.config().namespace.is_some() {
             return Err(answer);
         }
-        let Some((signing_input, signature_b64)) = token.rsplit_once('.') else {
+        // 1.–2. The header: an object without `crit`, `alg` exactly the configured one.
+        let mut header_stack = [MaybeUninit::uninit(); 256];
+        let mut header_heap = Vec::new();
+        let (header, header_len) = match common_header_len(*alg, token) {
+            // `alg` checked by the comparison; no `kid`, no `crit`.
+            Some(len) => (Header::default(), len),
+            None => {
+                let Some(len) = token.iter().position(|&byte| byte == b'.') else {
+                    return Err(answer);
+                };
+                let out = buffer(len, &mut header_stack, &mut header_heap);
+                let Some(header_json) = base64url::decode(&token[..len], out) else {
+                    return Err(answer);
+                };
+                let Some(header) = parse_header(header_json) else {
+                    return Err(answer);
+                };
+                let alg_matches =
+                    matches!(&header.alg, Some(Lean::String(name)) if name == alg.name());
+                if header.crit || !alg_matches {
+                    return Err(answer);
+                }
+                (header, len)
+            }
+        };
+        // The payload: base64url up to the second dot; the signature: base64url to the end.
+        let rest = &token[header_len + 1..];
+        let mut payload_stack = [MaybeUninit::uninit(); 1024];
+        let mut payload_heap = Vec::new();
+        let out = buffer(rest.len(), &mut payload_stack, &mut payload_heap);
+        let Some((payload_json, payload_len)) = base64url::decode_run(rest, out) else {
             return Err(answer);
         };
-        let Some((header_b64, payload_b64)) = signing_input.split_once('.') else {
-            return Err(answer);
-        };
-        if payload_b64.contains('.') {
+        if rest.get(payload_len) != Some(&b'.') {
             return Err(answer);
         }
-        // 1.–2. The header: an object without `crit`, `alg` exactly the configured one.
-        let (mut header_stack, mut header_heap) = ([0u8; 256], Vec::new());
-        let header = if common_header(*alg, header_b64) {
-            Header::default() // `alg` checked by the comparison; no `kid`, no `crit`
-        } else {
-            let Some(header_json) = decode(header_b64, &mut header_stack, &mut header_heap) else {
-                return Err(answer);
-            };
-            let Some(header) = parse_header(header_json) else {
-                return Err(answer);
-            };
-            let alg_matches = matches!(&header.alg, Some(Lean::String(name)) if name == alg.name());
-            if header.crit || !alg_matches {
-                return Err(answer);
-            }
-            header
-        };
+        let signing_input = &token[..header_len + 1 + payload_len];
+        let signature_b64 = &rest[payload_len + 1..];
         // 3. The signature, by the key chosen as the full path chooses it.
-        let (mut sig_stack, mut sig_heap) = ([0u8; 528], Vec::new());
-        let Some(signature) = decode(signature_b64, &mut sig_stack, &mut sig_heap) else {
+        let mut sig_stack = [MaybeUninit::uninit(); 528];
+        let mut sig_heap = Vec::new();
+        let out = buffer(signature_b64.len(), &mut sig_stack, &mut sig_heap);
+        let Some(signature) = base64url::decode(signature_b64, out) else {
             return Err(answer);
         };
+        let Ok(signature_b64) = std::str::from_utf8(signature_b64) else {
+            return Err(answer); // base64url is ASCII: not reached
+        };
         if signature.is_empty()
-            || !keys.verify(
-                header.kid.as_ref(),
-                signing_input.as_bytes(),
-                signature,
-                signature_b64,
-            )
+            || !keys.verify(header.kid.as_ref(), signing_input, signature, signature_b64)
         {
             return Err(answer);
         }
-        // 4. The payload: an object jsonb can hold.
-        let (mut payload_stack, mut payload_heap) = ([0u8; 1024], Vec::new());
-        let Some(payload_json) = decode(payload_b64, &mut payload_stack, &mut payload_heap) else {
-            return Err(answer);
+        // 4. The payload: an object jsonb can hold. The common shapes by the hand-written
+        // reader (as a tree when the jsonb is wanted, built only once every check passed);
+        // the rest by serde_json.
+        let (scanned, tree) = match want {
+            Want::UserId => (scan::claims(payload_json), None),
+            Want::Jsonb => match scan::document(payload_json) {
+                Some(tree) => (Some(tree.claims()), Some(tree)),
+                None => (None, None),
+            },
         };
-        // The common shapes by the hand-written reader; the rest by serde_json.
-        let claims = match scan::claims(payload_json) {
+        let claims = match scanned {
             Some(claims) => claims,
             None if numbers_fit(payload_json) => match parse_claims(payload_json) {
                 Some(claims) => claims,
@@ -231,6 +276,7 @@ impl Verifier {
         Ok(answer(Passed {
             user_id,
             payload: payload_json,
+            jsonb: tree.and_then(|tree| jsonb::body_of(tree, payload_json.len())),
         }))
     }
 }
@@ -281,7 +327,17 @@ mod tests {
             .iter()
             .fold((alg, 0), |(alg, n), json| {
                 let b64 = URL_SAFE_NO_PAD.encode(json);
-                assert!(common_header(alg, &b64), "{json}");
+                let token = format!("{b64}.rest");
+                assert_eq!(
+                    common_header_len(alg, token.as_bytes()),
+                    Some(b64.len()),
+                    "{json}"
+                );
+                assert_eq!(
+                    common_header_len(alg, b64.as_bytes()),
+                    None,
+                    "no dot after it"
+                );
                 let h = parse_header(json.as_bytes()).unwrap();
                 assert_eq!(h.alg, Some(Lean::String(Cow::Borrowed(name))));
                 assert_eq!((h.kid, h.crit), (None, false));
@@ -294,10 +350,16 @@ mod tests {
                 "HS256"
             };
             let b64 = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{other}","typ":"JWT"}}"#));
-            assert!(!common_header(alg, &b64), "another algorithm's header");
+            let token = format!("{b64}.rest");
+            assert_eq!(
+                common_header_len(alg, token.as_bytes()),
+                None,
+                "another algorithm's"
+            );
             let b64 =
                 URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{name}","typ":"JWT","kid":"k"}}"#));
-            assert!(!common_header(alg, &b64), "with a kid");
+            let token = format!("{b64}.rest");
+            assert_eq!(common_header_len(alg, token.as_bytes()), None, "with a kid");
         }
     }
 
@@ -404,31 +466,43 @@ mod tests {
         let v = Verifier::new(crate::Config::from_settings(&settings).unwrap());
         let payload = r#"{"sub":"u-1","iat":100,"exp":300,"roles":["r"]}"#;
         let token = hs256(SECRET, payload);
-        let fast = v.fast(&token, 200, |p| (p.user_id.to_owned(), p.payload.to_vec()));
+        let fast = v.fast(token.as_bytes(), 200, Want::UserId, |p| {
+            (p.user_id.to_owned(), p.payload.to_vec())
+        });
         assert_eq!(
             fast.ok(),
             Some(("u-1".to_owned(), payload.as_bytes().to_vec()))
         );
         // Expired: the fast path hands it on, and the full path names the error.
-        assert!(v.fast(&token, 400, |_| ()).is_err());
-        assert_eq!(v.verify_with(&token, 400, |_| ()), Err(TokenError::Expired));
-        let blank = hs256(SECRET, r#"{"sub":" ","iat":100,"exp":300}"#);
-        assert!(v.fast(&blank, 200, |_| ()).is_err());
+        assert!(v.fast(token.as_bytes(), 400, Want::UserId, |_| ()).is_err());
         assert_eq!(
-            v.verify_with(&blank, 200, |_| ()),
+            v.verify_with(token.as_bytes(), 400, Want::UserId, |_| ()),
+            Err(TokenError::Expired)
+        );
+        let blank = hs256(SECRET, r#"{"sub":" ","iat":100,"exp":300}"#);
+        assert!(v.fast(blank.as_bytes(), 200, Want::UserId, |_| ()).is_err());
+        assert_eq!(
+            v.verify_with(blank.as_bytes(), 200, Want::UserId, |_| ()),
             Err(TokenError::MissingUserId)
         );
     }
 
     #[test]
-    fn decode_uses_the_heap_beyond_the_stack_buffer() {
+    fn parts_beyond_the_stack_buffer_are_decoded_on_the_heap() {
         let text = URL_SAFE_NO_PAD.encode([7u8; 300]);
-        let (mut stack, mut heap) = ([0u8; 16], Vec::new());
-        assert_eq!(decode(&text, &mut stack, &mut heap), Some(&[7u8; 300][..]));
-        let (mut stack, mut heap) = ([0u8; 512], Vec::new());
-        assert_eq!(decode(&text, &mut stack, &mut heap), Some(&[7u8; 300][..]));
+        let (mut stack, mut heap) = ([MaybeUninit::uninit(); 16], Vec::new());
+        let out = buffer(text.len(), &mut stack, &mut heap);
+        assert_eq!(out.len(), 300);
+        assert_eq!(
+            base64url::decode(text.as_bytes(), out),
+            Some(&[7u8; 300][..])
+        );
+        let (mut stack, mut heap) = ([MaybeUninit::uninit(); 512], Vec::new());
+        let out = buffer(text.len(), &mut stack, &mut heap);
+        assert_eq!(
+            base64url::decode(text.as_bytes(), out),
+            Some(&[7u8; 300][..])
+        );
         assert!(heap.is_empty());
-        assert_eq!(decode("a", &mut stack, &mut heap), None, "not base64url");
-        assert_eq!(decode("YQ==", &mut stack, &mut heap), None, "padding");
     }
 }

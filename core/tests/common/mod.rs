@@ -4,7 +4,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use electric_auth_core::{
-    Config, ConfigError, Error, Mode, Settings, TokenError, VerifiedToken, Verifier,
+    jsonb_body, Config, ConfigError, Error, Mode, Settings, TokenError, VerifiedToken, Verifier,
+    Want,
 };
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -76,14 +77,19 @@ pub trait Check {
 impl Check for Verifier {
     fn check(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
         let full = self.verify(token, now);
-        let fast = self.verify_with(token, now, |passed| {
-            (passed.user_id.to_owned(), passed.payload.to_vec())
-        });
         let expected = full
             .as_ref()
             .map(|t| (t.user_id.clone(), t.payload.clone().into_bytes()))
             .map_err(Clone::clone);
-        assert_eq!(fast, expected, "the fast path differs for {token:?}");
+        for want in [Want::UserId, Want::Jsonb] {
+            let fast = self.verify_with(token.as_bytes(), now, want, |passed| {
+                if let Some(jsonb) = &passed.jsonb {
+                    assert_eq!(Some(jsonb), jsonb_body(passed.payload).as_ref());
+                }
+                (passed.user_id.to_owned(), passed.payload.to_vec())
+            });
+            assert_eq!(fast, expected, "the fast path differs for {token:?}");
+        }
         full
     }
 }
