@@ -47,8 +47,23 @@ pub(super) fn decode_run<'o>(
     out: &'o mut [MaybeUninit<u8>],
 ) -> Option<(&'o [u8], usize)> {
     let (mut read, mut written) = (0, 0);
-    // Whole quanta, while every byte is in the alphabet and `out` has room.
-    for (quad, slots) in text.chunks_exact(4).zip(out.chunks_exact_mut(3)) {
+    // Two quanta at a time (8 characters, 6 bytes), while all are in the alphabet and `out`
+    // has room; then one at a time.
+    for (oct, slots) in text.chunks_exact(8).zip(out.chunks_exact_mut(6)) {
+        let values: [u8; 8] = std::array::from_fn(|i| VALUES[usize::from(oct[i])]);
+        if values.iter().fold(0, |all, value| all | value) & 0xC0 != 0 {
+            break; // the run ends in these two quanta
+        }
+        let bits = values
+            .iter()
+            .fold(0u64, |bits, &value| bits << 6 | u64::from(value));
+        for (slot, byte) in slots.iter_mut().zip(&bits.to_be_bytes()[2..]) {
+            slot.write(*byte);
+        }
+        (read, written) = (read + 8, written + 6);
+    }
+    let quads = text[read..].chunks_exact(4);
+    for (quad, slots) in quads.zip(out[written..].chunks_exact_mut(3)) {
         let [a, b, c, d] = [quad[0], quad[1], quad[2], quad[3]].map(|x| VALUES[usize::from(x)]);
         if (a | b | c | d) & 0xC0 != 0 {
             break; // the run ends in this quad

@@ -23,6 +23,27 @@ const MAX_DEPTH: usize = 16;
 /// Integers with more digits go to `serde_json` (exact in an `f64` up to 2^53).
 const MAX_DIGITS: usize = 15;
 
+/// What a byte is inside a string: one table lookup per byte.
+const PLAIN: u8 = 0;
+const QUOTE: u8 = 1;
+const NOT_ASCII: u8 = 2;
+const REFUSED: u8 = 3;
+
+static BYTE_CLASS: [u8; 256] = {
+    let mut class = [PLAIN; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        class[byte] = match byte as u8 {
+            b'"' => QUOTE,
+            b'\\' | 0x00..=0x1f => REFUSED,
+            0x80.. => NOT_ASCII,
+            _ => PLAIN,
+        };
+        byte += 1;
+    }
+    class
+};
+
 pub(super) struct Scanner<'a> {
     json: &'a [u8],
     at: usize,
@@ -58,10 +79,11 @@ impl<'a> Scanner<'a> {
         let start = self.at;
         let mut ascii = true;
         loop {
-            match *self.json.get(self.at)? {
-                b'"' => break,
-                b'\\' | 0x00..=0x1f => return None,
-                byte => ascii &= byte.is_ascii(),
+            match BYTE_CLASS[usize::from(*self.json.get(self.at)?)] {
+                PLAIN => {}
+                QUOTE => break,
+                NOT_ASCII => ascii = false,
+                _ => return None, // `\` or a control character
             }
             self.at += 1;
         }
