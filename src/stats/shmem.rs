@@ -1,8 +1,12 @@
 //! The counters in shared memory (needs `shared_preload_libraries`).
 //!
-//! One slot per backend, indexed by the backend's proc number: a backend only ever increments
-//! its own slot, with relaxed atomic adds on its own cache lines, so 32 backends counting at
-//! once never contend (no lock, no shared counter on the hot path). A read sums the slots.
+//! One slot per backend, indexed by the backend's proc number: a backend is the only writer of
+//! its slot's counts, so it adds one with a plain load and store (no locked instruction) on its
+//! own cache lines, and 32 backends counting at once never contend (no lock, no shared counter
+//! on the hot path). A read sums the slots.
+//!
+//! A reset never writes a backend's counts (it would race with that plain add): it records
+//! them as the slot's `base`, under the lock, and a read counts what is above it.
 //!
 //! A slot belongs to one database at a time: a backend is connected to one for life, and a
 //! later backend that reuses the proc number first folds what the slot holds into a small table
@@ -33,7 +37,21 @@ struct Slot {
     database: AtomicU32,
     /// For a total: whether it is taken (0: free).
     used: AtomicU32,
+    /// Written by the slot's backend only (a total's: under the exclusive lock).
     counts: [AtomicU64; CELLS],
+    /// A backend slot's counts at the last reset (a total's stay 0): written under the
+    /// exclusive lock; what is counted since is `counts - base`.
+    base: [AtomicU64; CELLS],
+}
+
+impl Slot {
+    /// Counts since the last reset, by cell (under the lock, shared or exclusive).
+    fn since_reset(&self) -> impl Iterator<Item = u64> + '_ {
+        self.counts
+            .iter()
+            .zip(&self.base)
+            .map(|(count, base)| count.load(Relaxed).saturating_sub(base.load(Relaxed)))
+    }
 }
 
 #[repr(C, align(64))]
@@ -180,7 +198,10 @@ pub fn count(cell: usize) {
     if slot.database.load(Relaxed) != database {
         take_over(&segment, slot, database);
     }
-    slot.counts[cell].fetch_add(1, Relaxed);
+    // This backend is the counts' only writer (see the module notes): no read-modify-write
+    // needed, and a reset or a read under the lock sees this value or the one before.
+    let count = &slot.counts[cell];
+    count.store(count.load(Relaxed) + 1, Relaxed);
 }
 
 /// Folds `slot`'s counts into its database's total and gives the slot to `database`.
@@ -188,11 +209,16 @@ pub fn count(cell: usize) {
 fn take_over(segment: &Segment, slot: &Slot, database: u32) {
     let _lock = Locked::new(segment.lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
     let previous = slot.database.load(Relaxed);
-    if slot.counts.iter().any(|c| c.load(Relaxed) != 0) {
+    if slot.since_reset().any(|c| c != 0) {
         let total = total_for(segment.totals, previous);
-        for (into, from) in total.counts.iter().zip(&slot.counts) {
-            into.fetch_add(from.swap(0, Relaxed), Relaxed);
+        for (into, counted) in total.counts.iter().zip(slot.since_reset()) {
+            into.fetch_add(counted, Relaxed);
         }
+    }
+    // The slot's previous backend has exited: this one is now its counts' only writer.
+    for (count, base) in slot.counts.iter().zip(&slot.base) {
+        count.store(0, Relaxed);
+        base.store(0, Relaxed);
     }
     slot.database.store(database, Relaxed);
 }
@@ -226,8 +252,7 @@ pub fn snapshot() -> Option<Vec<(u32, usize, u64)>> {
         let totals = segment.totals.iter().filter(|t| t.used.load(Relaxed) != 0);
         for slot in totals.chain(segment.backends) {
             let database = slot.database.load(Relaxed);
-            for (cell, count) in slot.counts.iter().enumerate() {
-                let count = count.load(Relaxed);
+            for (cell, count) in slot.since_reset().enumerate() {
                 if count != 0 {
                     *sums.entry((database, cell)).or_default() += count;
                 }
@@ -251,8 +276,11 @@ pub fn reset() -> bool {
         total.used.store(0, Relaxed);
         total.counts.iter().for_each(|c| c.store(0, Relaxed));
     }
+    // A backend's counts are its own to write: what they hold now becomes their base.
     for slot in segment.backends {
-        slot.counts.iter().for_each(|c| c.store(0, Relaxed));
+        for (count, base) in slot.counts.iter().zip(&slot.base) {
+            base.store(count.load(Relaxed), Relaxed);
+        }
     }
     // SAFETY: reads the clock.
     let now = unsafe { pg_sys::GetCurrentTimestamp() };

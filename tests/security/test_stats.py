@@ -2,6 +2,7 @@
 
 - 16 clients x 100 verifications each, half accepted and half refused, add up exactly, also
   after the backends exit and their slots are taken over by backends of another database;
+  a reset while a backend keeps counting leaves only what it counts after the reset;
 - parallel workers that verify the held identity again are counted under `identity`;
 - without shared_preload_libraries the view raises an error whose hint says to preload;
 - a flood of 10,000 refusals in one backend writes at most log_refusals_per_second lines per
@@ -94,6 +95,26 @@ class Counting(SecurityCase):
         reset(self.cluster)
         self.assertEqual(stats(self.cluster), {})
         self.assertEqual(stats(self.cluster, "ea_owned"), {})
+
+    def test_a_reset_while_a_backend_counts_keeps_only_what_follows_it(self):
+        # A backend adds to its counts without a locked instruction, so a reset records them as
+        # the slot's base instead of zeroing them under its feet; only what follows is shown,
+        # also once the backend's slot is taken over by a backend of another database.
+        reset(self.cluster)
+        with self.cluster.connect(user="ea_app", dbname="ea_sec") as c:
+            for _ in range(5):
+                c.execute("SELECT electric_auth.user_id(%s)", (mint(),))
+            self.assertEqual(stats(self.cluster),
+                             {("ea_sec", "user_id", "accepted", None): 5})
+            reset(self.cluster)
+            self.assertEqual(stats(self.cluster), {})
+            for _ in range(3):
+                c.execute("SELECT electric_auth.user_id(%s)", (mint(),))
+            self.assertEqual(stats(self.cluster),
+                             {("ea_sec", "user_id", "accepted", None): 3})
+        self.clients("ea_owned", 2)
+        self.assertEqual(stats(self.cluster), {("ea_sec", "user_id", "accepted", None): 3})
+        reset(self.cluster)
 
     def test_parallel_workers_verify_the_identity_again(self):
         owned_docs(self.cluster)
