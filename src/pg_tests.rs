@@ -146,21 +146,26 @@ mod tests {
         let bytes = |datum: pg_sys::Datum| unsafe {
             pgrx::varlena::varlena_to_byte_slice(datum.cast_mut_ptr::<pg_sys::varlena>()).to_vec()
         };
-        let passed = |jsonb| electric_auth_core::Passed {
-            user_id: "u",
-            payload,
-            jsonb,
-        };
+        fn passed<'a>(
+            payload: &'a [u8],
+            jsonb: Option<&'a [u8]>,
+        ) -> electric_auth_core::Passed<'a> {
+            electric_auth_core::Passed {
+                user_id: "u",
+                payload,
+                jsonb,
+            }
+        }
         let built = electric_auth_core::jsonb_body(payload).map(|body| {
             // As the fast path hands it over, and as the cache's path leaves it to be built.
             let handed = bytes(
-                PayloadJsonb::new(passed(Some(body)))
+                PayloadJsonb::new(passed(payload, Some(&body)))
                     .unwrap()
                     .into_datum()
                     .unwrap(),
             );
             let left = bytes(
-                PayloadJsonb::new(passed(None))
+                PayloadJsonb::new(passed(payload, None))
                     .unwrap()
                     .into_datum()
                     .unwrap(),

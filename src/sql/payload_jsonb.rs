@@ -11,8 +11,8 @@ use pgrx::{pg_sys, IntoDatum};
 use std::ffi::CString;
 
 pub enum PayloadJsonb {
-    /// The varlena's body, built by the core.
-    Built(Vec<u8>),
+    /// The varlena, built by the core and copied once into the function's memory context.
+    Built(pg_sys::Datum),
     /// The JSON text, for `jsonb_in`.
     Text(CString),
 }
@@ -23,11 +23,11 @@ impl PayloadJsonb {
     /// accepted never does.
     pub fn new(passed: Passed<'_>) -> Option<PayloadJsonb> {
         if let Some(body) = passed.jsonb {
-            return Some(PayloadJsonb::Built(body));
+            return Some(PayloadJsonb::Built(varlena(body)));
         }
         let json = passed.payload;
         match electric_auth_core::jsonb_body(json) {
-            Some(body) => Some(PayloadJsonb::Built(body)),
+            Some(body) => Some(PayloadJsonb::Built(varlena(&body))),
             None => CString::new(json).ok().map(PayloadJsonb::Text),
         }
     }
@@ -39,24 +39,27 @@ impl PayloadJsonb {
     }
 }
 
+/// A varlena of `body`, palloc'd in the current memory context (the function's).
+fn varlena(body: &[u8]) -> pg_sys::Datum {
+    let size = pg_sys::VARHDRSZ + body.len();
+    // SAFETY: a fresh palloc of the varlena's size; the 4-byte header is set, then the body
+    // copied after it.
+    unsafe {
+        let varlena = pg_sys::palloc(size).cast::<pg_sys::varlena>();
+        pgrx::set_varsize_4b(varlena, size as i32);
+        std::ptr::copy_nonoverlapping(
+            body.as_ptr(),
+            varlena.cast::<u8>().add(pg_sys::VARHDRSZ),
+            body.len(),
+        );
+        pg_sys::Datum::from(varlena)
+    }
+}
+
 impl IntoDatum for PayloadJsonb {
     fn into_datum(self) -> Option<pg_sys::Datum> {
         match self {
-            PayloadJsonb::Built(body) => {
-                let size = pg_sys::VARHDRSZ + body.len();
-                // SAFETY: a fresh palloc of the varlena's size, in the function's memory context;
-                // the 4-byte header is set, then the body copied after it.
-                unsafe {
-                    let varlena = pg_sys::palloc(size).cast::<pg_sys::varlena>();
-                    pgrx::set_varsize_4b(varlena, size as i32);
-                    std::ptr::copy_nonoverlapping(
-                        body.as_ptr(),
-                        varlena.cast::<u8>().add(pg_sys::VARHDRSZ),
-                        body.len(),
-                    );
-                    Some(pg_sys::Datum::from(varlena))
-                }
-            }
+            PayloadJsonb::Built(datum) => Some(datum),
             // SAFETY: jsonb_in reads one NUL-terminated string, alive for the duration of the call.
             PayloadJsonb::Text(text) => unsafe {
                 direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(text.as_ptr().into())])

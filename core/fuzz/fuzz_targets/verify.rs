@@ -128,7 +128,7 @@ fuzz_target!(|data: &[u8]| {
         let fast = case
             .verifier
             .verify_with(token.as_bytes(), NOW, want, |passed| {
-                if let Some(jsonb) = &passed.jsonb {
+                if let Some(jsonb) = passed.jsonb {
                     assert_eq!(
                         Some(jsonb),
                         electric_auth_core::jsonb_body(passed.payload).as_ref()

@@ -48,16 +48,22 @@ pub fn jsonb_body(json: &[u8]) -> Option<Vec<u8>> {
 
 /// The body of the `jsonb` varlena of a payload object read by [`scan::document`] from
 /// `json_len` bytes of JSON.
-pub(super) fn body_of(mut tree: Tree, json_len: usize) -> Option<Vec<u8>> {
-    if cfg!(target_endian = "big") || !matches!(tree, Tree::Object(_)) {
-        return None;
-    }
+pub(super) fn body_of(tree: Tree, json_len: usize) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(json_len + 64);
-    let mut root = Buffer { out: &mut out };
+    body_into(tree, &mut out).then_some(out)
+}
+
+/// [`body_of`] written into `out` (cleared first, its capacity reused); false (and `out`
+/// meaningless) when it cannot be built.
+pub(super) fn body_into(mut tree: Tree, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    if cfg!(target_endian = "big") || !matches!(tree, Tree::Object(_)) {
+        return false;
+    }
+    let mut root = Buffer { out };
     let entry = root.value(&mut tree);
     // The root container's own JEntry is not stored; its length must fit like any other.
-    (entry & JENTRY_OFFLENMASK == root.len() as u32 && root.len() < JENTRY_OFFLENMASK as usize)
-        .then_some(out)
+    entry & JENTRY_OFFLENMASK == root.len() as u32 && root.len() < JENTRY_OFFLENMASK as usize
 }
 
 struct Buffer<'b> {

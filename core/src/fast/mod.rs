@@ -36,6 +36,8 @@ use crate::token::{numbers_fit, Verifier, MAX_TOKEN_BYTES};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use lean::{parse_claims, parse_header, Header, Lean};
+use scan::Tree;
+use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
@@ -103,7 +105,33 @@ pub struct Passed<'a> {
     pub payload: &'a [u8],
     /// With [`Want::Jsonb`], the body of the `jsonb` varlena `jsonb_in` makes of `payload`
     /// (see [`jsonb_body`]), when the fast path read the payload; else `None`.
-    pub jsonb: Option<Vec<u8>>,
+    pub jsonb: Option<&'a [u8]>,
+}
+
+/// A jsonb buffer kept from call to call only up to this capacity.
+const JSONB_BUFFER_KEPT: usize = 16 * 1024;
+
+/// Runs `f` with the jsonb body built from `tree` (`None` when there is no tree, or it cannot
+/// be built), in a buffer of this thread's reused from call to call (no allocation per call).
+fn with_jsonb<R>(tree: Option<Tree>, json_len: usize, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+    thread_local! {
+        static BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    let Some(tree) = tree else {
+        return f(None);
+    };
+    BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+        Ok(mut out) => {
+            let built = jsonb::body_into(tree, &mut out);
+            let result = f(built.then_some(&out[..]));
+            if out.capacity() > JSONB_BUFFER_KEPT {
+                *out = Vec::new();
+            }
+            result
+        }
+        // Called again from within `f` (the glue does not): a buffer of its own.
+        Err(_) => f(jsonb::body_of(tree, json_len).as_deref()),
+    })
 }
 
 impl Verifier {
@@ -273,10 +301,12 @@ impl Verifier {
         if user_id.trim().is_empty() {
             return Err(answer);
         }
-        Ok(answer(Passed {
-            user_id,
-            payload: payload_json,
-            jsonb: tree.and_then(|tree| jsonb::body_of(tree, payload_json.len())),
+        Ok(with_jsonb(tree, payload_json.len(), |jsonb| {
+            answer(Passed {
+                user_id,
+                payload: payload_json,
+                jsonb,
+            })
         }))
     }
 }

@@ -83,8 +83,8 @@ impl Check for Verifier {
             .map_err(Clone::clone);
         for want in [Want::UserId, Want::Jsonb] {
             let fast = self.verify_with(token.as_bytes(), now, want, |passed| {
-                if let Some(jsonb) = &passed.jsonb {
-                    assert_eq!(Some(jsonb), jsonb_body(passed.payload).as_ref());
+                if let Some(jsonb) = passed.jsonb {
+                    assert_eq!(Some(jsonb), jsonb_body(passed.payload).as_deref());
                 }
                 (passed.user_id.to_owned(), passed.payload.to_vec())
             });
