@@ -47,9 +47,16 @@ pub(super) fn decode_run<'o>(
     out: &'o mut [MaybeUninit<u8>],
 ) -> Option<(&'o [u8], usize)> {
     let (mut read, mut written) = (0, 0);
-    // Two quanta at a time (8 characters, 6 bytes), while all are in the alphabet and `out`
-    // has room; then one at a time.
-    for (oct, slots) in text.chunks_exact(8).zip(out.chunks_exact_mut(6)) {
+    // Sixteen characters at a time where the CPU can (almost every x86-64 one), while all are
+    // in the alphabet and `out` has room; then two quanta at a time (8 characters, 6 bytes);
+    // then one at a time.
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("ssse3") {
+        // SAFETY: the CPU has SSSE3 (checked just above).
+        (read, written) = unsafe { ssse3::blocks(text, out) };
+    }
+    let octs = text[read..].chunks_exact(8);
+    for (oct, slots) in octs.zip(out[written..].chunks_exact_mut(6)) {
         let values: [u8; 8] = std::array::from_fn(|i| VALUES[usize::from(oct[i])]);
         if values.iter().fold(0, |all, value| all | value) & 0xC0 != 0 {
             break; // the run ends in these two quanta
@@ -111,6 +118,69 @@ pub(super) fn decode_run<'o>(
     Some((bytes, read + taken))
 }
 
+/// Sixteen characters at a time with SSSE3 (the method of Muła and Lemire, "Faster Base64
+/// Encoding and Decoding Using AVX2 Instructions", 2018, with range comparisons in place of its
+/// lookup tables, for the URL-safe alphabet).
+#[cfg(target_arch = "x86_64")]
+mod ssse3 {
+    use std::arch::x86_64::*;
+    use std::mem::MaybeUninit;
+
+    /// Decodes blocks of 16 characters of `text` into 12 bytes each of `out`, from the start,
+    /// while every character of a block is in the alphabet and `out` has 16 bytes of room (a
+    /// block's store writes 16, of which 12 count): how many characters were read and bytes
+    /// written.
+    #[target_feature(enable = "ssse3")]
+    pub(super) unsafe fn blocks(text: &[u8], out: &mut [MaybeUninit<u8>]) -> (usize, usize) {
+        let (mut read, mut written) = (0, 0);
+        // `c <= v` and `v <= c` for bytes as signed: anything from 0x80 up is below every
+        // character of the alphabet, so in no range.
+        let at_least = |v, c: u8| _mm_cmpgt_epi8(v, _mm_set1_epi8(c as i8 - 1));
+        let at_most = |v, c: u8| _mm_cmpgt_epi8(_mm_set1_epi8(c as i8 + 1), v);
+        while read + 16 <= text.len() && written + 16 <= out.len() {
+            // SAFETY: 16 bytes of `text` from `read` (checked by the loop's condition).
+            let v = unsafe { _mm_loadu_si128(text.as_ptr().add(read).cast()) };
+            let upper = _mm_and_si128(at_least(v, b'A'), at_most(v, b'Z'));
+            let lower = _mm_and_si128(at_least(v, b'a'), at_most(v, b'z'));
+            let digit = _mm_and_si128(at_least(v, b'0'), at_most(v, b'9'));
+            let dash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'-' as i8));
+            let under = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'_' as i8));
+            let valid = _mm_or_si128(
+                _mm_or_si128(upper, lower),
+                _mm_or_si128(digit, _mm_or_si128(dash, under)),
+            );
+            if _mm_movemask_epi8(valid) != 0xFFFF {
+                break; // the run ends in this block
+            }
+            // Each character's value: A–Z 0–25, a–z 26–51, 0–9 52–61, `-` 62, `_` 63.
+            let offset = _mm_or_si128(
+                _mm_or_si128(
+                    _mm_and_si128(upper, _mm_set1_epi8(-65)),
+                    _mm_and_si128(lower, _mm_set1_epi8(-71)),
+                ),
+                _mm_or_si128(
+                    _mm_and_si128(digit, _mm_set1_epi8(4)),
+                    _mm_or_si128(
+                        _mm_and_si128(dash, _mm_set1_epi8(17)),
+                        _mm_and_si128(under, _mm_set1_epi8(-32)),
+                    ),
+                ),
+            );
+            let values = _mm_add_epi8(v, offset);
+            // Pairs of values into 12 bits (first << 6 | second), pairs of those into 24.
+            let twelve = _mm_maddubs_epi16(values, _mm_set1_epi32(0x0140_0140));
+            let quanta = _mm_madd_epi16(twelve, _mm_set1_epi32(0x0001_1000));
+            // Each 32-bit lane's three low bytes, most significant first; the last 4 zero.
+            let order = _mm_setr_epi8(2, 1, 0, 6, 5, 4, 10, 9, 8, 14, 13, 12, -1, -1, -1, -1);
+            let bytes = _mm_shuffle_epi8(quanta, order);
+            // SAFETY: 16 bytes of `out` from `written` (checked by the loop's condition).
+            unsafe { _mm_storeu_si128(out.as_mut_ptr().add(written).cast(), bytes) };
+            (read, written) = (read + 16, written + 12);
+        }
+        (read, written)
+    }
+}
+
 /// The most bytes `len` characters of base64url decode to.
 pub(super) fn decoded_len(len: usize) -> usize {
     len / 4 * 3 + (len % 4) * 3 / 4
@@ -124,6 +194,7 @@ mod tests {
 
     fn ours(text: &[u8]) -> Option<Vec<u8>> {
         let mut out = vec![MaybeUninit::uninit(); decoded_len(text.len())];
+        // (The block decoder needs 16 bytes of room: an exact buffer also takes the others.)
         decode(text, &mut out).map(<[u8]>::to_vec)
     }
 
@@ -141,7 +212,7 @@ mod tests {
         let mut state = 0x9E37_79B9_7F4A_7C15;
         let mut accepted = 0;
         for round in 0..200_000 {
-            let len = (next(&mut state) % 48) as usize;
+            let len = (next(&mut state) % 160) as usize;
             let mut text: Vec<u8> = (0..len)
                 .map(|_| alphabet[(next(&mut state) % 64) as usize])
                 .collect();
@@ -155,9 +226,25 @@ mod tests {
             accepted += usize::from(theirs.is_some());
         }
         assert!(
-            accepted > 50_000,
-            "most random texts of the alphabet decode"
+            accepted > 40_000,
+            "about a quarter of the texts decode (a length of 4n + 1, trailing bits, a byte \
+             outside the alphabet refuse the rest)"
         );
+    }
+
+    #[test]
+    fn a_run_is_decoded_up_to_the_dot_at_any_position() {
+        let mut state = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            let bytes: Vec<u8> = (0..next(&mut state) % 120)
+                .map(|_| next(&mut state) as u8)
+                .collect();
+            let part = URL_SAFE_NO_PAD.encode(&bytes);
+            let text = format!("{part}.{}", URL_SAFE_NO_PAD.encode(b"after"));
+            let mut out = vec![MaybeUninit::uninit(); decoded_len(text.len())];
+            let (decoded, run) = decode_run(text.as_bytes(), &mut out).unwrap();
+            assert_eq!((decoded, run), (&bytes[..], part.len()));
+        }
     }
 
     #[test]
