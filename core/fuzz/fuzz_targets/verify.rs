@@ -131,7 +131,7 @@ fuzz_target!(|data: &[u8]| {
                 if let Some(jsonb) = passed.jsonb {
                     assert_eq!(
                         Some(jsonb),
-                        electric_auth_core::jsonb_body(passed.payload).as_ref()
+                        electric_auth_core::jsonb_body(passed.payload).as_deref()
                     );
                 }
                 (passed.user_id.to_owned(), passed.payload.to_vec())
