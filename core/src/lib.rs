@@ -23,6 +23,6 @@ pub use algorithm::{Algorithm, AlgorithmFamily, ALGORITHM_NAMES};
 pub use cache::{TokenCache, DEFAULT_BUDGET_BYTES};
 pub use config::{Config, Mode, Settings};
 pub use error::{ConfigError, Error, ErrorKind, TokenError};
-pub use fast::{jsonb_body, Passed, Want};
+pub use fast::{jsonb_body, Passed};
 pub use keys::{KeySet, VerifyingKey, MAX_KEYS};
-pub use token::{header_kid, VerifiedToken, Verifier, MAX_TOKEN_BYTES};
+pub use token::{header_kid, VerifiedToken, Verifier, Want, MAX_TOKEN_BYTES};

@@ -26,6 +26,17 @@ pub struct VerifiedToken {
     pub expires_at: Option<f64>,
 }
 
+/// What the answer of [`Verifier::verify_with`] (the fast path, `fast/`) needs besides the user
+/// id. Declared here, beside the verifier whose method takes it, so that this module need not
+/// import the fast path's (which imports this one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// The user id and the payload text.
+    UserId,
+    /// Also `verify`'s jsonb, built on the fast path from the same reading of the payload.
+    Jsonb,
+}
+
 /// Checks tokens against one validated configuration. Build it once; it holds the parsed key.
 #[derive(Debug, Clone)]
 pub struct Verifier {

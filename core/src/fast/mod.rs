@@ -32,7 +32,7 @@ use crate::algorithm::{Algorithm, AlgorithmFamily, ALGORITHM_NAMES};
 use crate::claims;
 use crate::config::ModeConfig;
 use crate::error::TokenError;
-use crate::token::{numbers_fit, Verifier, MAX_TOKEN_BYTES};
+use crate::token::{numbers_fit, Verifier, Want, MAX_TOKEN_BYTES};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use lean::{parse_claims, parse_header, Header, Lean};
@@ -85,15 +85,6 @@ fn buffer<'b>(
         heap.resize(needed, MaybeUninit::uninit());
         heap
     }
-}
-
-/// What the answer of a verification needs besides the user id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Want {
-    /// The user id and the payload text.
-    UserId,
-    /// Also `verify`'s jsonb, built on the fast path from the same reading of the payload.
-    Jsonb,
 }
 
 /// What a verification yields when only the user id and the payload are wanted.

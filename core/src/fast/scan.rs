@@ -303,8 +303,8 @@ pub(super) fn claims(json: &[u8]) -> Option<Claims<'_>> {
 #[cfg(test)]
 mod tests {
     use super::super::lean::parse_claims;
+    use super::super::numbers_fit;
     use super::*;
-    use crate::token::numbers_fit;
 
     /// What the module promises: whatever this reader takes, `serde_json` takes too and reads
     /// the same claims from it (and `numeric` holds its numbers).
