@@ -100,9 +100,16 @@ pub fn record(entry: EntryPoint, outcome: Outcome) {
         shmem::count(cell(entry, outcome));
     }
     if let Outcome::Refused(reason) = outcome {
-        if LOG_REFUSALS.get() {
-            audit::refusal(entry, reason, None, LOG_REFUSALS_PER_SECOND.get());
-        }
+        refusal_logged(entry, reason);
+    }
+}
+
+/// Logs a refusal when `electric_auth.log_refusals` asks for it (kept out of the accepted path).
+#[cold]
+#[inline(never)]
+fn refusal_logged(entry: EntryPoint, reason: Reason) {
+    if LOG_REFUSALS.get() {
+        audit::refusal(entry, reason, None, LOG_REFUSALS_PER_SECOND.get());
     }
 }
 

@@ -186,10 +186,32 @@ fn my_database() -> u32 {
     unsafe { pg_sys::MyDatabaseId }.to_u32()
 }
 
-/// Adds one to counter `cell` of this backend's slot. Lock-free unless the slot still holds
-/// another database's counts (once per backend), then they are folded into the totals first.
+/// This backend's slot once it has counted, for the database it counted in (a backend's
+/// statics are its own: Postgres backends are processes). Null until then.
+static MY_SLOT: AtomicPtr<Slot> = AtomicPtr::new(ptr::null_mut());
+static MY_SLOT_DATABASE: AtomicU32 = AtomicU32::new(0);
+
+/// Adds one to counter `cell` of this backend's slot: a few instructions once the slot is
+/// known (see [`count_first`]).
 #[inline]
 pub fn count(cell: usize) {
+    let slot = MY_SLOT.load(Relaxed);
+    if slot.is_null() || MY_SLOT_DATABASE.load(Relaxed) != my_database() {
+        return count_first(cell);
+    }
+    // SAFETY: a slot of the segment, which lives as long as the server (set by count_first).
+    let count = unsafe { &(*slot).counts[cell] };
+    // This backend is the counts' only writer (see the module notes): no read-modify-write
+    // needed, and a reset or a read under the lock sees this value or the one before.
+    count.store(count.load(Relaxed) + 1, Relaxed);
+}
+
+/// The first count of this backend (or the first since its database was set): finds its slot,
+/// folds what the slot still holds of another database into the totals (under the lock), and
+/// remembers the slot. No count without a preloaded segment or for a process without one.
+#[cold]
+#[inline(never)]
+fn count_first(cell: usize) {
     let Some(segment) = segment() else { return };
     let Some(slot) = proc_number().and_then(|n| segment.backends.get(n)) else {
         return;
@@ -198,10 +220,9 @@ pub fn count(cell: usize) {
     if slot.database.load(Relaxed) != database {
         take_over(&segment, slot, database);
     }
-    // This backend is the counts' only writer (see the module notes): no read-modify-write
-    // needed, and a reset or a read under the lock sees this value or the one before.
-    let count = &slot.counts[cell];
-    count.store(count.load(Relaxed) + 1, Relaxed);
+    MY_SLOT_DATABASE.store(database, Relaxed);
+    MY_SLOT.store(ptr::from_ref(slot).cast_mut(), Relaxed);
+    count(cell);
 }
 
 /// Folds `slot`'s counts into its database's total and gives the slot to `database`.
