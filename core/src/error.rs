@@ -85,6 +85,15 @@ pub enum ConfigError {
         count: usize,
         max: usize,
     },
+    /// The inline keys and the fetched ones together: the limit holds for the merged set.
+    #[error("electric_auth.jwt_key's {inline} keys and the {fetched} fetched from {url} are {} keys usable for electric_auth.jwt_alg={alg}; at most {max} are allowed", inline + fetched)]
+    TooManyMergedKeys {
+        alg: Algorithm,
+        inline: usize,
+        fetched: usize,
+        url: String,
+        max: usize,
+    },
     /// `electric_auth.jwks_url` and `electric_auth.oidc_issuer` are both set.
     #[error(
         "electric_auth.jwks_url and electric_auth.oidc_issuer are both set; set only one of them"
@@ -117,7 +126,7 @@ impl ConfigError {
                  no \"use\" or \"use\": \"sig\", and no \"key_ops\" or one that lists \"verify\"."
                     .to_string(),
             ),
-            ConfigError::TooManyKeys { .. } => Some(
+            ConfigError::TooManyKeys { .. } | ConfigError::TooManyMergedKeys { .. } => Some(
                 "Keep only the keys that sign tokens now: a token without a matching kid may be \
                  checked against each usable key."
                     .to_string(),

@@ -63,11 +63,25 @@ pub fn is_secret_setting(name: &[u8]) -> bool {
         .any(|secret| secret.as_bytes().eq_ignore_ascii_case(name))
 }
 
-/// Whether `needle` occurs in `haystack`, in any ASCII letter case.
+/// Whether `needle` occurs in `haystack`, in any ASCII letter case. Linear: candidates are
+/// found by their first byte (either case) with `memchr2`, and each is compared over at most
+/// `needle.len()` bytes (the needles here are setting names, a few dozen bytes).
 pub fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    needle.is_empty() || find_ignore_case(haystack, needle).is_some()
+}
+
+/// Where `needle` (not empty) first occurs in `haystack`, in any ASCII letter case; see
+/// [`contains_ignore_case`].
+fn find_ignore_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let last_start = haystack.len().checked_sub(needle.len())?;
+    memchr::memchr2_iter(
+        first.to_ascii_lowercase(),
+        first.to_ascii_uppercase(),
+        haystack,
+    )
+    .take_while(|&at| at <= last_start)
+    .find(|&at| haystack[at + 1..at + needle.len()].eq_ignore_ascii_case(rest))
 }
 
 /// Whether `text` names the key setting, in any letter case and in any of the indirect forms
@@ -95,7 +109,9 @@ impl<'a> Statement<'a> {
         let names = |text: &[u8]| KEY_NAMES.iter().any(|key| contains_ignore_case(text, key));
         let mut names_key = names(text);
         let mut calls_set_config = contains_ignore_case(text, SET_CONFIG);
-        if !(names_key && calls_set_config) {
+        // A statement naming the key has its bind parameters hidden anyway: only otherwise is
+        // the decoded text read (a pass that allocates a copy of a text of any size).
+        if !names_key {
             let decoded = decode_sql(text);
             names_key |= names(&decoded);
             calls_set_config |= contains_ignore_case(&decoded, SET_CONFIG);
@@ -184,7 +200,12 @@ fn quoted(t: &[u8], from: usize, quote: u8, kind: Kind) -> Token {
 
 /// `E'…'` at `i`.
 fn escaped(t: &[u8], i: usize) -> Token {
-    let from = i + 2;
+    escaped_from(t, i + 2)
+}
+
+/// A literal with backslash escapes whose body starts at `from`: `E'…'`, or a plain `'…'`
+/// when `standard_conforming_strings` is off.
+fn escaped_from(t: &[u8], from: usize) -> Token {
     let mut j = from;
     while j < t.len() {
         match t[j] {
@@ -260,10 +281,7 @@ fn dollar(t: &[u8], i: usize) -> Option<Token> {
     }
     let delimiter = &t[i..=j];
     let from = j + 1;
-    let end = t[from..]
-        .windows(delimiter.len())
-        .position(|w| w == delimiter)
-        .map(|at| from + at);
+    let end = memchr::memmem::find(&t[from..], delimiter).map(|at| from + at);
     Some(match end {
         Some(at) => Token {
             kind: Kind::Dollar,
@@ -315,12 +333,15 @@ fn comment(t: &[u8], k: usize) -> Option<Token> {
     }
 }
 
-/// The token starting at `i` (`i < t.len()`).
-fn token_at(t: &[u8], i: usize) -> Token {
+/// The token starting at `i` (`i < t.len()`), reading `'…'` as Postgres does with
+/// `standard_conforming_strings` on (`scs`: a backslash is an ordinary character) or off (it
+/// escapes the next one).
+fn token_at(t: &[u8], i: usize, scs: bool) -> Token {
     let after_ident = i > 0 && is_ident_byte(t[i - 1]);
     let next = t.get(i + 1).copied();
     match t[i] {
-        b'\'' => quoted(t, i + 1, b'\'', Kind::Plain),
+        b'\'' if scs => quoted(t, i + 1, b'\'', Kind::Plain),
+        b'\'' => escaped_from(t, i + 1),
         b'"' => quoted(t, i + 1, b'"', Kind::Ident),
         b'e' | b'E' if !after_ident && next == Some(b'\'') => escaped(t, i),
         b'u' | b'U'
@@ -341,14 +362,25 @@ fn token_at(t: &[u8], i: usize) -> Token {
     }
 }
 
-/// Every token of `t` from `start` to `end`, with where each starts.
+/// Every token of `t` from `start` to `end`, with where each starts
+/// (`standard_conforming_strings` on, Postgres's default since 9.1).
 fn tokens(t: &[u8], start: usize, end: usize) -> impl Iterator<Item = (usize, Token)> + '_ {
+    tokens_read(t, start, end, true)
+}
+
+/// [`tokens`], with `standard_conforming_strings` as `scs` says.
+fn tokens_read(
+    t: &[u8],
+    start: usize,
+    end: usize,
+    scs: bool,
+) -> impl Iterator<Item = (usize, Token)> + '_ {
     let mut i = start;
     std::iter::from_fn(move || {
         if i >= end.min(t.len()) {
             return None;
         }
-        let token = token_at(t, i);
+        let token = token_at(t, i, scs);
         let at = i;
         i = token.end.max(i + 1);
         Some((at, token))
@@ -491,6 +523,15 @@ fn decode_escaped(body: &[u8], out: &mut Vec<u8>) {
 /// and concatenated string literals (`'a' || 'b'`, or two literals separated only by white
 /// space) joined: the form in which a setting's name is searched for.
 pub fn decode_sql(t: &[u8]) -> Vec<u8> {
+    decode_sql_nested(t, 0)
+}
+
+/// How deep dollar-quoted bodies are decoded in turn (a `DO $$ … $$` block's own literals,
+/// `EXECUTE 'ALTER SYSTEM SET electric_auth.jwt' || '_key …'`); deeper ones are kept as they
+/// are. Each level reads its body once more, so the work stays linear in the text.
+const DOLLAR_DEPTH: u32 = 4;
+
+fn decode_sql_nested(t: &[u8], depth: u32) -> Vec<u8> {
     let mut out = Vec::with_capacity(t.len());
     // Where the output stood right after the last string literal.
     let mut after_string: Option<usize> = None;
@@ -508,6 +549,9 @@ pub fn decode_sql(t: &[u8]) -> Vec<u8> {
             Kind::Escaped => decode_escaped(body, &mut out),
             Kind::Unicode(escape) => decode_unicode(&undouble(body, b'\''), escape, &mut out),
             Kind::UnicodeIdent(escape) => decode_unicode(&undouble(body, b'"'), escape, &mut out),
+            Kind::Dollar if depth < DOLLAR_DEPTH => {
+                out.extend_from_slice(&decode_sql_nested(body, depth + 1))
+            }
             Kind::Dollar => out.extend_from_slice(body),
             Kind::Ident => out.extend(undouble(body, b'"')),
             Kind::Comment => out.push(b' '),
@@ -617,6 +661,61 @@ pub fn jwt_ranges(text: &[u8]) -> Vec<Range<usize>> {
     found
 }
 
+/// The JWT-shaped runs of a statement's text that can be tokens: those inside a string literal
+/// or a comment. A run outside them is SQL — an identifier (`CREATE FUNCTION
+/// "eyJhIjoxfQ.eyJiIjoyMn0"()`), which the log and `pg_stat_statements` must show, or the
+/// statement would hide what it defines. A bind parameter's value is never in the statement's
+/// text (the log's `parameters:` detail is masked by [`redact_field`]).
+///
+/// The text is read twice, with `standard_conforming_strings` on and off (`'a\' eyJ…'` is one
+/// literal when it is off), and a run inside a literal or comment in either reading counts: a
+/// statement cannot hide a literal from this rule by reading one way here and the other way in
+/// Postgres. Linear in the text (two lexer passes, only when a JWT-shaped run is there at all).
+pub fn statement_jwt_ranges(text: &[u8]) -> Vec<Range<usize>> {
+    let mut runs = jwt_ranges(text);
+    if runs.is_empty() {
+        return runs;
+    }
+    // Sorted, non-overlapping spans (per reading) of literal and comment bodies.
+    let spans = |scs: bool| -> Vec<Range<usize>> {
+        tokens_read(text, 0, text.len(), scs)
+            .filter(|(_, token)| token.kind.is_string() || token.kind == Kind::Comment)
+            .map(|(_, token)| token.content)
+            .collect()
+    };
+    let (on, off) = (spans(true), spans(false));
+    let inside = |spans: &[Range<usize>], run: &Range<usize>| {
+        // The last span starting before the run's end: the only one that may overlap it.
+        let after = spans.partition_point(|span| span.start < run.end);
+        after > 0 && spans[after - 1].end > run.start
+    };
+    runs.retain(|run| inside(&on, run) || inside(&off, run));
+    runs
+}
+
+/// `text` (a statement) with each run [`statement_jwt_ranges`] finds replaced by
+/// [`TOKEN_HIDDEN`], or `None` when it has none.
+pub fn mask_statement_jwts(text: &[u8]) -> Option<Vec<u8>> {
+    replace_ranges(text, &statement_jwt_ranges(text), TOKEN_HIDDEN)
+}
+
+/// `text` with each of `ranges` (sorted, not overlapping) replaced by `with`, or `None` when
+/// there is none.
+fn replace_ranges(text: &[u8], ranges: &[Range<usize>], with: &[u8]) -> Option<Vec<u8>> {
+    if ranges.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut from = 0;
+    for range in ranges {
+        out.extend_from_slice(&text[from..range.start]);
+        out.extend_from_slice(with);
+        from = range.end;
+    }
+    out.extend_from_slice(&text[from..]);
+    Some(out)
+}
+
 /// Whether `run` is a sealed identity a Citus coordinator forwards (`crate::seal`): masked
 /// like a token, since with its distributed transaction id it could be replayed on a worker.
 fn is_sealed_identity(run: &[u8]) -> bool {
@@ -627,19 +726,7 @@ fn is_sealed_identity(run: &[u8]) -> bool {
 /// `text` with each JWT-shaped run (and each sealed identity) replaced by [`TOKEN_HIDDEN`], or
 /// `None` when it has none.
 pub fn mask_jwts(text: &[u8]) -> Option<Vec<u8>> {
-    let ranges = jwt_ranges(text);
-    if ranges.is_empty() {
-        return None;
-    }
-    let mut out = Vec::with_capacity(text.len());
-    let mut from = 0;
-    for range in ranges {
-        out.extend_from_slice(&text[from..range.start]);
-        out.extend_from_slice(TOKEN_HIDDEN);
-        from = range.end;
-    }
-    out.extend_from_slice(&text[from..]);
-    Some(out)
+    replace_ranges(text, &jwt_ranges(text), TOKEN_HIDDEN)
 }
 
 /// Overwrites each of `ranges` in `text` with [`FILL`], keeping the text's length.
@@ -687,7 +774,7 @@ pub fn utility_ranges(
         ranges = literal_bodies(text, start..end);
     }
     ranges.extend(
-        jwt_ranges(&text[start..end])
+        statement_jwt_ranges(&text[start..end])
             .into_iter()
             .map(|r| r.start + start..r.end + start),
     );
@@ -697,28 +784,36 @@ pub fn utility_ranges(
 // ---------------------------------------------------------------------------------------------
 // Log lines.
 
+/// Where `needle` first occurs in `haystack`. Linear in both lengths (Two-Way): a log line
+/// quoting a statement of tens of MB is searched for that statement in one pass, never window
+/// by window (that was quadratic, and a hook cannot be interrupted).
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return None;
+    if needle.is_empty() || needle.len() > haystack.len() {
+        return None; // (building a searcher reads the whole needle: a statement of MBs)
     }
-    haystack.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
-/// `haystack` with every occurrence of `needle` replaced, or `None` when there is none.
+/// `haystack` with every occurrence of `needle` replaced, or `None` when there is none. One
+/// linear pass (the searcher is built once).
 fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Option<Vec<u8>> {
-    let mut at = find(haystack, needle)?;
-    let mut out = Vec::with_capacity(haystack.len());
-    let mut rest = haystack;
-    loop {
-        out.extend_from_slice(&rest[..at]);
-        out.extend_from_slice(with);
-        rest = &rest[at + needle.len()..];
-        match find(rest, needle) {
-            Some(next) => at = next,
-            None => break,
-        }
+    if needle.is_empty() || needle.len() > haystack.len() {
+        return None;
     }
-    out.extend_from_slice(rest);
+    let finder = memchr::memmem::Finder::new(needle);
+    let mut found = finder.find_iter(haystack).peekable();
+    found.peek()?;
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut from = 0;
+    for at in found {
+        if at < from {
+            continue; // overlaps the occurrence just replaced
+        }
+        out.extend_from_slice(&haystack[from..at]);
+        out.extend_from_slice(with);
+        from = at + needle.len();
+    }
+    out.extend_from_slice(&haystack[from..]);
     Some(out)
 }
 
@@ -749,26 +844,66 @@ pub fn redact_field(
         let current = changed.as_deref().unwrap_or(field);
         // "parameters: " (Postgres 16) or "Parameters: " (17 and later).
         if statement.names_key || statement.calls_set_config {
-            if let Some(at) = current
-                .windows(PARAMETERS.len())
-                .position(|w| w.eq_ignore_ascii_case(PARAMETERS))
-            {
+            if let Some(at) = find_ignore_case(current, PARAMETERS) {
                 let mut hidden = current[..at].to_vec();
                 hidden.extend_from_slice(PARAMETERS_HIDDEN);
                 changed = Some(hidden);
             }
         }
     }
-    if let Some(hidden) = mask_jwts(changed.as_deref().unwrap_or(field)) {
+    let current = changed.as_deref().unwrap_or(field);
+    if let Some(hidden) = mask_field_jwts(current, statement.map(|s| s.text)) {
         changed = Some(hidden);
     }
-    if let Some(key) = searchable(key) {
-        let current = changed.as_deref().unwrap_or(field);
-        if let Some(hidden) = replace_all(current, key, KEY_HIDDEN) {
-            changed = Some(hidden);
-        }
+    hide_key(changed, field, key)
+}
+
+/// `changed` (or `field`, unchanged so far) with the key in force hidden, if it is there.
+fn hide_key(changed: Option<Vec<u8>>, field: &[u8], key: Option<&[u8]>) -> Option<Vec<u8>> {
+    let Some(key) = searchable(key) else {
+        return changed;
+    };
+    let current = changed.as_deref().unwrap_or(field);
+    replace_all(current, key, KEY_HIDDEN).or(changed)
+}
+
+/// A log field's JWT-shaped runs masked: where the field quotes the statement being run (the
+/// `statement: …` of `log_statement`, `execute <unnamed>: …`), that quote by the statement rules
+/// ([`statement_jwt_ranges`]: identifiers stay), everywhere else every run ([`jwt_ranges`]:
+/// a message is no SQL to lex).
+fn mask_field_jwts(field: &[u8], statement: Option<&[u8]>) -> Option<Vec<u8>> {
+    let quoted = statement
+        .filter(|s| !s.is_empty())
+        .and_then(|s| find(field, s).map(|at| at..at + s.len()));
+    let Some(quoted) = quoted else {
+        return mask_jwts(field);
+    };
+    let shift = |ranges: Vec<Range<usize>>, by: usize| {
+        ranges.into_iter().map(move |r| r.start + by..r.end + by)
+    };
+    let mut ranges: Vec<Range<usize>> = jwt_ranges(&field[..quoted.start]);
+    ranges.extend(shift(
+        statement_jwt_ranges(&field[quoted.clone()]),
+        quoted.start,
+    ));
+    ranges.extend(shift(jwt_ranges(&field[quoted.end..]), quoted.end));
+    replace_ranges(field, &ranges, TOKEN_HIDDEN)
+}
+
+/// What to log in place of the inner statement an error came from (`QUERY:`, Postgres's
+/// `internalquery`: what PL/pgSQL or `EXECUTE` ran), or `None` to keep it. Hidden whole when it
+/// or the statement being run names the key (either may carry a new one: `EXECUTE
+/// format('ALTER SYSTEM SET electric_auth.jwt_key = %L', …)`); otherwise its tokens masked by
+/// the statement rules and the key in force hidden.
+pub fn redact_inner_statement(
+    query: &[u8],
+    statement: Option<&Statement>,
+    key: Option<&[u8]>,
+) -> Option<Vec<u8>> {
+    if statement.is_some_and(|s| s.names_key) || names_jwt_key(query) {
+        return Some(STATEMENT_HIDDEN.to_vec());
     }
-    changed
+    hide_key(mask_statement_jwts(query), query, key)
 }
 
 /// Whether the statement text itself must be left out of a log line (`STATEMENT:`).
@@ -1179,5 +1314,114 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn in_a_statement_only_literals_and_comments_are_tokens() {
+        let token = std::str::from_utf8(TOKEN).unwrap();
+        // Identifiers stay: a function named like a token is shown for what it is.
+        let name = "eyJhIjoxfQ.eyJiIjoyMn0";
+        for text in [
+            format!("CREATE FUNCTION {name}() RETURNS int LANGUAGE sql AS 'SELECT 1'"),
+            format!("SELECT \"{name}\"()"),
+            format!("SELECT {token}"), // not SQL, but no literal either
+        ] {
+            assert_eq!(mask_statement_jwts(text.as_bytes()), None, "{text}");
+            assert!(mask_jwts(text.as_bytes()).is_some(), "{text}");
+        }
+        // Literals of every kind, comments, and a literal only a reading with
+        // standard_conforming_strings off sees (`'a\' <token>'`).
+        for text in [
+            format!("SELECT electric_auth.user_id('{token}')"),
+            format!("SELECT user_id(E'{token}')"),
+            format!("SELECT user_id($x${token}$x$)"),
+            format!("SELECT user_id(U&'{token}')"),
+            format!("SELECT now() /* {token} */"),
+            format!("SELECT now() -- {token}"),
+            format!("SELECT 'a\\' {token} '"),
+            format!("SELECT '{token}' || f({name})"),
+        ] {
+            let masked = mask_statement_jwts(text.as_bytes()).expect(&text);
+            let masked = String::from_utf8(masked).unwrap();
+            assert!(!masked.contains(&token[40..60]), "{text} -> {masked}");
+            assert_eq!(masked.contains(name), text.contains(name), "{masked}");
+        }
+        // A log field quoting the statement: the quote by the statement rules, the rest not.
+        let statement = format!("SELECT {name}('{token}')");
+        let field = format!("statement: {statement}");
+        let masked = redact_field(
+            field.as_bytes(),
+            false,
+            Some(&Statement::new(statement.as_bytes())),
+            None,
+        )
+        .unwrap();
+        let masked = String::from_utf8(masked).unwrap();
+        assert_eq!(
+            masked,
+            format!("statement: SELECT {name}('[token hidden by electric_auth]')")
+        );
+        let message = format!("function {name}(unknown) does not exist");
+        assert!(redact_field(message.as_bytes(), false, None, None).is_some());
+    }
+
+    #[test]
+    fn an_inner_statement_is_hidden_or_masked() {
+        let key = b"the-key-in-force-0123456789";
+        let inner = b"ALTER SYSTEM SET electric_auth.jwt_key = 'new-key-1234567890'";
+        assert_eq!(
+            redact_inner_statement(inner, None, None).unwrap(),
+            STATEMENT_HIDDEN
+        );
+        let outer = Statement::new(b"DO $$ BEGIN EXECUTE f('electric_auth.jwt' || '_key'); END $$");
+        assert_eq!(
+            redact_inner_statement(b"SELECT 1/0", Some(&outer), None).unwrap(),
+            STATEMENT_HIDDEN
+        );
+        let with_token = [b"SELECT user_id('".as_slice(), TOKEN, b"')"].concat();
+        let masked = redact_inner_statement(&with_token, None, None).unwrap();
+        assert_eq!(
+            masked,
+            [b"SELECT user_id('".as_slice(), TOKEN_HIDDEN, b"')"].concat()
+        );
+        let with_key = [b"SELECT '".as_slice(), key, b"'"].concat();
+        assert_eq!(
+            redact_inner_statement(&with_key, None, Some(key)).unwrap(),
+            [b"SELECT '".as_slice(), KEY_HIDDEN, b"'"].concat()
+        );
+        assert_eq!(redact_inner_statement(b"SELECT 1/0", None, Some(key)), None);
+    }
+
+    /// Hardening round 4: a statement of MBs naming the key, quoted in an error message that
+    /// repeats most of it (`' ' * N + SELECT repeat(' ', M)::int /* electric_auth.jwt_key */`),
+    /// was searched window by window: hours for tens of MB, in a hook nothing interrupts. Every
+    /// rule now reads such text in linear time; 16 MiB is done in well under a second here
+    /// (the bound below is only a guard against the quadratic search coming back).
+    #[test]
+    fn the_rules_are_linear_in_the_statement_and_the_line() {
+        let mut statement = vec![b' '; 16 << 20];
+        statement
+            .extend_from_slice(b"SELECT repeat(' ', 2097152)::int /* electric_auth.jwt_key */");
+        let mut message = b"invalid input syntax for type integer: \"".to_vec();
+        message.extend(std::iter::repeat_n(b' ', 18 << 20));
+        message.push(b'"');
+        let started = std::time::Instant::now();
+        let parsed = Statement::new(&statement);
+        assert!(parsed.names_key);
+        let key = Some(&b"some-key-in-force-1234"[..]);
+        assert_eq!(redact_field(&message, false, Some(&parsed), key), None);
+        assert!(hide_statement(&parsed, key));
+        assert_eq!(mask_statement_jwts(&statement), None);
+        assert_eq!(
+            redact_inner_statement(&statement, None, key).unwrap(),
+            STATEMENT_HIDDEN
+        );
+        let mut dollars = b"$".to_vec();
+        dollars.extend(std::iter::repeat_n(b'a', 4 << 20));
+        dollars.push(b'$');
+        dollars.extend(std::iter::repeat_n(b'a', 4 << 20));
+        assert!(!names_jwt_key(&dollars));
+        let elapsed = started.elapsed();
+        assert!(elapsed.as_secs() < 20, "took {elapsed:?}");
     }
 }

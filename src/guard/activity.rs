@@ -2,22 +2,29 @@
 //! (and `pg_read_all_stats`) reads: a token typed into the statement that verifies it could be
 //! replayed from there, for as long as the statement runs or its transaction sits idle.
 //!
-//! Postgres reports a statement's text when it starts. A `post_parse_analyze_hook` (installed
-//! by [`init`]) and `verify`, `user_id` and `authenticate` call [`hide_tokens`], which reports
-//! the statement again with its JWT-shaped runs masked — so the text is masked as soon as the
-//! statement is parsed, before it plans or runs (even where a function is never reached: `WHERE
-//! false`), leaving only the parse itself; and by the functions where no hook ran (the library
-//! loaded by that very statement, without `shared_preload_libraries`)
-//! (`electric_auth_core::redaction`); the utility hook (`utility.rs`) calls
-//! [`hide_ranges`] for a statement that sets a key. The text is searched at most once per
-//! statement, keyed by the statement's start time and the address of its text: every further
-//! call in the same statement costs one comparison, and a statement without a token is never
-//! reported again.
+//! Postgres reports a statement's text when it starts — and again, from its own copy, at each
+//! Bind and Execute message of the extended protocol (after the parse), and in each parallel
+//! worker. So [`hide_tokens`], which reports the statement again with its tokens masked (JWT
+//! runs inside its literals and comments: `redaction::statement_jwt_ranges`), is called by a
+//! `post_parse_analyze_hook` (before the statement plans or runs, even where a function is never
+//! reached: `WHERE false`), by `ExecutorStart` and `ExecutorRun` hooks (after Bind's and
+//! Execute's reports, and in a parallel worker after its own), and by `verify`, `user_id` and
+//! `authenticate` (where no hook ran: the library loaded by that very statement, without
+//! `shared_preload_libraries`); the utility hook (`utility.rs`) calls [`hide_ranges`] for a
+//! statement that sets a key, and the log hook [`hide_statement`] for a statement naming the
+//! key that fails before any of these ran. The text is searched at most once per report,
+//! keyed by the statement's start time and the address of its text: every further call for the
+//! same text costs one comparison, and a statement without a token is never reported again.
+//!
+//! `pg_stat_statements` stores what the hooks further down this chain are given (the
+//! post-parse text when the statement has constants, else the executor's text at its end, or
+//! the planner's with `track_planning`): those three hooks pass it a copy with the tokens'
+//! bytes overwritten (the same length, so its offsets hold), only when there is a token.
 
 use electric_auth_core::redaction;
-use pgrx::pg_sys;
+use pgrx::{pg_guard, pg_sys};
 use std::cell::RefCell;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::ops::Range;
 
 /// Identifies one statement: its start time and the address of its text.
@@ -31,6 +38,8 @@ struct Reported {
     /// Whether the text was searched for tokens, and whether it holds any.
     tokens_checked: bool,
     tokens_found: bool,
+    /// The whole statement is hidden (see [`hide_statement`]).
+    hidden: bool,
 }
 
 impl Reported {
@@ -40,15 +49,19 @@ impl Reported {
             filled: Vec::new(),
             tokens_checked: false,
             tokens_found: false,
+            hidden: false,
         }
     }
 
     /// The text to report: `text` with the filled ranges overwritten, then tokens masked.
     fn render(&self, text: &[u8]) -> Option<CString> {
+        if self.hidden {
+            return CString::new(redaction::STATEMENT_HIDDEN).ok();
+        }
         let mut copy = text.to_vec();
         redaction::fill(&mut copy, &self.filled);
         if self.tokens_found {
-            if let Some(masked) = redaction::mask_jwts(&copy) {
+            if let Some(masked) = redaction::mask_statement_jwts(&copy) {
                 copy = masked;
             }
         }
@@ -81,31 +94,203 @@ fn current() -> Option<(StatementKey, *const c_char)> {
     Some(((start, query as usize), query))
 }
 
-/// The previous `post_parse_analyze_hook`, called after ours.
+/// The hooks installed before ours, called after ours.
 static mut PREVIOUS_POST_PARSE_ANALYZE: pg_sys::post_parse_analyze_hook_type = None;
+static mut PREVIOUS_EXECUTOR_START: pg_sys::ExecutorStart_hook_type = None;
+static mut PREVIOUS_EXECUTOR_RUN: pg_sys::ExecutorRun_hook_type = None;
+static mut PREVIOUS_EXECUTOR_END: pg_sys::ExecutorEnd_hook_type = None;
+static mut PREVIOUS_PLANNER: pg_sys::planner_hook_type = None;
 
-/// Installs the hook, keeping any installed before it. Called once from `_PG_init`.
+/// Installs the hooks, keeping any installed before them. Called once from `_PG_init`.
 pub fn init() {
     // SAFETY: _PG_init runs once per process, single-threaded, before any statement.
     unsafe {
         PREVIOUS_POST_PARSE_ANALYZE = pg_sys::post_parse_analyze_hook;
         pg_sys::post_parse_analyze_hook = Some(statement_analyzed);
+        PREVIOUS_EXECUTOR_START = pg_sys::ExecutorStart_hook;
+        pg_sys::ExecutorStart_hook = Some(executor_start);
+        PREVIOUS_EXECUTOR_RUN = pg_sys::ExecutorRun_hook;
+        pg_sys::ExecutorRun_hook = Some(executor_run);
+        PREVIOUS_EXECUTOR_END = pg_sys::ExecutorEnd_hook;
+        pg_sys::ExecutorEnd_hook = Some(executor_end);
+        PREVIOUS_PLANNER = pg_sys::planner_hook;
+        pg_sys::planner_hook = Some(planner);
     }
 }
 
-#[pgrx::pg_guard]
+unsafe extern "C-unwind" {
+    #[link_name = "standard_ExecutorStart"]
+    fn standard_executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: c_int);
+    #[cfg(not(feature = "pg18"))]
+    #[link_name = "standard_ExecutorRun"]
+    fn standard_executor_run(
+        query_desc: *mut pg_sys::QueryDesc,
+        direction: pg_sys::ScanDirection::Type,
+        count: u64,
+        execute_once: bool,
+    );
+    #[cfg(feature = "pg18")]
+    #[link_name = "standard_ExecutorRun"]
+    fn standard_executor_run(
+        query_desc: *mut pg_sys::QueryDesc,
+        direction: pg_sys::ScanDirection::Type,
+        count: u64,
+    );
+    #[link_name = "standard_ExecutorEnd"]
+    fn standard_executor_end(query_desc: *mut pg_sys::QueryDesc);
+    #[link_name = "standard_planner"]
+    fn standard_planner(
+        parse: *mut pg_sys::Query,
+        query_string: *const c_char,
+        cursor_options: c_int,
+        bound_params: pg_sys::ParamListInfo,
+    ) -> *mut pg_sys::PlannedStmt;
+}
+
+// The hooks below are deliberately not `#[pg_guard]`, and call down the chain unguarded (as
+// `utility.rs` explains): an error raised further down must reach Postgres as it was raised.
+// Their own work happens in the guarded `hide_tokens_guarded` and `masked_text`.
+
 unsafe extern "C-unwind" fn statement_analyzed(
     pstate: *mut pg_sys::ParseState,
     query: *mut pg_sys::Query,
     jstate: *mut pg_sys::JumbleState,
 ) {
-    hide_tokens();
-    // SAFETY: the previous hook, called with the arguments Postgres gave us.
+    // SAFETY: the arguments Postgres gave us; the previous hook sees the source text with its
+    // tokens overwritten (a copy of the same length) and ours is put back after it.
     unsafe {
+        hide_tokens_guarded();
         if let Some(previous) = PREVIOUS_POST_PARSE_ANALYZE {
+            let original = if pstate.is_null() {
+                std::ptr::null()
+            } else {
+                (*pstate).p_sourcetext
+            };
+            let masked = masked_text(original);
+            if masked != original {
+                (*pstate).p_sourcetext = masked;
+            }
             previous(pstate, query, jstate);
+            if masked != original {
+                (*pstate).p_sourcetext = original;
+            }
         }
     }
+}
+
+unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: c_int) {
+    // SAFETY: as Postgres calls ExecutorStart.
+    unsafe {
+        hide_tokens_guarded();
+        match PREVIOUS_EXECUTOR_START {
+            Some(previous) => previous(query_desc, eflags),
+            None => standard_executor_start(query_desc, eflags),
+        }
+    }
+}
+
+#[cfg(not(feature = "pg18"))]
+unsafe extern "C-unwind" fn executor_run(
+    query_desc: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+    execute_once: bool,
+) {
+    // SAFETY: as Postgres calls ExecutorRun.
+    unsafe {
+        hide_tokens_guarded();
+        match PREVIOUS_EXECUTOR_RUN {
+            Some(previous) => previous(query_desc, direction, count, execute_once),
+            None => standard_executor_run(query_desc, direction, count, execute_once),
+        }
+    }
+}
+
+#[cfg(feature = "pg18")]
+unsafe extern "C-unwind" fn executor_run(
+    query_desc: *mut pg_sys::QueryDesc,
+    direction: pg_sys::ScanDirection::Type,
+    count: u64,
+) {
+    // SAFETY: as Postgres calls ExecutorRun.
+    unsafe {
+        hide_tokens_guarded();
+        match PREVIOUS_EXECUTOR_RUN {
+            Some(previous) => previous(query_desc, direction, count),
+            None => standard_executor_run(query_desc, direction, count),
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn executor_end(query_desc: *mut pg_sys::QueryDesc) {
+    // SAFETY: as Postgres calls ExecutorEnd; the source text is swapped for the previous hook
+    // only (as in statement_analyzed).
+    unsafe {
+        let Some(previous) = PREVIOUS_EXECUTOR_END else {
+            return standard_executor_end(query_desc);
+        };
+        let original = if query_desc.is_null() {
+            std::ptr::null()
+        } else {
+            (*query_desc).sourceText
+        };
+        let masked = masked_text(original);
+        if masked != original {
+            (*query_desc).sourceText = masked;
+        }
+        previous(query_desc);
+        if masked != original && !query_desc.is_null() {
+            (*query_desc).sourceText = original;
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn planner(
+    parse: *mut pg_sys::Query,
+    query_string: *const c_char,
+    cursor_options: c_int,
+    bound_params: pg_sys::ParamListInfo,
+) -> *mut pg_sys::PlannedStmt {
+    // SAFETY: as Postgres calls the planner; only a hook installed before ours gets the masked
+    // text (the standard planner does not read it).
+    unsafe {
+        match PREVIOUS_PLANNER {
+            Some(previous) => previous(
+                parse,
+                masked_text(query_string),
+                cursor_options,
+                bound_params,
+            ),
+            None => standard_planner(parse, query_string, cursor_options, bound_params),
+        }
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn hide_tokens_guarded() {
+    hide_tokens();
+}
+
+/// `text`, or — when it holds tokens — a palloc'd copy (in the current memory context, which
+/// outlives the hook's call down the chain) with their bytes overwritten, the same length.
+///
+/// # Safety
+/// `text` must be NULL or a NUL-terminated string.
+#[pg_guard]
+unsafe extern "C-unwind" fn masked_text(text: *const c_char) -> *const c_char {
+    if text.is_null() {
+        return text;
+    }
+    // SAFETY: as the caller guarantees.
+    let bytes = unsafe { CStr::from_ptr(text) }.to_bytes();
+    let ranges = redaction::statement_jwt_ranges(bytes);
+    if ranges.is_empty() {
+        return text;
+    }
+    let mut copy = bytes.to_vec();
+    redaction::fill(&mut copy, &ranges);
+    // SAFETY: copies `copy.len()` bytes and a NUL into the current memory context.
+    unsafe { pg_sys::pnstrdup(copy.as_ptr().cast(), copy.len()) }
 }
 
 /// Masks the tokens of the current statement's text in `pg_stat_activity`, once per statement.
@@ -123,7 +308,7 @@ pub fn hide_tokens() {
         reported.tokens_checked = true;
         // SAFETY: debug_query_string is a NUL-terminated string for the whole statement.
         let text = unsafe { CStr::from_ptr(query) }.to_bytes();
-        reported.tokens_found = !redaction::jwt_ranges(text).is_empty();
+        reported.tokens_found = !redaction::statement_jwt_ranges(text).is_empty();
         if reported.tokens_found {
             reported.render(text)
         } else {
@@ -149,6 +334,29 @@ pub fn hide_ranges(query: *const c_char, ranges: &[Range<usize>]) {
             *reported = Reported::new(key);
         }
         reported.filled.extend_from_slice(ranges);
+        // SAFETY: as in hide_tokens.
+        reported.render(unsafe { CStr::from_ptr(query) }.to_bytes())
+    });
+    if let Some(text) = report {
+        report_activity(&text);
+    }
+}
+
+/// Hides the whole current statement in `pg_stat_activity` (it names the key, or holds the key
+/// in force, and failed before the utility hook could overwrite the value: a syntax error, an
+/// aborted transaction). The log hook calls it for such a statement's error.
+pub fn hide_statement() {
+    let Some((key, query)) = current() else {
+        return;
+    };
+    let report = REPORTED.with_borrow_mut(|reported| {
+        if reported.key != key {
+            *reported = Reported::new(key);
+        }
+        if reported.hidden {
+            return None;
+        }
+        reported.hidden = true;
         // SAFETY: as in hide_tokens.
         reported.render(unsafe { CStr::from_ptr(query) }.to_bytes())
     });

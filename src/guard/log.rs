@@ -24,6 +24,77 @@ static mut PREVIOUS_HOOK: pg_sys::emit_log_hook_type = None;
 thread_local! {
     /// The masked copy of the current statement `debug_query_string` points at, if any.
     static MASKED_STATEMENT: RefCell<Option<CString>> = const { RefCell::new(None) };
+    /// What the rules found in the current statement, computed at its first log line: a
+    /// statement of MBs logged at debug5 passes through this hook dozens of times, and each
+    /// line must cost the line's size, not the statement's.
+    static ANALYZED: RefCell<Option<Analyzed>> = const { RefCell::new(None) };
+}
+
+/// One statement's analysis (see `ANALYZED`).
+struct Analyzed {
+    /// The statement's start time, the address and the length of its text.
+    key: (pg_sys::TimestampTz, usize, usize),
+    names_key: bool,
+    calls_set_config: bool,
+    /// The key in force the text was searched for, and whether the text holds it.
+    searched_for: Option<Vec<u8>>,
+    holds_key: bool,
+    /// Whether the text holds a token (`None`: not searched yet).
+    holds_token: Option<bool>,
+}
+
+unsafe extern "C" {
+    /// xact.c's getter: only reads a static and cannot raise an error.
+    #[link_name = "GetCurrentStatementStartTimestamp"]
+    fn statement_start_timestamp() -> pg_sys::TimestampTz;
+}
+
+/// The current statement with what the rules know of it, analysed once per statement.
+fn analyzed(text: &[u8]) -> Statement<'_> {
+    // SAFETY: see the declaration.
+    let key = (
+        unsafe { statement_start_timestamp() },
+        text.as_ptr() as usize,
+        text.len(),
+    );
+    ANALYZED.with_borrow_mut(|slot| {
+        if let Some(known) = slot.as_ref().filter(|known| known.key == key) {
+            return Statement {
+                text,
+                names_key: known.names_key,
+                calls_set_config: known.calls_set_config,
+            };
+        }
+        let statement = Statement::new(text);
+        *slot = Some(Analyzed {
+            key,
+            names_key: statement.names_key,
+            calls_set_config: statement.calls_set_config,
+            searched_for: None,
+            holds_key: false,
+            holds_token: None,
+        });
+        statement
+    })
+}
+
+/// `redaction::hide_statement`, with the search for the key in force done once per statement
+/// and key.
+fn hide_statement(statement: &Statement, key: Option<&[u8]>) -> bool {
+    if statement.names_key {
+        return true;
+    }
+    ANALYZED.with_borrow_mut(|slot| match slot.as_mut() {
+        Some(known) if known.searched_for.as_deref() == key && known.searched_for.is_some() => {
+            known.holds_key
+        }
+        Some(known) => {
+            known.holds_key = redaction::hide_statement(statement, key);
+            known.searched_for = key.map(<[u8]>::to_vec);
+            known.holds_key
+        }
+        None => redaction::hide_statement(statement, key),
+    })
 }
 
 /// Templates (untranslated `message_id`s) whose second `%s` is a setting's value, and what a
@@ -94,7 +165,7 @@ unsafe fn redact(edata: &mut pg_sys::ErrorData) {
             false,
         ))
     };
-    let statement = unsafe { bytes(pg_sys::debug_query_string) }.map(Statement::new);
+    let statement = unsafe { bytes(pg_sys::debug_query_string) }.map(analyzed);
     for (field, is_context) in [
         (&mut edata.message, false),
         (&mut edata.detail, false),
@@ -112,11 +183,26 @@ unsafe fn redact(edata: &mut pg_sys::ErrorData) {
             }
         }
     }
+    // `QUERY:` — the inner statement the error came from (PL/pgSQL, EXECUTE).
+    if let Some(query) = unsafe { bytes(edata.internalquery) } {
+        if let Some(clean) = redaction::redact_inner_statement(query, statement.as_ref(), key) {
+            if let Ok(clean) = CString::new(clean) {
+                edata.internalquery = unsafe { pg_sys::pstrdup(clean.as_ptr()) };
+                // The cursor position pointed into the text just replaced.
+                edata.internalpos = 0;
+            }
+        }
+    }
     let Some(statement) = statement else {
         return;
     };
-    if redaction::hide_statement(&statement, key) {
+    if hide_statement(&statement, key) {
         edata.hide_stmt = true;
+        // An error before the utility hook overwrote the value (a syntax error, an aborted
+        // transaction) leaves the text as reported: hide it there too.
+        if edata.elevel >= pg_sys::PGERROR as i32 {
+            activity::hide_statement();
+        }
     } else if !edata.hide_stmt {
         mask_tokens_in_statement(&statement);
     }
@@ -133,7 +219,17 @@ unsafe fn redact(edata: &mut pg_sys::ErrorData) {
 /// functions ran (a statement that fails to parse) would otherwise leave the original text in
 /// `pg_stat_activity` while the transaction sits aborted.
 fn mask_tokens_in_statement(statement: &Statement) {
-    let Some(masked) = redaction::mask_jwts(statement.text) else {
+    let searched = ANALYZED.with_borrow(|slot| slot.as_ref().and_then(|known| known.holds_token));
+    if searched == Some(false) {
+        return;
+    }
+    let masked = redaction::mask_statement_jwts(statement.text);
+    ANALYZED.with_borrow_mut(|slot| {
+        if let Some(known) = slot.as_mut() {
+            known.holds_token = Some(masked.is_some());
+        }
+    });
+    let Some(masked) = masked else {
         return;
     };
     let Ok(masked) = CString::new(masked) else {

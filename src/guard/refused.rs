@@ -124,6 +124,10 @@ pub struct Known {
     name: String,
     reset_source: pg_sys::GucSource::Type,
     source: pg_sys::GucSource::Type,
+    /// Who set the reset value: `PGC_SIGHUP`/`PGC_POSTMASTER` when the configuration files
+    /// did (a reload that dropped the line leaves that context with the default value),
+    /// `PGC_INTERNAL` for a placeholder only a session ever touched.
+    reset_scontext: pg_sys::GucContext::Type,
 }
 
 /// Each `electric_auth.*` setting known to Postgres now, in any spelling.
@@ -147,6 +151,7 @@ fn known_settings() -> Vec<Known> {
                     name: name.into_owned(),
                     reset_source: (*variable).reset_source,
                     source: (*variable).source,
+                    reset_scontext: (*variable).reset_scontext,
                 });
             }
         }
@@ -184,7 +189,11 @@ pub fn placeholders_before_definition() -> Vec<Known> {
 ///   session and then reset — `RESET ALL`/`DISCARD ALL` by any role, which a placeholder does
 ///   not resist as the defined setting does (`GUC_NO_RESET_ALL`) — or rolled back, so a
 ///   superuser's session value (say, a SECURITY DEFINER function's `set_config` of `jwt_aud`)
-///   may have been dropped by the caller.
+///   may have been dropped by the caller. Not so a placeholder the configuration files set
+///   and a reload then dropped (the line removed, `ALTER SYSTEM RESET` + reload): the
+///   postmaster keeps it valueless and every new backend inherits it, but its reset value was
+///   last set by the reload (`PGC_SIGHUP`), not by a session — nothing of a session is lost, and
+///   taking it for a lost value refused every token in every new session until a restart.
 ///
 /// Values from files and the command line are the superuser's; a bad one there is reported by
 /// Postgres and leaves the setting at its default.
@@ -217,8 +226,13 @@ pub fn mark_refused_placeholders(placeholders: Vec<Known>) {
             && defined.source == pg_sys::GucSource::PGC_S_DEFAULT;
         let refused = (per_session && defined.reset_source == pg_sys::GucSource::PGC_S_DEFAULT)
             || session_value_refused;
+        let from_configuration = matches!(
+            placeholder.reset_scontext,
+            pg_sys::GucContext::PGC_SIGHUP | pg_sys::GucContext::PGC_POSTMASTER
+        );
         let reset = placeholder.source == pg_sys::GucSource::PGC_S_DEFAULT
-            && placeholder.reset_source == pg_sys::GucSource::PGC_S_DEFAULT;
+            && placeholder.reset_source == pg_sys::GucSource::PGC_S_DEFAULT
+            && !from_configuration;
         if refused || reset {
             mark(&placeholder.name.to_ascii_lowercase());
             return;

@@ -87,10 +87,56 @@ fn fetched_keys() -> Result<(Option<FetchedKeys>, Option<i64>), ConfigError> {
     ))
 }
 
-/// After a token was refused for its signature (or before any keys arrived) by a verifier built
-/// from the keys of `seen_generation` (read before that verification): whether newer keys are
-/// there, so that verifying again is worth it. Waits only when the token names a `kid` no key
-/// has (or no keys are there yet), and at most `jwks_timeout`.
+/// Why a refusal may be cured by keys the worker has not fetched yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// A `kid` in no key, a signature no key verifies, or no keys yet.
+    ForKey,
+    /// The fetched keys are stale or none is usable (say, for a `jwt_alg` just switched):
+    /// only a fetch cures that, whatever the token.
+    ForUsableKeys,
+}
+
+/// What key-source settings a backend's verifier was built with (beside Electric's eight):
+/// a reload that changes one rebuilds it, so a lowered `jwks_max_stale` reaches open sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySettings {
+    source: KeySource,
+    max_stale: i32,
+}
+
+pub fn key_settings() -> KeySettings {
+    KeySettings {
+        source: KeySource::current(),
+        max_stale: settings::MAX_STALE.get(),
+    }
+}
+
+/// Whether the fetched keys in use are stale now, as verification judges them (the one rule
+/// `key_source()` shows too).
+pub fn stale_now(shared: &shmem::SharedKeys) -> bool {
+    let fetched_at = shared.fetched_at.load(Ordering::Acquire);
+    let has_document = shared.read(|state| !state.document.get().is_empty());
+    has_document
+        && is_stale(
+            crate::keys::clock_now(),
+            fetched_at,
+            i64::from(settings::MAX_STALE.get()),
+        )
+}
+
+/// After a token was refused by a verifier built from the keys of `seen_generation` (read
+/// before that verification), for `why`: whether newer keys are there, so that verifying again
+/// is worth it. Asks the worker for a refresh — at most once per
+/// `electric_auth.jwks_min_refresh_interval` — and waits at most `jwks_timeout` for it.
+///
+/// For a `kid` in no key, a request the rate limit holds back is deferred to the first moment
+/// it allows (at most one such per interval, whoever asks) and waited for: a provider that
+/// adds a key and signs with it at once is absorbed even while junk `kid`s keep the limit busy,
+/// within `min_refresh_interval` plus one fetch (the README's defaults keep that under
+/// `jwks_timeout`), and the provider still gets at most one request per interval. Stale or
+/// unusable keys ask only when the limit allows (a provider that is down must not hold every
+/// token for `jwks_timeout`).
 ///
 /// Keys published after the refusal count even when this backend did not wait for them: when
 /// several backends meet the same new `kid` at once (a Citus worker's connections of one
@@ -99,6 +145,7 @@ fn fetched_keys() -> Result<(Option<FetchedKeys>, Option<i64>), ConfigError> {
 pub fn wait_for_new_keys(
     token: &str,
     seen_generation: u64,
+    why: Wait,
     kid_known: impl FnOnce(&str) -> bool,
 ) -> bool {
     let Some(shared) = shmem::shared() else {
@@ -111,34 +158,56 @@ pub fn wait_for_new_keys(
     if newer() {
         return true;
     }
-    match header_kid(token) {
-        // Known to the keys of `seen_generation` (unless a refresh just landed, read above).
-        Some(kid) if kid_known(&kid) => return newer(),
-        Some(_) => {}
-        // A token without a `kid` waits only for the very first keys.
-        None if shared.fetched_at.load(Ordering::Acquire) != 0 => return newer(),
-        None => {}
+    if why == Wait::ForKey {
+        match header_kid(token) {
+            // Known to the keys of `seen_generation` (unless a refresh just landed, read above).
+            Some(kid) if kid_known(&kid) => return newer(),
+            Some(_) => {}
+            // A token without a `kid` waits only for the very first keys.
+            None if shared.fetched_at.load(Ordering::Acquire) != 0 => return newer(),
+            None => {}
+        }
     }
     let generation = seen_generation;
-    let now = crate::keys::clock_now();
+    let now = crate::keys::clock_now_ms();
     let last = shared.refresh_requested_at.load(Ordering::Acquire);
-    let min_interval = i64::from(settings::MIN_REFRESH_INTERVAL.get());
-    let requested = may_request_refresh(now, last, min_interval)
-        && shared
+    let min_interval = i64::from(settings::MIN_REFRESH_INTERVAL.get()).saturating_mul(1000);
+    let timeout = settings::timeout();
+    let timeout_ms = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+    let requested = if may_request_refresh(now, last, min_interval) {
+        shared
             .refresh_requested_at
             .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
+            .is_ok()
+    } else if why == Wait::ForKey && !shared.refresh_pending() {
+        // Held back by the limit, none under way or deferred: the first moment the limit
+        // allows, for everyone (a later asker finds it pending and waits for it too) — if this
+        // backend can wait that long; a limit longer than jwks_timeout defers nothing.
+        let due = last.saturating_add(min_interval);
+        due.saturating_sub(now) <= timeout_ms
+            && shared
+                .refresh_requested_at
+                .compare_exchange(last, due, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+    } else {
+        false
+    };
     if requested {
         shared.wake_worker();
     } else if !shared.refresh_pending() {
-        // No refresh under way and none allowed yet: refuse now, without waiting (unless one
+        // No refresh under way or deferred, and none allowed yet: refuse now (unless one
         // landed since the refusal).
         return newer();
     }
-    // Wait for an attempt that began after the last wake-up (ours, or the one that stopped us
+    // Wait for an attempt that began after the last request (ours, or the one that stopped us
     // asking): an attempt already under way may have begun before the key was published.
     let wanted = shared.refresh_requested_at.load(Ordering::Acquire);
-    let deadline = Instant::now() + settings::timeout();
+    if wanted.saturating_sub(now) > timeout_ms {
+        // Deferred past this backend's wait (another backend's jwks_timeout was longer):
+        // refuse now; the refresh still runs when it is due, for the tokens that come then.
+        return newer();
+    }
+    let deadline = Instant::now() + timeout;
     loop {
         let served = shared.refresh_served_at.load(Ordering::Acquire) >= wanted;
         if served || Instant::now() >= deadline {

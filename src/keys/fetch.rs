@@ -7,13 +7,15 @@
 //! (rustls-native-certs) or the PEM bundle of `electric_auth.jwks_ca_file`.
 //!
 //! Bounds: a total deadline for the whole exchange (connect, TLS, headers and body: a body that
-//! trickles one byte a second hits it), at most [`MAX_REDIRECTS`] redirects and only to
-//! `https://`, a body of at most `MAX_DOCUMENT_BYTES`, a JSON content type.
+//! trickles one byte a second hits it), at most [`MAX_REDIRECTS`] redirects, each to a URL the
+//! setting itself could hold (`https://`, no user information), a body of at most
+//! `MAX_DOCUMENT_BYTES`, a JSON content type.
 
 use electric_auth_core::jwks::policy::cache_control_max_age;
+use electric_auth_core::jwks::url::{check_https_url, resolve_redirect};
 use electric_auth_core::jwks::MAX_DOCUMENT_BYTES;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 /// Redirects followed, each to `https://` only.
@@ -74,27 +76,68 @@ fn root_certs(ca_file: Option<&str>) -> Result<RootCerts, String> {
 }
 
 /// Fetches `url` (already checked to be `https://`) within the bounds of the module notes.
+/// Redirects are followed here, not by the HTTP client: each target must pass the same URL
+/// rules as the setting (`check_https_url`) before anything is sent to it.
 pub fn fetch(url: &str, settings: &FetchSettings, expected: Expected) -> Result<Fetched, String> {
-    let tls = TlsConfig::builder()
-        .root_certs(root_certs(settings.ca_file.as_deref())?)
-        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .build();
-    let config = ureq::Agent::config_builder()
-        .tls_config(tls)
-        .https_only(true)
-        .max_redirects(MAX_REDIRECTS)
-        .max_redirects_will_error(true)
-        .http_status_as_error(true)
-        .timeout_global(Some(settings.timeout))
-        .max_response_header_size(64 * 1024)
-        .user_agent("electric_auth key worker")
-        .accept(match expected {
-            Expected::Jwks => "application/jwk-set+json, application/json",
-            Expected::Discovery => "application/json",
-        })
-        .build();
-    let agent = ureq::Agent::new_with_config(config);
-    let mut response = agent.get(url).call().map_err(|e| describe(url, e))?;
+    let roots = root_certs(settings.ca_file.as_deref())?;
+    let deadline = Instant::now() + settings.timeout;
+    let mut current = url.to_owned();
+    let mut redirects = 0;
+    let mut response = loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(format!(
+                "{url}: no complete answer within electric_auth.jwks_timeout"
+            ));
+        }
+        let tls = TlsConfig::builder()
+            .root_certs(roots.clone())
+            .unversioned_rustls_crypto_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .build();
+        let config = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .https_only(true)
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .http_status_as_error(true)
+            .timeout_global(Some(remaining))
+            .max_response_header_size(64 * 1024)
+            .user_agent("electric_auth key worker")
+            .accept(match expected {
+                Expected::Jwks => "application/jwk-set+json, application/json",
+                Expected::Discovery => "application/json",
+            })
+            .build();
+        let agent = ureq::Agent::new_with_config(config);
+        let response = agent
+            .get(&current)
+            .call()
+            .map_err(|e| describe(&current, e))?;
+        if !response.status().is_redirection() {
+            break response;
+        }
+        if redirects == MAX_REDIRECTS {
+            return Err(format!("{url}: more than {MAX_REDIRECTS} redirects"));
+        }
+        redirects += 1;
+        let Some(location) = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Err(format!(
+                "{current}: the server answered HTTP {} without a Location",
+                response.status().as_u16()
+            ));
+        };
+        let next = resolve_redirect(&current, location);
+        // The target is not repeated in the message: it may hold a password.
+        check_https_url(&next)
+            .map_err(|reason| format!("{current}: a redirect leads to a URL refused: {reason}"))?;
+        current = next;
+    };
     let content_type = response
         .headers()
         .get("content-type")

@@ -27,3 +27,13 @@ pub fn clock_now() -> i64 {
     let now = unsafe { pgrx::pg_sys::GetCurrentTimestamp() };
     now.div_euclid(1_000_000) + POSTGRES_EPOCH_IN_UNIX_SECONDS
 }
+
+/// The clock now, in Unix milliseconds (refresh requests are timed to the millisecond: a
+/// request deferred by the rate limit runs as soon as the limit allows, not up to a second
+/// later).
+pub fn clock_now_ms() -> i64 {
+    const POSTGRES_EPOCH_IN_UNIX_MS: i64 = 946_684_800_000;
+    // SAFETY: reads the system clock; callable in any process.
+    let now = unsafe { pgrx::pg_sys::GetCurrentTimestamp() };
+    now.div_euclid(1_000) + POSTGRES_EPOCH_IN_UNIX_MS
+}

@@ -22,8 +22,11 @@ pub static TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(5000);
 pub static CA_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 /// `electric_auth.jwks_max_stale`: seconds a last good set stays in use, default 7 days.
 pub static MAX_STALE: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
-/// `electric_auth.jwks_min_refresh_interval`: seconds between unknown-`kid` refreshes, default 30.
-pub static MIN_REFRESH_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(30);
+/// `electric_auth.jwks_min_refresh_interval`: seconds between refreshes backends ask for,
+/// default 2: short enough that a request it holds back (a flood of junk `kid`s keeps it busy)
+/// still runs, and a provider's new key is accepted, well within the default `jwks_timeout`
+/// (5 s); long enough that such a flood costs the provider one request per 2 s.
+pub static MIN_REFRESH_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(2);
 
 /// Whether the library was loaded by `shared_preload_libraries` (so the worker and the shared
 /// memory exist). Inherited by every process the postmaster forks.
@@ -209,7 +212,7 @@ pub fn declared() -> Vec<Setting> {
         ),
         duration(
             names::JWKS_MIN_REFRESH_INTERVAL,
-            c"Least time between refreshes woken by tokens naming an unknown kid.",
+            c"Least time between refreshes asked for by backends (a kid in no key, stale or unusable keys); a request held back runs as soon as it allows.",
             &MIN_REFRESH_INTERVAL,
             (1, 86_400),
             GucFlags::UNIT_S,

@@ -10,7 +10,7 @@ use pgrx::{pg_guard, pg_sys};
 use std::cell::UnsafeCell;
 use std::ffi::CStr;
 use std::ptr;
-use std::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicPtr, AtomicU64, Ordering};
 
 const SHMEM_NAME: &CStr = c"electric_auth keys";
 const TRANCHE_NAME: &CStr = c"electric_auth_keys";
@@ -36,7 +36,13 @@ impl<const N: usize> ShmemText<N> {
     pub fn string(&self) -> String {
         String::from_utf8_lossy(self.get()).into_owned()
     }
+
+    /// What it can hold.
+    pub const CAPACITY: usize = N;
 }
+
+/// The `kid` list's storage.
+pub type KidsText = ShmemText<4096>;
 
 /// What the worker publishes, read under the lock.
 #[repr(C)]
@@ -50,9 +56,15 @@ pub struct KeyState {
     pub last_failure: i64,
     pub failure: ShmemText<1024>,
     pub next_refresh: i64,
-    /// Usable keys and their `kid`s (comma-separated JSON strings), as the worker counted them.
+    /// Usable keys and their `kid`s (comma-separated JSON strings), as the worker counted them;
+    /// `kids_truncated` when some did not fit (the list holds only whole `kid`s).
     pub usable: i32,
-    pub kids: ShmemText<4096>,
+    pub kids: KidsText,
+    pub kids_truncated: bool,
+    /// The last failure to write the cache file (Unix seconds, 0: none since the last success)
+    /// and its reason: a restart would then come back with older keys.
+    pub last_persist_failure: i64,
+    pub persist_failure: ShmemText<1024>,
     /// Whether the document in use came from the cache file (no fetch succeeded yet).
     pub from_file: bool,
     /// The document; empty when none.
@@ -67,23 +79,39 @@ pub struct SharedKeys {
     pub fetched_at: AtomicI64,
     /// Completed fetch attempts (a waiting backend watches it).
     pub attempts: AtomicU64,
-    /// The last unknown-`kid` wake-up (Unix seconds; 0: never).
+    /// The last refresh a backend asked for (Unix milliseconds; 0: never): for a `kid` in no
+    /// key, or keys that are stale or unusable. It may lie in the future: a request the rate
+    /// limit (`jwks_min_refresh_interval`) defers to the first moment it allows, which the
+    /// worker waits for (see `keys/backend.rs`).
     pub refresh_requested_at: AtomicI64,
-    /// The last wake-up an attempt has answered: the `refresh_requested_at` it saw when it
-    /// began. A wake-up during an attempt that began before it is answered by the next one
+    /// The last request an attempt has answered: the `refresh_requested_at` it saw when it
+    /// began. A request during an attempt that began before it is answered by the next one
     /// (that attempt may have missed a key published after it began).
     pub refresh_served_at: AtomicI64,
     /// The worker's latch, while it runs.
     pub worker_latch: AtomicPtr<pg_sys::Latch>,
+    /// The worker's process id while it runs (0: none), and when it started (Unix seconds).
+    pub worker_pid: AtomicI32,
+    pub worker_started: AtomicI64,
     lock: AtomicPtr<pg_sys::LWLock>,
     state: UnsafeCell<KeyState>,
 }
 
 impl SharedKeys {
-    /// Whether a wake-up waits for an attempt that began after it.
+    /// Whether a request waits for an attempt that began after it.
     pub fn refresh_pending(&self) -> bool {
         self.refresh_requested_at.load(Ordering::Acquire)
             > self.refresh_served_at.load(Ordering::Acquire)
+    }
+
+    /// Whether the key worker runs now: it recorded its process id, and that process exists
+    /// (a worker that died without running its exit callback — only a crash, which restarts
+    /// the whole server — leaves a stale id).
+    pub fn worker_running(&self) -> bool {
+        let pid = self.worker_pid.load(Ordering::Acquire);
+        // SAFETY: kill(2) with signal 0 only checks that the process exists; the worker runs
+        // as the same OS user as every backend.
+        pid > 0 && unsafe { libc::kill(pid, 0) } == 0
     }
 }
 

@@ -10,7 +10,7 @@ use crate::errors::log;
 use crate::settings::names;
 use electric_auth_core::jwks::cache_file::{CachedDocument, MAX_FILE_BYTES};
 use electric_auth_core::jwks::policy::{
-    next_attempt, refresh_after_success, retry_after_failure, WarningLimiter,
+    is_stale, next_attempt, refresh_after_success, retry_after_failure, WarningLimiter,
 };
 use electric_auth_core::jwks::url::check_https_url;
 use electric_auth_core::jwks::{discovery, validate_fetched, DocumentSummary};
@@ -38,7 +38,7 @@ pub fn register() {
         .set_function("electric_auth_key_worker_main")
         .enable_shmem_access(None)
         .set_start_time(BgWorkerStartTime::PostmasterStart)
-        .set_restart_time(Some(Duration::from_secs(10)))
+        .set_restart_time(Some(Duration::from_secs(RESTART_SECS)))
         .load();
 }
 
@@ -84,6 +84,39 @@ struct Worker {
     max_age: Option<i64>,
 }
 
+/// The restart delay registered for the worker (`bgw_restart_time`).
+const RESTART_SECS: u64 = 5;
+
+/// Clears the worker's entries in shared memory when its process exits, however it exits (an
+/// ERROR, SIGTERM), so `key_source()` says no worker runs.
+#[pg_guard]
+unsafe extern "C-unwind" fn worker_exiting(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
+    if let Some(shared) = shmem::shared() {
+        shared
+            .worker_latch
+            .store(std::ptr::null_mut(), Ordering::Release);
+        shared.worker_pid.store(0, Ordering::Release);
+    }
+}
+
+/// SIGTERM: leave at once. Exit status 1 makes the postmaster start the worker again after
+/// `RESTART_SECS` — an operator's or a container runtime's `kill -TERM` must not end key
+/// refreshes for good (status 0 means "done, never restart"); at a server shutdown the
+/// postmaster restarts nothing, so the status changes nothing there.
+fn exit_on_sigterm(during: &str) -> ! {
+    log(format!(
+        "electric_auth key worker: SIGTERM received{during}; exiting (unless the server is \
+         shutting down, the postmaster starts it again in {RESTART_SECS} s)"
+    ));
+    // SAFETY: proc_exit runs the exit callbacks (worker_exiting) and ends the process. (Some
+    // majors' bindings declare it as returning.)
+    #[allow(unreachable_code)]
+    {
+        unsafe { pg_sys::proc_exit(1) };
+        unreachable!("proc_exit does not return")
+    }
+}
+
 #[pg_guard]
 #[no_mangle]
 pub extern "C-unwind" fn electric_auth_key_worker_main(_arg: pg_sys::Datum) {
@@ -91,10 +124,19 @@ pub extern "C-unwind" fn electric_auth_key_worker_main(_arg: pg_sys::Datum) {
     let Some(shared) = shmem::shared() else {
         return;
     };
-    // SAFETY: MyLatch is this process's latch (its PGPROC's, in shared memory).
-    shared
-        .worker_latch
-        .store(unsafe { pg_sys::MyLatch }, Ordering::Release);
+    // SAFETY: registers a callback for this process's exit; MyLatch/MyProcPid are this
+    // process's (its PGPROC's latch is in shared memory).
+    unsafe {
+        pg_sys::before_shmem_exit(Some(worker_exiting), pg_sys::Datum::from(0));
+        shared
+            .worker_latch
+            .store(pg_sys::MyLatch, Ordering::Release);
+        shared
+            .worker_pid
+            .store(pg_sys::MyProcPid, Ordering::Release);
+    }
+    shared.worker_started.store(now(), Ordering::Release);
+    log("electric_auth key worker started".to_owned());
     let mut worker = Worker {
         source: KeySource::None,
         next_attempt: 0,
@@ -111,19 +153,66 @@ pub extern "C-unwind" fn electric_auth_key_worker_main(_arg: pg_sys::Datum) {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
         worker.step(shared);
-        let wait = match worker.source {
+        let wait_ms = match worker.source {
             KeySource::JwksUrl(_) | KeySource::Issuer(_) => {
-                (worker.next_attempt - now()).clamp(1, 24 * 3600)
+                let mut next = worker.next_attempt.saturating_mul(1000);
+                if shared.refresh_pending() {
+                    next = next.min(shared.refresh_requested_at.load(Ordering::Acquire));
+                }
+                (next - now_ms()).clamp(10, 24 * 3600 * 1000)
             }
-            _ => 3600,
+            _ => 3600 * 1000,
         };
-        if !BackgroundWorker::wait_latch(Some(Duration::from_secs(wait as u64))) {
-            break;
+        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(wait_ms as u64))) {
+            exit_on_sigterm("");
         }
     }
-    shared
-        .worker_latch
-        .store(std::ptr::null_mut(), Ordering::Release);
+}
+
+fn now_ms() -> i64 {
+    crate::keys::clock_now_ms()
+}
+
+/// Runs `work` on a thread of its own while this process keeps answering signals: a SIGTERM
+/// (a fast shutdown) during a fetch leaves at once instead of waiting for the fetch's
+/// timeout. The thread runs no Postgres code and receives no signal (all are blocked in it);
+/// it ends with the process if it is still waiting on the network then. `None` when the thread
+/// could not run (the reason is logged by the caller's failure).
+fn run_interruptibly<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    // SAFETY: the signal mask of this thread, changed around the spawn only, so the new thread
+    // starts (and stays) with every signal blocked; Postgres's handlers run here alone.
+    let spawned = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut previous: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut previous);
+        let spawned = std::thread::Builder::new()
+            .name("ea-key-fetch".to_owned())
+            .spawn(move || {
+                let _ = sender.send(work());
+            });
+        libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
+        spawned
+    };
+    if let Err(error) = spawned {
+        return Err(format!("the fetch could not start: {error}"));
+    }
+    loop {
+        match receiver.try_recv() {
+            Ok(result) => return Ok(result),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                return Err("the fetch ended without an answer".to_owned())
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+        }
+        // A backend's wake-up sets the latch too: that only shortens this wait.
+        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(50))) {
+            exit_on_sigterm(" during a fetch");
+        }
+    }
 }
 
 impl Worker {
@@ -161,7 +250,10 @@ impl Worker {
                 shared.refresh_served_at.store(requested, Ordering::Release);
             }
             KeySource::JwksUrl(_) | KeySource::Issuer(_) => {
-                if now() >= self.next_attempt || shared.refresh_pending() {
+                // A pending request may be deferred to a time the rate limit allows.
+                let requested = shared.refresh_pending()
+                    && now_ms() >= shared.refresh_requested_at.load(Ordering::Acquire);
+                if now() >= self.next_attempt || requested {
                     self.attempt(shared);
                 }
             }
@@ -191,12 +283,12 @@ impl Worker {
                 Some((cached, summary)) => {
                     state.document.set(cached.document.as_bytes());
                     state.usable = summary.usable as i32;
-                    state.kids.set(kid_list(&summary.kids).as_bytes());
+                    set_kids(state, &summary.kids);
                 }
                 None => {
                     state.document.set(b"");
                     state.usable = 0;
-                    state.kids.set(b"");
+                    set_kids(state, &[]);
                 }
             }
         });
@@ -226,13 +318,13 @@ impl Worker {
         match validate_fetched(self.algorithm, &document) {
             Ok(summary) => shared.write(|state| {
                 state.usable = summary.usable as i32;
-                state.kids.set(kid_list(&summary.kids).as_bytes());
+                set_kids(state, &summary.kids);
             }),
             Err(reason) => {
                 let reason = format!("for {}: {reason}", algorithm_name(self.algorithm));
                 shared.write(|state| {
                     state.usable = 0;
-                    state.kids.set(b"");
+                    set_kids(state, &[]);
                     state.last_failure = now;
                     state.failure.set(reason.as_bytes());
                 });
@@ -266,24 +358,40 @@ impl Worker {
 
     fn attempt(&mut self, shared: &SharedKeys) {
         let interval = i64::from(settings::REFRESH_INTERVAL.get());
-        // The wake-ups this attempt answers: those made before it began.
+        // The requests this attempt answers: those made before it began (a deferred one whose
+        // time has not come is answered too: it was made before this attempt began).
         let serving = shared.refresh_requested_at.load(Ordering::Acquire);
-        let result = fetch_document(&self.source);
+        let source = self.source.clone();
+        let fetch_settings = FetchSettings {
+            timeout: settings::timeout(),
+            ca_file: settings::ca_file(),
+        };
+        let algorithm = pinned_algorithm();
+        let result = run_interruptibly(move || fetch_document(&source, &fetch_settings, algorithm))
+            .and_then(|result| result);
         let now = now();
         self.last_attempt = now;
         match result {
             Ok((jwks_url, body, max_age, summary)) => {
                 self.max_age = max_age;
                 let next = now + refresh_after_success(interval, max_age);
+                // Keys that were stale are fresh again: backends must look (a backend waiting
+                // for this refresh verifies again only when the generation moves).
+                let was_stale = is_stale(
+                    now,
+                    shared.fetched_at.load(Ordering::Acquire),
+                    i64::from(settings::MAX_STALE.get()),
+                );
                 let changed = shared.write(|state| {
                     let changed = state.document.get() != body.as_bytes()
-                        || state.jwks_url.get() != jwks_url.as_bytes();
+                        || state.jwks_url.get() != jwks_url.as_bytes()
+                        || was_stale;
                     state.document.set(body.as_bytes());
                     state.jwks_url.set(jwks_url.as_bytes());
                     state.last_success = now;
                     state.next_refresh = next;
                     state.usable = summary.usable as i32;
-                    state.kids.set(kid_list(&summary.kids).as_bytes());
+                    set_kids(state, &summary.kids);
                     state.from_file = false;
                     changed
                 });
@@ -301,14 +409,27 @@ impl Worker {
                         fetched_at: now,
                         document: body,
                     };
-                    if let Err(error) = persist(&cached) {
-                        if self.limiter.should_warn(&error, now) {
-                            warn(format!(
-                                "electric_auth could not persist the fetched keys: {error}"
-                            ));
+                    match persist(&cached) {
+                        Err(error) => {
+                            shared.write(|state| {
+                                state.last_persist_failure = now;
+                                state.persist_failure.set(error.as_bytes());
+                            });
+                            if self.limiter.should_warn(&error, now) {
+                                warn(format!(
+                                    "electric_auth could not persist the fetched keys: {error}; \
+                                     a restart would load older keys (or none) until a fetch \
+                                     succeeds"
+                                ));
+                            }
                         }
-                    } else {
-                        self.limiter.reset();
+                        Ok(()) => {
+                            shared.write(|state| {
+                                state.last_persist_failure = 0;
+                                state.persist_failure.set(b"");
+                            });
+                            self.limiter.reset();
+                        }
                     }
                 }
                 self.failures = 0;
@@ -348,22 +469,37 @@ fn algorithm_name(algorithm: Option<Algorithm>) -> String {
     algorithm.map_or_else(|| "no jwt_alg".to_owned(), |a| a.name().to_owned())
 }
 
-/// `"a","b"`: the `kid`s as JSON strings (a `kid` may hold a comma).
-fn kid_list(kids: &[String]) -> String {
-    kids.iter()
-        .map(|k| serde_json::Value::String(k.clone()).to_string())
-        .collect::<Vec<_>>()
-        .join(",")
+/// Stores the `kid`s as JSON strings, `"a","b"` (a `kid` may hold a comma), as many whole ones
+/// as fit; `kids_truncated` says when some did not (`key_source()` shows it, never a cut list).
+fn set_kids(state: &mut shmem::KeyState, kids: &[String]) {
+    let mut list = String::new();
+    let mut truncated = false;
+    for kid in kids {
+        let quoted = serde_json::Value::String(kid.clone()).to_string();
+        let separator = usize::from(!list.is_empty());
+        if list.len() + separator + quoted.len() > shmem::KidsText::CAPACITY {
+            truncated = true;
+            break;
+        }
+        if separator == 1 {
+            list.push(',');
+        }
+        list.push_str(&quoted);
+    }
+    state.kids.set(list.as_bytes());
+    state.kids_truncated = truncated;
 }
 
 type FetchedDocument = (String, String, Option<i64>, DocumentSummary);
 
-/// Discovery (if configured), then the JWKS, checked as `validate_fetched` does.
-fn fetch_document(source: &KeySource) -> Result<FetchedDocument, String> {
-    let settings = FetchSettings {
-        timeout: settings::timeout(),
-        ca_file: settings::ca_file(),
-    };
+/// Discovery (if configured), then the JWKS, checked as `validate_fetched` does for
+/// `algorithm`. Runs on the fetch thread: no Postgres call here (the settings come in).
+fn fetch_document(
+    source: &KeySource,
+    settings: &FetchSettings,
+    algorithm: Option<Algorithm>,
+) -> Result<FetchedDocument, String> {
+    let settings = settings.clone();
     let jwks_url = match source {
         KeySource::JwksUrl(url) => url.clone(),
         KeySource::Issuer(issuer) => {
@@ -376,33 +512,52 @@ fn fetch_document(source: &KeySource) -> Result<FetchedDocument, String> {
     };
     check_https_url(&jwks_url).map_err(|e| format!("{jwks_url}: {e}"))?;
     let fetched = fetch(&jwks_url, &settings, Expected::Jwks)?;
-    let summary = validate_fetched(pinned_algorithm(), &fetched.body)
-        .map_err(|e| format!("{jwks_url}: {e}"))?;
+    let summary =
+        validate_fetched(algorithm, &fetched.body).map_err(|e| format!("{jwks_url}: {e}"))?;
     let body = String::from_utf8(fetched.body).map_err(|_| format!("{jwks_url}: not UTF-8"))?;
     Ok((jwks_url, body, fetched.max_age, summary))
 }
 
 /// Writes the cache file atomically: a temporary file (mode 0600) synced, renamed over the
-/// old one, and the directory synced.
+/// old one, and the directory synced. A failure names the file at fault (the temporary one
+/// while it is written), and the temporary file is removed.
 fn persist(cached: &CachedDocument) -> Result<(), String> {
     let path = cache_path();
     let temporary = path.with_extension("json.tmp");
-    let write = || -> std::io::Result<()> {
+    let at = |file: &std::path::Path| {
+        let file = file.display().to_string();
+        move |e: std::io::Error| format!("{file}: {e}")
+    };
+    let write = || -> Result<(), String> {
         let _ = std::fs::remove_file(&temporary);
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(cached.to_file().as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, &path)?;
+            .open(&temporary)
+            .map_err(at(&temporary))?;
+        file.write_all(cached.to_file().as_bytes())
+            .map_err(at(&temporary))?;
+        file.sync_all().map_err(at(&temporary))?;
+        std::fs::rename(&temporary, &path).map_err(|e| {
+            format!(
+                "renaming {} to {}: {e}",
+                temporary.display(),
+                path.display()
+            )
+        })?;
         if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
+            std::fs::File::open(dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(at(dir))?;
         }
         Ok(())
     };
-    write().map_err(|e| format!("{}: {e}", path.display()))
+    let result = write();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
 }
 
 /// The persisted document for `source`, if there is a usable one.
@@ -423,7 +578,7 @@ fn load_cache_file(source: &str) -> Option<(CachedDocument, DocumentSummary)> {
         Ok(bytes) => bytes,
         Err(e) => return refuse(e.to_string()),
     };
-    let cached = match CachedDocument::from_file(&bytes, source) {
+    let cached = match CachedDocument::from_file(&bytes, source, now()) {
         Ok(cached) => cached,
         // A file for a previous source is simply not ours to load.
         Err(reason) if reason.contains("another source") => return None,

@@ -1,9 +1,9 @@
 //! `electric_auth.key_source()`: the key worker's state at a glance, for superusers and members
 //! of `pg_monitor` (EXECUTE is granted to them only).
 
+use crate::keys::backend::stale_now;
 use crate::keys::settings::{self, KeySource};
 use crate::keys::shmem;
-use electric_auth_core::jwks::policy::is_stale;
 use pgrx::prelude::*;
 use std::sync::atomic::Ordering;
 
@@ -29,7 +29,9 @@ fn to_timestamp(unix: i64) -> pg_sys::TimestampTz {
 
 /// Where this server's fetched keys come from and how the last refreshes went: the setting
 /// and URL in use, the last success and failure (with its reason), the usable keys and their
-/// `kid`s, the shared generation, the next scheduled refresh, and whether the set is stale.
+/// `kid`s (and whether that list was cut short), the shared generation, the next scheduled
+/// refresh, whether the set is stale (as verification judges it), whether the key worker runs
+/// (and since when), and the last failure to write the cache file.
 #[allow(clippy::type_complexity)]
 #[pg_extern(schema = "electric_auth", volatile, parallel_safe)]
 pub fn key_source() -> TableIterator<
@@ -47,6 +49,11 @@ pub fn key_source() -> TableIterator<
         name!(next_refresh, Option<TimestampWithTimeZone>),
         name!(stale, bool),
         name!(from_cache_file, bool),
+        name!(kids_truncated, bool),
+        name!(worker_running, bool),
+        name!(worker_started, Option<TimestampWithTimeZone>),
+        name!(last_persist_failure, Option<TimestampWithTimeZone>),
+        name!(last_persist_failure_reason, Option<String>),
     ),
 > {
     let source = KeySource::current();
@@ -80,16 +87,20 @@ pub fn key_source() -> TableIterator<
             None,
             false,
             false,
+            false,
+            false,
+            None,
+            None,
+            None,
         ),
         Some(shared) => {
-            let fetched_at = shared.fetched_at.load(Ordering::Acquire);
-            let stale = fetched_at > 0
-                && is_stale(
-                    crate::keys::clock_now(),
-                    fetched_at,
-                    i64::from(settings::MAX_STALE.get()),
-                );
+            // The rule verification refuses stale keys by.
+            let stale = stale_now(shared);
             let generation = shared.generation() as i64;
+            let running = shared.worker_running();
+            let started = running
+                .then(|| timestamp(shared.worker_started.load(Ordering::Acquire)))
+                .flatten();
             shared.read(|state| {
                 let kids: Vec<String> =
                     serde_json::from_str(&format!("[{}]", state.kids.string())).unwrap_or_default();
@@ -111,6 +122,11 @@ pub fn key_source() -> TableIterator<
                     timestamp(state.next_refresh),
                     stale,
                     state.from_file,
+                    state.kids_truncated,
+                    running,
+                    started,
+                    timestamp(state.last_persist_failure),
+                    Some(state.persist_failure.string()).filter(|f| !f.is_empty()),
                 )
             })
         }

@@ -1,7 +1,7 @@
 //! The audit log, quiet by default: `electric_auth.log_refusals` writes one LOG line per refused
-//! check, at most `electric_auth.log_refusals_per_second` per backend and second, then one line
-//! saying how many were left out (at the next refusal after that second, or when the backend
-//! exits); `electric_auth.log_authentications` one per successful `authenticate()` and OAuth
+//! check, at most `electric_auth.log_refusals_per_second` per second for the whole server (per
+//! backend without `shared_preload_libraries`), then one line saying how many were left out (with
+//! the next line written after that second, or when a backend that left one out exits); `electric_auth.log_authentications` one per successful `authenticate()` and OAuth
 //! login.
 //!
 //! A line names the entry point, the reason, the role, the database and the client address;
@@ -22,31 +22,62 @@ thread_local! {
 
 /// Logs a refusal at `entry` for `reason`, within the rate limit. `role`: the role a login asked
 /// for (OAuth), else the current role.
+///
+/// With the library preloaded the limit holds for the server as a whole (`shmem.rs`'s
+/// budget): one client reconnecting in a loop gets no fresh allowance per backend. Without it
+/// (no shared memory), for each backend.
 pub fn refusal(entry: EntryPoint, reason: Reason, role: Option<&CStr>, limit: i32) {
     // SAFETY: reads the clock. Whole seconds since 2000-01-01: one rate-limit window each.
     let now = unsafe { pg_sys::GetCurrentTimestamp() }.div_euclid(1_000_000);
-    let (start, written, left_out) = WINDOW.get();
-    let (written, left_out) = if start != now {
-        report_left_out(left_out);
-        (0, 0)
-    } else {
-        (written, left_out)
-    };
-    if i64::from(written) >= i64::from(limit) {
-        WINDOW.set((now, written, left_out + 1));
-        if !EXIT_HOOKED.replace(true) {
-            // SAFETY: registers a guarded callback that only logs; runs at process exit.
-            unsafe { pg_sys::on_proc_exit(Some(report_at_exit), pg_sys::Datum::from(0)) };
+    match super::shmem::take_log_line(now, u32::try_from(limit).unwrap_or(0)) {
+        Some(super::shmem::LogLine::Write { left_out }) => {
+            report_left_out(left_out, "on this server");
+            write_refusal(entry, reason, role);
         }
-        return;
+        Some(super::shmem::LogLine::LeftOut) => hook_exit_report(),
+        None => refusal_per_backend(entry, reason, role, limit, now),
     }
-    WINDOW.set((now, written + 1, left_out));
+}
+
+fn write_refusal(entry: EntryPoint, reason: Reason, role: Option<&CStr>) {
     log(format!(
         "electric_auth refused a token: entry point {}, reason {}, {}",
         entry.name(),
         reason.name(),
         who(role)
     ));
+}
+
+/// At this backend's exit, reports the lines left out that nobody reported yet.
+fn hook_exit_report() {
+    if !EXIT_HOOKED.replace(true) {
+        // SAFETY: registers a guarded callback that only logs; runs at process exit.
+        unsafe { pg_sys::on_proc_exit(Some(report_at_exit), pg_sys::Datum::from(0)) };
+    }
+}
+
+/// The per-backend limit, without the preloaded segment.
+fn refusal_per_backend(
+    entry: EntryPoint,
+    reason: Reason,
+    role: Option<&CStr>,
+    limit: i32,
+    now: i64,
+) {
+    let (start, written, left_out) = WINDOW.get();
+    let (written, left_out) = if start != now {
+        report_left_out(left_out, "in this backend");
+        (0, 0)
+    } else {
+        (written, left_out)
+    };
+    if i64::from(written) >= i64::from(limit) {
+        WINDOW.set((now, written, left_out + 1));
+        hook_exit_report();
+        return;
+    }
+    WINDOW.set((now, written + 1, left_out));
+    write_refusal(entry, reason, role);
 }
 
 /// Logs a successful authentication of `user_id` (verified) at `entry`.
@@ -59,10 +90,10 @@ pub fn authentication(entry: EntryPoint, user_id: &str, role: Option<&CStr>) {
     ));
 }
 
-fn report_left_out(left_out: u64) {
+fn report_left_out(left_out: u64, where_: &str) {
     if left_out > 0 {
         log(format!(
-            "electric_auth left {left_out} refusal log lines out in this backend \
+            "electric_auth left {left_out} refusal log lines out {where_} \
              (electric_auth.log_refusals_per_second)"
         ));
     }
@@ -71,7 +102,8 @@ fn report_left_out(left_out: u64) {
 #[pg_guard]
 unsafe extern "C-unwind" fn report_at_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
     let (_, _, left_out) = WINDOW.replace((i64::MIN, 0, 0));
-    report_left_out(left_out);
+    report_left_out(left_out, "in this backend");
+    report_left_out(super::shmem::take_left_out().unwrap_or(0), "on this server");
 }
 
 /// `role "…", database "…", client …`, each as far as this process knows it.

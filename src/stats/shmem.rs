@@ -27,6 +27,8 @@ const TRANCHE_NAME: &CStr = c"electric_auth_stats";
 
 /// How many databases get totals of their own when backends' slots are taken over.
 const DATABASES: usize = 64;
+/// The total slots: one per database, then the catch-all for databases past [`DATABASES`].
+const TOTALS: usize = DATABASES + 1;
 /// The catch-all total for databases past [`DATABASES`] (no database has this oid).
 const OTHER_DATABASES: u32 = u32::MAX;
 
@@ -60,6 +62,11 @@ struct Header {
     reset_time: AtomicI64,
     /// How many backend slots follow the totals.
     backends: u32,
+    /// The audit log's server-wide budget (see [`take_log_line`]): the second the window
+    /// started, lines written in it, and lines left out and not reported yet.
+    log_second: AtomicI64,
+    log_written: AtomicU32,
+    log_left_out: AtomicU64,
 }
 
 static SEGMENT: AtomicPtr<Header> = AtomicPtr::new(ptr::null_mut());
@@ -68,7 +75,7 @@ static mut PREV_SHMEM_REQUEST_HOOK: pg_sys::shmem_request_hook_type = None;
 static mut PREV_SHMEM_STARTUP_HOOK: pg_sys::shmem_startup_hook_type = None;
 
 fn segment_size(backends: usize) -> usize {
-    size_of::<Header>() + (DATABASES + backends) * size_of::<Slot>()
+    size_of::<Header>() + (TOTALS + backends) * size_of::<Slot>()
 }
 
 /// How many backend slots: one per proc number a backend or background worker may have
@@ -154,15 +161,15 @@ fn segment() -> Option<Segment> {
     if header.is_null() {
         return None;
     }
-    // SAFETY: the segment set up in startup_shmem: a header followed by DATABASES totals and
+    // SAFETY: the segment set up in startup_shmem: a header followed by TOTALS totals and
     // `backends` slots, all zero-initialised atomics, alive as long as the server.
     unsafe {
         let slots = header.add(1).cast::<Slot>();
         let backends = (*header).backends as usize;
         Some(Segment {
             header: &*header,
-            totals: std::slice::from_raw_parts(slots, DATABASES),
-            backends: std::slice::from_raw_parts(slots.add(DATABASES), backends),
+            totals: std::slice::from_raw_parts(slots, TOTALS),
+            backends: std::slice::from_raw_parts(slots.add(TOTALS), backends),
             lock: LOCK.load(Relaxed),
         })
     }
@@ -261,6 +268,44 @@ fn total_for(totals: &[Slot], database: u32) -> &Slot {
     last.database.store(OTHER_DATABASES, Relaxed);
     last.used.store(1, Relaxed);
     last
+}
+
+/// What the audit log may do with one more refusal line, by the server-wide budget of `limit`
+/// lines per second `now` (whole seconds).
+pub enum LogLine {
+    /// Write it; first report this many lines left out in earlier seconds (0: none).
+    Write { left_out: u64 },
+    /// Over this second's budget: left out (and counted for the next report).
+    LeftOut,
+}
+
+/// Takes one line of the audit log's budget, shared by every backend of the server (a client
+/// reconnecting in a loop gets no fresh budget per backend); `None` without the preloaded
+/// segment. Lock-free: at a second's turn, backends racing it may write a few lines more than
+/// the limit, never a second's worth more.
+pub fn take_log_line(now: i64, limit: u32) -> Option<LogLine> {
+    let header = segment()?.header;
+    let second = header.log_second.load(Relaxed);
+    if second != now
+        && header
+            .log_second
+            .compare_exchange(second, now, Relaxed, Relaxed)
+            .is_ok()
+    {
+        header.log_written.store(0, Relaxed);
+    }
+    if header.log_written.fetch_add(1, Relaxed) >= limit {
+        header.log_left_out.fetch_add(1, Relaxed);
+        return Some(LogLine::LeftOut);
+    }
+    Some(LogLine::Write {
+        left_out: take_left_out().unwrap_or(0),
+    })
+}
+
+/// The lines left out and not reported yet, now reported by the caller.
+pub fn take_left_out() -> Option<u64> {
+    Some(segment()?.header.log_left_out.swap(0, Relaxed))
 }
 
 /// The counts by database oid (0: none yet, [`OTHER_DATABASES`]: folded together) and cell,

@@ -17,6 +17,9 @@ struct CachedVerifier {
     keys_generation: u64,
     keys_recheck_at: Option<i64>,
     settings: Settings,
+    /// The key-source settings the fetched keys were read with (`jwks_max_stale` decides
+    /// `keys_recheck_at`).
+    key_settings: keys::backend::KeySettings,
     verifier: Verifier,
     tokens: TokenCache,
 }
@@ -40,8 +43,10 @@ pub fn with_verifier<R>(f: impl FnOnce(&Verifier, &mut TokenCache) -> R) -> Resu
         });
         if !current {
             let settings = current_settings();
+            let key_settings = keys::backend::key_settings();
             match cache.as_mut().filter(|c| {
                 c.settings == settings
+                    && c.key_settings == key_settings
                     && c.keys_generation == keys_generation
                     && !keys::backend::past(c.keys_recheck_at)
             }) {
@@ -60,6 +65,7 @@ pub fn with_verifier<R>(f: impl FnOnce(&Verifier, &mut TokenCache) -> R) -> Resu
                         keys_generation,
                         keys_recheck_at,
                         settings,
+                        key_settings,
                         verifier,
                         tokens: TokenCache::new(DEFAULT_BUDGET_BYTES),
                     });

@@ -6,6 +6,7 @@
 use super::cache;
 use crate::errors::warn_once;
 use crate::guard;
+pub(super) use crate::keys::backend::Wait;
 use electric_auth_core::{ConfigError, Error, TokenError};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
@@ -24,15 +25,18 @@ pub fn check_session() -> Result<(), ErrorReport> {
     Ok(())
 }
 
-/// Whether a refusal may be cured by keys the worker has not fetched yet: a `kid` in no key
-/// (or a signature no key verifies), or fetched keys still pending.
-pub(super) fn worth_waiting_for_keys<R>(result: &Result<R, Error>) -> bool {
-    matches!(
-        result,
-        Err(Error::Token(
-            TokenError::UnknownKey | TokenError::InvalidSignature
-        )) | Err(Error::Config(ConfigError::FetchedKeysPending { .. }))
-    )
+/// Whether a refusal may be cured by keys the worker has not fetched yet, and why: a `kid` in
+/// no key (or a signature no key verifies), fetched keys still pending; or fetched keys that
+/// are stale or have none usable (a `jwt_alg` switched to what only a newer document holds).
+pub(super) fn worth_waiting_for_keys<R>(result: &Result<R, Error>) -> Option<Wait> {
+    match result {
+        Err(Error::Token(TokenError::UnknownKey | TokenError::InvalidSignature))
+        | Err(Error::Config(ConfigError::FetchedKeysPending { .. })) => Some(Wait::ForKey),
+        Err(Error::Config(
+            ConfigError::FetchedKeysStale { .. } | ConfigError::FetchedKeysUnusable { .. },
+        )) => Some(Wait::ForUsableKeys),
+        _ => None,
+    }
 }
 
 /// The fetched keys' generation: read before a verification, so that [`new_keys_arrived`] after
@@ -44,8 +48,8 @@ pub(super) fn keys_generation() -> u64 {
 /// After a refusal by the keys of `seen_generation` (see [`keys_generation`]): wakes the key
 /// worker for `token`'s `kid` and waits (up to `electric_auth.jwks_timeout`) for a key set that
 /// names it; true when newer keys are there, arrived meanwhile or before (see `keys/backend.rs`).
-pub(super) fn new_keys_arrived(token: &str, seen_generation: u64) -> bool {
-    crate::keys::backend::wait_for_new_keys(token, seen_generation, |kid| {
+pub(super) fn new_keys_arrived(token: &str, seen_generation: u64, why: Wait) -> bool {
+    crate::keys::backend::wait_for_new_keys(token, seen_generation, why, |kid| {
         cache::with_verifier(|verifier, _| {
             verifier
                 .config()

@@ -32,10 +32,10 @@ pub fn answer_now<R>(
     let now = statement_time();
     let seen = keys_generation();
     let mut result = answer_once(token, now, want, answer);
-    if worth_waiting_for_keys(&result) {
+    if let Some(why) = worth_waiting_for_keys(&result) {
         // Refused for its signature or key: the token was UTF-8 (else it is an invalid token).
         if let Ok(token) = std::str::from_utf8(token) {
-            if new_keys_arrived(token, seen) {
+            if new_keys_arrived(token, seen, why) {
                 result = answer_once(token.as_bytes(), now, want, answer);
             }
         }

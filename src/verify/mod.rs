@@ -50,8 +50,10 @@ pub fn verify_at<R>(
     let mut answer = Some(answer);
     let seen = keys_generation();
     let mut result = verify_once(token, now, &mut answer);
-    if worth_waiting_for_keys(&result) && new_keys_arrived(token, seen) {
-        result = verify_once(token, now, &mut answer);
+    if let Some(why) = worth_waiting_for_keys(&result) {
+        if new_keys_arrived(token, seen, why) {
+            result = verify_once(token, now, &mut answer);
+        }
     }
     result
 }

@@ -26,7 +26,7 @@ dpkg-deb --field "$deb" Depends | grep -q 'postgresql-15' || fail "the package m
 rm -f /usr/lib/postgresql/15/lib/electric_auth.so /usr/share/postgresql/15/extension/electric_auth*
 dpkg -i "$deb" >/dev/null
 dpkg -L "$pkg" | grep -qx /usr/lib/postgresql/15/lib/electric_auth.so || fail "library not in /usr/lib/postgresql/15/lib"
-for f in electric_auth.control "electric_auth--$version.sql" electric_auth--0.1.0--0.2.0.sql electric_auth--0.2.0--0.3.0.sql; do
+for f in electric_auth.control "electric_auth--$version.sql" electric_auth--0.1.0--0.2.0.sql electric_auth--0.2.0--0.3.0.sql electric_auth--0.3.0--0.4.0.sql; do
   dpkg -L "$pkg" | grep -qx "/usr/share/postgresql/15/extension/$f" || fail "$f not in /usr/share/postgresql/15/extension"
 done
 

@@ -318,5 +318,48 @@ class ResetBeforeTheLibraryLoads(SecurityCase):
             s.close()
 
 
+class ReloadThatDropsASetting(SecurityCase):
+    """Without preload: a setting the configuration files set and a reload then dropped
+    (`ALTER SYSTEM RESET`, a line removed from postgresql.conf) leaves a valueless placeholder
+    in the postmaster, which every new backend inherits. It is no session's lost value: 0.3.0
+    took it for one and refused every token in every new session until a restart. The
+    placeholder a session resets is still caught (ResetBeforeTheLibraryLoads)."""
+
+    CLUSTER = ("ea-sec-reload-drop", 54365, False)
+
+    def reload_with(self, change):
+        before = self.cluster.reload_time()
+        change()
+        with self.cluster.connect() as su:
+            su.execute("SELECT pg_reload_conf()")
+        self.cluster.wait_for_reload(before)
+
+    def alter_system(self, sql):
+        with self.cluster.connect() as su:
+            su.execute("LOAD 'electric_auth'")
+            su.execute(sql)
+
+    def test_a_setting_dropped_by_a_reload_does_not_refuse_new_sessions(self):
+        conf = self.cluster.data / "postgresql.conf"
+        routes = {
+            "ALTER SYSTEM RESET": (
+                lambda: self.alter_system("ALTER SYSTEM SET electric_auth.clock_drift = 7"),
+                lambda: self.alter_system("ALTER SYSTEM RESET electric_auth.clock_drift")),
+            "a line removed from postgresql.conf": (
+                lambda: self.cluster.append_conf("electric_auth.jwt_namespace = ''"),
+                lambda: conf.write_text(conf.read_text().replace(
+                    "electric_auth.jwt_namespace = ''\n", ""))),
+        }
+        for route, (add, drop) in routes.items():
+            with self.subTest(route=route):
+                self.reload_with(add)
+                self.reload_with(drop)
+                s = Session(self.cluster)  # a new backend: it inherits the postmaster's table
+                try:
+                    self.assert_verification_unchanged(s)
+                finally:
+                    s.close()
+
+
 if __name__ == "__main__":
     main()

@@ -63,9 +63,10 @@ def make_tls():
     return idp.make_tls(TLS_DIR, label="ea-jwks")
 
 
-def SigningKey(kid):  # noqa: N802 (a class to its callers)
-    """An RS256 key whose tokens are kept in MINTED, for the log search at the end."""
-    return idp.SigningKey(kid, minted=MINTED)
+def SigningKey(kid, **options):  # noqa: N802 (a class to its callers)
+    """An RS256 key (or as `options` say) whose tokens are kept in MINTED, for the log search
+    at the end."""
+    return idp.SigningKey(kid, minted=MINTED, **options)
 
 
 # --- The provider's documents ---------------------------------------------------------------------
@@ -252,7 +253,7 @@ class Jwks(unittest.TestCase):
         ("invalid JSON", {"/jwks": json_route(b"{\"keys\": [")}, "not valid JSON"),
         ("10 MiB body", {"/jwks": huge_body}, "larger than 1048576 bytes"),
         ("trickling body", {"/jwks": trickle}, "no complete answer within"),
-        ("redirect to http://", {"/jwks": redirect_to_http}, "not https://"),
+        ("redirect to http://", {"/jwks": redirect_to_http}, "not https"),
         ("not JSON", {"/jwks": json_route(b"<html></html>", "text/html")}, "is not JSON"),
         ("certificate for another name", {"/.well-known/openid-configuration": json_route(
             discovery(jwks_uri=f"https://localhost:{WRONG_NAME_PORT}/jwks"))},
@@ -669,6 +670,409 @@ class Jwks(unittest.TestCase):
         finally:
             self.set_and_reload("electric_auth.session_scope")
             self.serve_good([self.k2])
+
+    # --- Hardening round 4 (each failed on 0.3.0) ---------------------------------------------
+
+    def wait_for_success_since(self, moment):
+        return wait_until(lambda: (s := self.source())["last_success"] is not None
+                          and s["last_success"] >= moment and s,
+                          timeout=TIMEOUT + 10, what="a successful refresh")
+
+    def test_19_switching_jwt_alg_fetches_keys_for_it(self):
+        # 0.3.0: the stored document holds only RSA keys; the provider publishes an EC key and
+        # jwt_alg becomes ES256. Every token got 22023 "not usable" until the next scheduled
+        # refresh (minutes away): an unusable stored set did not wake the worker.
+        ec_key = SigningKey("ec-new", alg="ES256")
+        self.assertEqual(self.source()["kids"], ["k2"])
+        self.serve_good([self.k2, ec_key])
+        time.sleep(MIN_REFRESH + 0.3)  # past the last wake-up's minimum interval
+        try:
+            self.set_and_reload("electric_auth.jwt_alg", "ES256")
+            wait_until(lambda: self.source()["usable_keys"] == 0, timeout=5,
+                       what="the stored RSA keys re-checked for ES256")
+            started = time.monotonic()
+            self.assert_verifies(ec_key.mint())
+            self.assertLess(time.monotonic() - started, TIMEOUT + 1)
+            self.assertEqual(self.source()["kids"], ["ec-new"])
+        finally:
+            self.set_and_reload("electric_auth.jwt_alg")
+            self.serve_good([self.k2])
+        wait_until(lambda: self.source()["kids"] == ["k2"], timeout=5, what="RS256 again")
+
+    def test_20_junk_kids_do_not_hold_off_a_rotation(self):
+        # 0.3.0: while one session sent a random kid every 0.2 s, a new key (published and used
+        # at once) was refused until the minimum interval let its own request through. Now a
+        # request the limit holds back runs as soon as it allows, and waits for it; the
+        # provider still gets at most one request per interval. Measured with the defaults
+        # (jwks_min_refresh_interval 2 s, jwks_timeout 5 s).
+        self.set_and_reload("electric_auth.jwks_min_refresh_interval", "2s")
+        self.set_and_reload("electric_auth.jwks_timeout", "5s")
+        stop = threading.Event()
+        refusals = []
+
+        def flood():
+            with JWKS.connect() as c:
+                while not stop.is_set():
+                    try:
+                        c.execute("SELECT electric_auth.user_id(%s)", (self.random_kid(),))
+                    except psycopg.Error as e:
+                        refusals.append(e.sqlstate)
+                    time.sleep(0.2)
+
+        flooder = threading.Thread(target=flood)
+        try:
+            time.sleep(MIN_REFRESH + 0.3)
+            with JWKS.connect() as c:  # the new settings are in force in new sessions
+                self.assertEqual(c.execute("SHOW electric_auth.jwks_min_refresh_interval")
+                                 .fetchone()[0], "2s")
+            started_requests = self.provider.requests["/jwks"]
+            started_flood = time.monotonic()
+            flooder.start()
+            # A junk kid has just made the provider answer: the limit is taken.
+            wait_until(lambda: self.provider.requests["/jwks"] > started_requests, timeout=5,
+                       what="a fetch woken by the flood")
+            rotated = SigningKey("k-rotated")
+            self.serve_good([self.k2, rotated])
+            published = time.monotonic()
+            self.assert_verifies(rotated.mint())  # the first try, not a retry
+            absorbed = time.monotonic() - published
+            time.sleep(3)
+            stop.set()
+            flooder.join()
+            elapsed = time.monotonic() - started_flood
+            fetched = self.provider.requests["/jwks"] - started_requests
+            self.assertLess(absorbed, 5, "absorbed within jwks_timeout")
+            self.assertLessEqual(fetched, elapsed / 2 + 1, f"{fetched} fetches in {elapsed:.1f} s")
+            self.assertTrue(refusals and set(refusals) == {"28000"}, refusals)
+            print(f"rotation absorbed {absorbed:.2f} s after publication during a flood of "
+                  f"{len(refusals)} junk kids; {fetched} fetches in {elapsed:.1f} s",
+                  file=sys.stderr)
+        finally:
+            stop.set()
+            if flooder.is_alive():
+                flooder.join()
+            self.set_and_reload("electric_auth.jwks_min_refresh_interval")
+            self.set_and_reload("electric_auth.jwks_timeout")
+            self.serve_good([self.k2])
+        time.sleep(MIN_REFRESH + 0.3)
+        self.user_id(self.random_kid())
+        wait_until(lambda: self.source()["kids"] == ["k2"], timeout=TIMEOUT + 10,
+                   what="the rotated key retired")
+
+    def test_21_lowering_max_stale_reaches_open_sessions_and_recovery_wakes_the_worker(self):
+        # 0.3.0: a session open before jwks_max_stale was lowered kept its verifier (Electric's
+        # eight settings were unchanged) and accepted tokens new sessions refused as stale; and
+        # once stale, a token did not wake the worker, so the provider coming back was noticed
+        # up to a retry interval later.
+        token = self.k2.mint()
+        with JWKS.connect() as open_session:
+            self.assertEqual(open_session.execute("SELECT electric_auth.user_id(%s)", (token,))
+                             .fetchone()[0], "alice")
+            self.provider.stop()
+            try:
+                self.set_and_reload("electric_auth.jwks_max_stale", "1s")
+                time.sleep(2.5)
+                for who, run in (("the open session", open_session), ("a new one", None)):
+                    with self.subTest(who):
+                        if run is None:
+                            result = self.user_id(token)
+                        else:
+                            try:
+                                result = (run.execute("SELECT electric_auth.user_id(%s)",
+                                                      (token,)).fetchone()[0], None)
+                            except psycopg.Error as e:
+                                result = (None, (e.sqlstate, e.diag.message_primary))
+                        self.assertEqual(result[1][0] if result[1] else result, "22023",
+                                         result)
+                        self.assertIn("stale", result[1][1])
+                self.assertTrue(self.source()["stale"])
+            finally:
+                self.provider.start()
+            # The provider is back: the next token wakes the worker (past the minimum
+            # interval) and verifies, not a retry interval later.
+            time.sleep(MIN_REFRESH + 0.3)
+            started = time.monotonic()
+            self.assertEqual(open_session.execute("SELECT electric_auth.user_id(%s)", (token,))
+                             .fetchone()[0], "alice")
+            self.assertLess(time.monotonic() - started, TIMEOUT + 1)
+        self.set_and_reload("electric_auth.jwks_max_stale")
+        self.assertFalse(wait_until(lambda: not (s := self.source())["stale"] and [s],
+                                    what="fresh keys")[0]["stale"])
+
+    def worker_pid(self):
+        """The key worker's process id (it has no pg_stat_activity row: it opens no database
+        connection), found among the postmaster's children by its title."""
+        postmaster = int((JWKS.data / "postmaster.pid").read_text().split()[0])
+        for entry in pathlib.Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == postmaster and b"electric_auth key worker" in title:
+                return int(entry.name)
+        return None
+
+    def refetch(self, kids):
+        """A refresh woken by an unknown kid (past the minimum interval), until the worker
+        holds `kids`."""
+        time.sleep(MIN_REFRESH + 0.3)
+        self.user_id(self.random_kid())
+        return wait_until(lambda: (s := self.source())["kids"] == kids and s,
+                          timeout=TIMEOUT + 10, what=f"the kids {kids}")
+
+    def test_22_a_stopped_worker_comes_back_and_key_source_says_so(self):
+        # 0.3.0: kill -TERM of the worker ended it for good (exit status 0, "done"), silently;
+        # key_source() kept showing the old success. Now it is restarted, says so in the log,
+        # and key_source() shows whether a worker runs. SIGKILL makes the postmaster restart
+        # the whole server (as for any crashed child); the worker is back with it.
+        src = self.source()
+        self.assertTrue(src["worker_running"])
+        first_started = src["worker_started"]
+        self.assertIsNotNone(first_started)
+        token = self.k2.mint()
+        stop, answers = threading.Event(), []
+
+        def load():  # verification goes on meanwhile
+            while not stop.is_set():
+                try:
+                    answers.append(self.user_id(token)[0])
+                except psycopg.OperationalError:
+                    answers.append("reconnecting")
+                time.sleep(0.05)
+
+        loader = threading.Thread(target=load)
+        loader.start()
+        try:
+            pid = self.worker_pid()
+            os.kill(pid, 15)
+            wait_until(lambda: not self.source()["worker_running"], timeout=5,
+                       what="key_source() saying no worker runs")
+            wait_until(lambda: (p := self.worker_pid()) and p != pid, timeout=15,
+                       what="the worker restarted")
+            self.assertIn("electric_auth key worker: SIGTERM received", self.log())
+            src = wait_until(lambda: (s := self.source())["worker_running"] and s, timeout=5,
+                             what="key_source() saying the worker runs")
+            self.assertGreaterEqual(src["worker_started"], first_started)
+            # A new kid verifies again within jwks_timeout of the restart.
+            fresh = SigningKey("k-after-restart")
+            self.serve_good([self.k2, fresh])
+            time.sleep(MIN_REFRESH + 0.3)
+            started = time.monotonic()
+            self.assert_verifies(fresh.mint())
+            self.assertLess(time.monotonic() - started, TIMEOUT + 1)
+            # SIGKILL: the server restarts; the worker with it.
+            os.kill(self.worker_pid(), 9)
+            time.sleep(1)
+            src = wait_until(lambda: self._source_or_none(), timeout=30,
+                             what="the server back after the crash restart")
+            src = wait_until(lambda: (s := self.source())["worker_running"] and s, timeout=15,
+                             what="the worker back after the crash restart")
+            newer = SigningKey("k-after-kill")
+            self.serve_good([self.k2, fresh, newer])
+            time.sleep(MIN_REFRESH + 0.3)
+            self.assert_verifies(newer.mint())
+        finally:
+            stop.set()
+            loader.join()
+            self.serve_good([self.k2])
+        self.assertIn("alice", answers)
+
+    def _source_or_none(self):
+        try:
+            return self.source()
+        except psycopg.OperationalError:
+            return None
+
+    def test_23_a_cache_file_write_failure_shows_in_key_source(self):
+        # 0.3.0: a failure while writing the temporary file was reported under the cache file's
+        # name, the temporary file was left behind, and key_source() never showed it.
+        cache = JWKS.data / "electric_auth_jwks_cache.json"
+        temporary = JWKS.data / "electric_auth_jwks_cache.json.tmp"
+
+        def refresh():
+            time.sleep(MIN_REFRESH + 0.3)
+            self.user_id(self.random_kid())
+
+        try:
+            # The temporary file cannot be created (a directory is in its place).
+            temporary.mkdir()
+            refresh()
+            src = wait_until(lambda: (s := self.source())["last_persist_failure_reason"] and s,
+                             timeout=TIMEOUT + 5, what="the persist failure shown")
+            self.assertIn(str(temporary), src["last_persist_failure_reason"])
+            self.assertIsNotNone(src["last_persist_failure"])
+            temporary.rmdir()
+            # The rename fails (a non-empty directory in the cache file's place): the
+            # temporary file written meanwhile is removed.
+            cache.unlink()
+            cache.mkdir()
+            (cache / "keep").write_text("x")
+            refresh()
+            src = wait_until(lambda: "renaming" in (
+                (s := self.source())["last_persist_failure_reason"] or "") and s,
+                timeout=TIMEOUT + 5, what="the rename failure shown")
+            self.assertFalse(temporary.exists(), "the temporary file is left behind")
+        finally:
+            if temporary.is_dir():
+                temporary.rmdir()
+            if cache.is_dir():
+                (cache / "keep").unlink(missing_ok=True)
+                cache.rmdir()
+        refresh()
+        wait_until(lambda: self.source()["last_persist_failure_reason"] is None,
+                   timeout=TIMEOUT + 5, what="the failure cleared by a good write")
+        self.assertTrue(cache.is_file())
+
+    def test_24_the_key_limit_holds_for_inline_and_fetched_keys_together(self):
+        # 0.3.0: 16 inline keys plus 16 fetched made a 32-key set (a forged token without kid
+        # then cost 32 signature checks). 15 inline + 2 fetched are refused as 17.
+        inline = [SigningKey(f"inline-{i}") for i in range(15)]
+        extra = SigningKey("k-extra")
+        self.serve_good([self.k2, extra])
+        time.sleep(MIN_REFRESH + 0.3)
+        self.user_id(self.random_kid())
+        wait_until(lambda: self.source()["usable_keys"] == 2, timeout=TIMEOUT + 5,
+                   what="two fetched keys")
+        self.set_and_reload("electric_auth.jwt_key",
+                            json.dumps({"keys": [k.jwk for k in inline]}))
+        try:
+            result = wait_until(lambda: (r := self.user_id(self.k2.mint()))[1] and r, timeout=5,
+                                what="the merged set refused")
+            self.assertEqual(result[1][0], "22023", result)
+            self.assertIn("are 17 keys", result[1][1])
+            self.assertIn("at most 16", result[1][1])
+        finally:
+            self.set_and_reload("electric_auth.jwt_key")
+            self.serve_good([self.k2])
+        wait_until(lambda: self.user_id(self.k2.mint())[0] == "alice", timeout=5,
+                   what="the fetched keys alone again")
+        self.refetch(["k2"])
+
+    def test_25_a_published_private_key_is_refused_with_a_reason(self):
+        # 0.3.0: a JWKS publishing an RSA private key (d, p, q, ...) was accepted silently.
+        leaked = SigningKey("k-private")
+        self.provider.routes["/jwks"] = json_route(
+            json.dumps({"keys": [self.k2.jwk, leaked.private_jwk]}).encode())
+        try:
+            time.sleep(MIN_REFRESH + 0.3)
+            self.assertEqual(self.user_id(leaked.mint())[1][0], "28000")
+            src = self.wait_for_failure("private key")
+            self.assertEqual(src["kids"], ["k2"], "the last good set stays")
+            self.assertNotIn(leaked.private_jwk["d"][:24], self.log())
+        finally:
+            self.serve_good([self.k2])
+
+    def test_26_a_redirect_to_a_url_with_credentials_is_not_followed(self):
+        # 0.3.0: ureq followed a redirect to https://user:pw@host/... and sent
+        # "Authorization: Basic ..." there.
+        def redirect_with_credentials(h):
+            h.send_response(302)
+            h.send_header("Location", f"https://user:secret-pw@localhost:{HTTPS_PORT}/jwks")
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+
+        self.provider.authorizations.clear()
+        self.provider.routes["/jwks"] = redirect_with_credentials
+        try:
+            time.sleep(MIN_REFRESH + 0.3)
+            self.user_id(self.random_kid())
+            src = self.wait_for_failure("user information")
+            self.assertEqual(src["kids"], ["k2"])
+            self.assertEqual(self.provider.authorizations, [])
+            self.assertNotIn("secret-pw", self.log())
+        finally:
+            self.serve_good([self.k2])
+
+    def test_27_times_in_the_cache_file_are_trusted_no_further_than_the_clock(self):
+        # 0.3.0: fetched_at in the future (2100, i64::MAX) kept keys from ever going stale;
+        # fetched_at = 0 made key_source() say "not stale" while verification refused the keys
+        # as stale. Each case: the provider down, the server restarted on an edited file.
+        cache = JWKS.data / "electric_auth_jwks_cache.json"
+        token = self.k2.mint()
+        self.provider.stop()
+        original = cache.read_text()
+        try:
+            for fetched_at in (4102444800, 2**63 - 1, 0):
+                with self.subTest(fetched_at=fetched_at):
+                    JWKS.stop()
+                    content = json.loads(original)
+                    content["fetched_at"] = fetched_at
+                    cache.write_text(json.dumps(content))
+                    JWKS.append_conf("electric_auth.jwks_max_stale = '3s'")
+                    JWKS.start()
+                    time.sleep(4)
+                    src = self.source()
+                    user, error = self.user_id(token)
+                    refused_as_stale = error is not None and "stale" in error[1]
+                    self.assertEqual(src["stale"], refused_as_stale, (src, error))
+                    if fetched_at:
+                        self.assertIsNone(user, "keys from the file never went stale")
+                        self.assertTrue(refused_as_stale, error)
+                    else:
+                        self.assertFalse(src["from_cache_file"], "fetched_at 0 is refused")
+                        self.assertIn("not a time", self.log())
+        finally:
+            JWKS.stop()
+            cache.write_text(original)
+            conf = (JWKS.data / "postgresql.conf").read_text()
+            (JWKS.data / "postgresql.conf").write_text(
+                conf.replace("electric_auth.jwks_max_stale = '3s'\n", ""))
+            self.provider.start()
+            JWKS.start()
+        wait_until(lambda: self.user_id(self.k2.mint())[0] == "alice", timeout=TIMEOUT + 10,
+                   what="fresh keys again")
+
+    def test_28_a_kid_list_too_long_for_key_source_says_it_is_cut(self):
+        # 0.3.0: key_source() showed usable_keys = 16, kids = [] when the kids did not fit its
+        # 4096-byte buffer.
+        keys = []
+        for i in range(16):
+            jwk = dict(self.k2.jwk, kid=f"{i:02d}-" + "x" * 300)
+            keys.append(jwk)
+        self.provider.routes["/jwks"] = json_route(json.dumps({"keys": keys}).encode())
+        try:
+            time.sleep(MIN_REFRESH + 0.3)
+            self.user_id(self.random_kid())
+            src = wait_until(lambda: (s := self.source())["usable_keys"] == 16 and s,
+                             timeout=TIMEOUT + 5, what="16 long kids")
+            self.assertTrue(src["kids_truncated"])
+            self.assertGreater(len(src["kids"]), 0)
+            self.assertLess(len(src["kids"]), 16)
+            self.assertEqual(src["kids"], [k["kid"] for k in keys[:len(src["kids"])]])
+        finally:
+            self.serve_good([self.k2])
+        time.sleep(MIN_REFRESH + 0.3)
+        self.user_id(self.random_kid())
+        src = wait_until(lambda: (s := self.source())["kids"] == ["k2"] and s,
+                         timeout=TIMEOUT + 5, what="one kid again")
+        self.assertFalse(src["kids_truncated"])
+
+    def test_29_a_fast_shutdown_does_not_wait_for_a_fetch(self):
+        # 0.3.0: a fast shutdown waited for the fetch under way (57 s with jwks_timeout 60 s).
+        self.set_and_reload("electric_auth.jwks_timeout", "60s")
+        self.provider.routes["/jwks"] = hang
+        try:
+            time.sleep(MIN_REFRESH + 0.3)
+            before = self.provider.requests["/jwks"]
+            waiting = threading.Thread(target=lambda: self.user_id(self.random_kid()))
+            waiting.start()
+            wait_until(lambda: self.provider.requests["/jwks"] > before, timeout=5,
+                       what="a fetch under way")
+            time.sleep(0.5)
+            started = time.monotonic()
+            JWKS.stop("fast")
+            stopped_in = time.monotonic() - started
+            waiting.join()
+            self.assertLess(stopped_in, 5, f"fast shutdown took {stopped_in:.1f} s")
+        finally:
+            self.serve_good([self.k2])
+            JWKS.start()
+            self.set_and_reload("electric_auth.jwks_timeout")
+        wait_until(lambda: self.user_id(self.k2.mint())[0] == "alice", timeout=TIMEOUT + 10,
+                   what="verification after the restart")
 
     def test_99_no_token_or_key_in_the_log(self):
         log = self.log()

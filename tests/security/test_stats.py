@@ -251,12 +251,77 @@ class AuditLog(SecurityCase):
         self.assertEqual(len(lines), 1)
         self.assertIn('entry point authenticate, role "ea_app", database "ea_sec"', lines[0])
 
+    def test_clients_reconnecting_in_a_loop_share_the_servers_budget(self):
+        # 0.3.0 limited the lines per backend: a client reconnecting in a loop wrote 527 refusal
+        # lines a second against the default 10. The budget is the server's now.
+        clients = 300
+        expired = mint(sub="reconnecting-user", exp=now() - 100)
+        offset = len(self.cluster.log())
+        started = time.time()
+        for _ in range(clients):
+            with self.cluster.connect(user="ea_app") as c:
+                with self.assertRaises(psycopg.errors.InvalidAuthorizationSpecification):
+                    c.execute("SELECT electric_auth.user_id(%s)", (expired,))
+        seconds = time.time() - started
+
+        def counted():
+            log = self.cluster.log()[offset:]
+            written = [line for line in log.splitlines()
+                       if "refused a token: entry point user_id, reason expired" in line]
+            left_out = sum(int(m) for m in re.findall(r"left (\d+) refusal log lines out", log))
+            return written, left_out
+
+        for _ in range(100):
+            written, left_out = counted()
+            if len(written) + left_out >= clients:
+                break
+            time.sleep(0.1)
+        self.assertEqual(len(written) + left_out, clients)
+        self.assertLessEqual(len(written), 10 * (int(seconds) + 2),
+                             f"{len(written)} lines in {seconds:.1f} s")
+
+
     def test_only_a_superuser_changes_the_log_settings(self):
         with self.cluster.connect(user="ea_app") as c:
             for setting in ("log_refusals = off", "log_refusals_per_second = 10000",
                             "log_authentications = off", "track_stats = off"):
                 with self.assertRaises(psycopg.errors.InsufficientPrivilege):
                     c.execute(f"SET electric_auth.{setting}")
+
+
+class SixtyFourDatabases(SecurityCase):
+    """The README promises 64 databases their own totals once their backends' slots are taken
+    over; 0.3.0 gave 63 (the last total was the catch-all)."""
+
+    CLUSTER = ("ea-stats-dbs", 54413, True)
+    # Few backend slots: one after the other, backends of different databases take them over.
+    SERVER_OPTIONS = ("-c max_connections=8", "-c superuser_reserved_connections=0")
+
+    def test_sixty_four_databases_keep_their_own_totals(self):
+        with self.cluster.connect(dbname="postgres") as su:
+            su.execute("CREATE DATABASE ea_db_template")
+        with self.cluster.connect(dbname="ea_db_template") as su:
+            su.execute("CREATE EXTENSION electric_auth")
+        names = [f"ea_db_{i:02d}" for i in range(66)]
+        with self.cluster.connect(dbname="postgres") as su:
+            for name in names:
+                su.execute(f"CREATE DATABASE {name} TEMPLATE ea_db_template")
+        token = mint()
+        # One backend after the other, each in its own database: each takes over a slot one
+        # before it left, folding its count into that database's total; then backends of
+        # ea_sec take over every slot, so every ea_db_* count is in a total.
+        for name in names + ["ea_sec"] * 12:
+            with self.cluster.connect(dbname=name, user="ea_app") as c:
+                self.assertEqual(c.execute("SELECT electric_auth.user_id(%s)", (token,))
+                                 .fetchone()[0], "alice")
+        with self.cluster.connect(dbname="ea_sec") as su:
+            rows = su.execute("SELECT datname, sum(count) FROM electric_auth.stats "
+                              "WHERE entry_point = 'user_id' AND (datname LIKE 'ea_db_%' "
+                              "OR datname IS NULL) GROUP BY 1").fetchall()
+        own = {r[0] for r in rows if r[0] is not None}
+        folded = sum(r[1] for r in rows if r[0] is None)
+        self.assertEqual(len(own), 64, sorted(own))
+        self.assertEqual(folded, len(names) - 64)
 
 
 if server_major() >= 18:

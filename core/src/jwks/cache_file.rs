@@ -14,6 +14,9 @@ use serde_json::{json, Value};
 
 pub const FORMAT: &str = "electric_auth.jwks_cache.v1";
 
+/// 2000-01-01 in Unix seconds: no earlier `fetched_at` is believed.
+pub const EARLIEST_FETCHED_AT: i64 = 946_684_800;
+
 /// The largest cache file read: the document JSON-escaped (at most six bytes per byte) and a
 /// little more.
 pub const MAX_FILE_BYTES: usize = 6 * MAX_DOCUMENT_BYTES + 64 * 1024;
@@ -38,8 +41,12 @@ impl CachedDocument {
         .to_string()
     }
 
-    /// Reads a file written for `source`, or says why it cannot be used.
-    pub fn from_file(bytes: &[u8], source: &str) -> Result<CachedDocument, String> {
+    /// Reads a file written for `source` at `now` (Unix seconds), or says why it cannot be
+    /// used. `fetched_at` is trusted no further than the clock: a time before 2000 (or none) is
+    /// refused, and a time after `now` is taken as `now` (a clock that stepped back), so a file
+    /// can neither keep keys from ever going stale nor be stale in a way `key_source()` and
+    /// verification would read differently.
+    pub fn from_file(bytes: &[u8], source: &str, now: i64) -> Result<CachedDocument, String> {
         if bytes.len() > MAX_FILE_BYTES {
             return Err(format!("the file has more than {MAX_FILE_BYTES} bytes"));
         }
@@ -62,9 +69,14 @@ impl CachedDocument {
         if document.len() > MAX_DOCUMENT_BYTES {
             return Err("the file's document is too large".to_owned());
         }
+        if fetched_at < EARLIEST_FETCHED_AT {
+            return Err(format!(
+                "its fetched_at ({fetched_at}) is not a time this file could have been written"
+            ));
+        }
         Ok(CachedDocument {
             source: file_source.to_owned(),
-            fetched_at,
+            fetched_at: fetched_at.min(now),
             document: document.to_owned(),
         })
     }
@@ -73,6 +85,8 @@ impl CachedDocument {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NOW: i64 = 1_800_000_000;
 
     fn sample() -> CachedDocument {
         CachedDocument {
@@ -86,7 +100,7 @@ mod tests {
     fn round_trip() {
         let file = sample().to_file();
         assert_eq!(
-            CachedDocument::from_file(file.as_bytes(), "https://idp/jwks"),
+            CachedDocument::from_file(file.as_bytes(), "https://idp/jwks", NOW),
             Ok(sample())
         );
     }
@@ -104,6 +118,8 @@ mod tests {
             (file.replace(FORMAT, "v0").into_bytes(), "format"),
             (file.replace("fetched_at", "fetched").into_bytes(), "lacks"),
             (vec![b' '; MAX_FILE_BYTES + 1], "more than"),
+            (file.replace("1767225600", "0").into_bytes(), "not a time"),
+            (file.replace("1767225600", "-5").into_bytes(), "not a time"),
         ];
         for (bytes, reason) in cases {
             let source = if reason == "another source" {
@@ -111,8 +127,24 @@ mod tests {
             } else {
                 "https://idp/jwks"
             };
-            let error = CachedDocument::from_file(&bytes, source).unwrap_err();
+            let error = CachedDocument::from_file(&bytes, source, NOW).unwrap_err();
             assert!(error.contains(reason), "{reason}: {error}");
+        }
+    }
+
+    /// Hardening round 4: a `fetched_at` in the future (2100, i64::MAX) kept keys from ever
+    /// going stale; it is taken as "now".
+    #[test]
+    fn a_time_in_the_future_is_taken_as_now() {
+        let file = sample().to_file();
+        for future in ["4102444800", &i64::MAX.to_string()] {
+            let read = CachedDocument::from_file(
+                file.replace("1767225600", future).as_bytes(),
+                "https://idp/jwks",
+                NOW,
+            )
+            .unwrap();
+            assert_eq!(read.fetched_at, NOW);
         }
     }
 }

@@ -8,7 +8,7 @@
 
 use crate::algorithm::{Algorithm, AlgorithmFamily};
 use crate::error::ConfigError;
-use crate::keys::KeySet;
+use crate::keys::{KeySet, MAX_KEYS};
 use serde_json::Value;
 
 /// The largest document fetched or kept (the HTTP client stops reading past it).
@@ -66,10 +66,36 @@ fn entries(body: &[u8]) -> Result<Vec<Value>, String> {
             "the JWKS lists {} keys, more than {MAX_DOCUMENT_ENTRIES}",
             keys.len()
         )),
-        Some(Value::Array(keys)) => Ok(keys),
+        Some(Value::Array(keys)) => {
+            refuse_private_keys(&keys)?;
+            Ok(keys)
+        }
         Some(_) => Err("\"keys\" is not an array".to_owned()),
         None => Err("the document has no \"keys\" array (not a JWKS)".to_owned()),
     }
+}
+
+/// The members only a private JWK has (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2): `d` for EC, OKP and
+/// RSA, and RSA's primes and CRT values.
+const PRIVATE_MEMBERS: [&str; 6] = ["d", "p", "q", "dp", "dq", "qi"];
+
+/// A document that publishes a private key is refused whole: like a published `oct` secret, it
+/// means the provider leaked its signing key, and anyone who read the URL can sign tokens with
+/// it. None of its keys is used, and the last good document stays in use.
+fn refuse_private_keys(keys: &[Value]) -> Result<(), String> {
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(member) = PRIVATE_MEMBERS
+            .iter()
+            .find(|member| key.get(**member).is_some())
+        {
+            return Err(format!(
+                "key {} is a private key (it has \"{member}\"): the provider publishes its \
+                 signing key, so anyone could sign tokens; no key of this document is used",
+                i + 1
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The usable keys of a fetched document for `alg`, or why there are none: the same rules and
@@ -160,6 +186,17 @@ pub fn key_set_with_fetched(
         }),
     };
     match (inline, result) {
+        // The limit holds for the set a token is checked against, not for each part: a forged
+        // token without a `kid` costs at most MAX_KEYS signature checks.
+        (Some(inline), Ok(fetched)) if inline.count() + fetched.count() > MAX_KEYS => {
+            Err(ConfigError::TooManyMergedKeys {
+                alg,
+                inline: inline.count(),
+                fetched: fetched.count(),
+                url: source(),
+                max: MAX_KEYS,
+            })
+        }
         (Some(inline), Ok(fetched)) => Ok(inline.merged(fetched)),
         (None, Ok(fetched)) => Ok(fetched),
         (Some(inline), Err(_)) => Ok(inline),
@@ -231,6 +268,75 @@ mod tests {
         }
         let error = validate_fetched(None, b"{\"keys\":[{\"kid\":\"a\"}]}").unwrap_err();
         assert!(error.contains("no \"kty\""), "{error}");
+    }
+
+    /// Hardening round 4: a published private JWK (RSA with `d`, `p`, `q`…, or an EC/OKP
+    /// `d`) was accepted silently; it means the provider leaked its signing key.
+    #[test]
+    fn a_published_private_key_refuses_the_document() {
+        let private_ec = EC.replace(
+            "\"use\"",
+            "\"d\":\"870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE\",\"use\"",
+        );
+        let private_rsa = r#"{"kty":"RSA","kid":"r1","n":"sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw","e":"AQAB","d":"VFCWOqXr8nvZNyaaJLXdnNPXZKRaWCjkU5Q2egQQpTBMwhprMzWzpR8Sxq1OPThh_J6MUD8Z35wky9b8eEO0pwNS8xlh1lOFRRBoNqDIKVOku0aZb-rynq8cxjDTLZQ6Fz7jSjR1Klop-YKaUHc9GsEofQqYruPhzSA-QgajZGPbE_0ZaVDJHfyd7UUBUKunFMScbflYAAOYJqVIVwaYR5zWEEceUjNnTNo_CVSj-VvXLO5VZfCUAVLgW4dpf1SrtZjSt34YLsRarSb127reG_DUwg9Ch-KyvjT1SkHgUWRVGcyly7uvVGRSDwsXypdrNinPA4jlhoNdizK2zF2CWQ","p":"9gY2w6I6S6L0juEKsbeDAwpd9WMfgqFoeA9vEyEUuk4kLwBKcoe1x4HG68ik918hdDSE9vDQSccA3xXHOAFOPJ8R9EeIAbTi1VwBYnbTp87X-xcPWlEPkrdoUKW60tgs1aNd_Nnc9LEVVPMS390zbFxt8TN_biaBgelNgbC95sM","q":"uKlCKvKv_ZJMVcdIs5vVSU_6cPtYI1ljWytExV_skstvRSNi9r66jdd9-yBhVfuG4shsp2j7rGnIio901RBeHo6TPKWVVykPu1iYhQXw1jIABfw-MVsN-3bQ76WLdt2SDxsHs7q7zPyUyHXmps7ycZ5c72wGkUwNOjYelmkiNS0","kid":"r1"}"#;
+        for (key, alg, member) in [
+            (private_ec.as_str(), Some(Algorithm::ES256), "\"d\""),
+            (private_rsa, Some(Algorithm::RS256), "\"d\""),
+            (private_rsa, None, "\"d\""),
+        ] {
+            // Beside a usable public key too: the whole document is refused.
+            let body = jwks(&[OKP, EC, key]);
+            let error = validate_fetched(alg, body.as_bytes()).unwrap_err();
+            assert!(
+                error.contains("private key") && error.contains(member),
+                "{error}"
+            );
+            assert!(!error.contains("870MB6"), "{error}");
+        }
+        let only_p = r#"{"kty":"RSA","n":"AQAB","e":"AQAB","p":"AQAB"}"#;
+        let error =
+            validate_fetched(Some(Algorithm::RS256), jwks(&[only_p]).as_bytes()).unwrap_err();
+        assert!(error.contains("\"p\""), "{error}");
+    }
+
+    /// Hardening round 4: 16 inline keys and 16 fetched ones made a set of 32, so a forged
+    /// token without `kid` cost 32 signature checks. The limit holds for the merged set.
+    #[test]
+    fn the_key_limit_holds_for_inline_and_fetched_keys_together() {
+        let okps = |prefix: &str, n: usize| -> Vec<String> {
+            (0..n)
+                .map(|i| OKP.replace("\"ed1\"", &format!("\"{prefix}{i}\"")))
+                .collect()
+        };
+        let inline_keys = okps("inline", 10);
+        let inline_refs: Vec<&str> = inline_keys.iter().map(String::as_str).collect();
+        let inline =
+            KeySet::parse(Algorithm::EdDSA, &jwks(&inline_refs), |_| unreachable!()).unwrap();
+        for (fetched_count, fits) in [(6, true), (7, false), (16, false)] {
+            let keys = okps("fetched", fetched_count);
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let fetched = FetchedKeys {
+                setting: "electric_auth.jwks_url",
+                source: "https://idp/jwks".to_owned(),
+                state: FetchedState::Document(jwks(&refs)),
+            };
+            let result = key_set_with_fetched(Algorithm::EdDSA, Some(inline.clone()), &fetched);
+            match result {
+                Ok(set) => {
+                    assert!(fits);
+                    assert_eq!(set.count(), 10 + fetched_count);
+                }
+                Err(error) => {
+                    assert!(!fits, "{fetched_count}");
+                    let text = error.to_string();
+                    assert!(text.contains("at most 16"), "{text}");
+                    assert!(
+                        text.contains(&format!("are {} keys", 10 + fetched_count)),
+                        "{text}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -36,9 +36,83 @@ pub fn check_https_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Where a redirect's `Location` (`reference`, absolute or relative, RFC 3986 §5.2 for the forms
+/// servers send) leads from `base`. The result still has to pass [`check_https_url`]: a
+/// redirect may lead nowhere the setting itself could not (no `http://`, no user information,
+/// so the worker never sends credentials a redirect put in a URL).
+pub fn resolve_redirect(base: &str, reference: &str) -> String {
+    let reference = reference.trim();
+    let scheme_end = base.find("://").map_or(0, |at| at + 3);
+    let has_scheme = reference.find(':').is_some_and(|colon| {
+        !reference[..colon].is_empty()
+            && reference[..colon]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+            && !reference[..colon].contains(['/', '?', '#'])
+    });
+    if has_scheme {
+        return reference.to_owned();
+    }
+    if let Some(rest) = reference.strip_prefix("//") {
+        return format!("{}{rest}", &base[..scheme_end]);
+    }
+    let authority_end = base[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(base.len(), |at| scheme_end + at);
+    if reference.starts_with('/') {
+        return format!("{}{reference}", &base[..authority_end]);
+    }
+    let path_end = base[authority_end..]
+        .find(['?', '#'])
+        .map_or(base.len(), |at| authority_end + at);
+    if reference.starts_with('?') {
+        return format!("{}{reference}", &base[..path_end]);
+    }
+    let directory_end = base[authority_end..path_end]
+        .rfind('/')
+        .map_or(authority_end, |at| authority_end + at);
+    format!("{}/{reference}", &base[..directory_end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redirects_resolve_and_are_checked_like_the_setting() {
+        let base = "https://idp.example.com/a/jwks.json?x=1";
+        for (location, expected) in [
+            ("https://other.example/keys", "https://other.example/keys"),
+            ("//cdn.example/keys", "https://cdn.example/keys"),
+            ("/v2/keys", "https://idp.example.com/v2/keys"),
+            ("keys2.json", "https://idp.example.com/a/keys2.json"),
+            ("?y=2", "https://idp.example.com/a/jwks.json?y=2"),
+            ("http://idp.example.com/keys", "http://idp.example.com/keys"),
+            (
+                "https://user:pw@idp.example.com/keys",
+                "https://user:pw@idp.example.com/keys",
+            ),
+        ] {
+            assert_eq!(resolve_redirect(base, location), expected, "{location}");
+        }
+        assert_eq!(
+            resolve_redirect("https://idp.example.com", "keys"),
+            "https://idp.example.com/keys"
+        );
+        // What a redirect may not lead to, whatever its form.
+        for location in [
+            "http://idp.example.com/keys",
+            "https://user:pw@idp.example.com/keys",
+            "//user:pw@idp.example.com/keys",
+            "file:///etc/passwd",
+            "/keys#fragment",
+        ] {
+            assert!(
+                check_https_url(&resolve_redirect(base, location)).is_err(),
+                "{location}"
+            );
+        }
+    }
 
     #[test]
     fn https_urls_pass() {

@@ -101,16 +101,23 @@ def make_tls(tls_dir, names=LOOPBACK_NAMES, wrong_names=("wrong.example",),
 # --- Signing keys --------------------------------------------------------------------------------
 
 class SigningKey:
-    """An RSA key (RS256) known by `kid`: its public JWK (`jwk`, for a JWKS) and a minter of
-    tokens with that kid; `claims` are every token's defaults (iss, aud, ...). Each token minted
-    is appended to `minted` if given, for a test to search logs for."""
+    """An RSA key (RS256; or a P-256 key with alg="ES256") known by `kid`: its public JWK
+    (`jwk`, for a JWKS; `private_jwk`, the same with its private members) and a minter of tokens
+    with that kid; `claims` are every token's defaults (iss, aud, ...). Each token minted is
+    appended to `minted` if given, for a test to search logs for."""
 
-    def __init__(self, kid, minted=None, **claims):
-        self.kid, self.minted = kid, minted
-        self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self.jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key()))
-        self.jwk.update(kid=kid, alg="RS256", use="sig")
-        self.minter = Minter(self.private, "RS256", **claims)
+    def __init__(self, kid, minted=None, alg="RS256", **claims):
+        self.kid, self.minted, self.alg = kid, minted, alg
+        if alg == "ES256":
+            self.private = ec.generate_private_key(ec.SECP256R1())
+            algorithm = jwt.algorithms.ECAlgorithm
+        else:
+            self.private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            algorithm = jwt.algorithms.RSAAlgorithm
+        self.jwk = json.loads(algorithm.to_jwk(self.private.public_key()))
+        self.jwk.update(kid=kid, alg=alg, use="sig")
+        self.private_jwk = dict(json.loads(algorithm.to_jwk(self.private)), **self.jwk)
+        self.minter = Minter(self.private, alg, **claims)
 
     def _keep(self, token):
         if self.minted is not None:
@@ -128,7 +135,7 @@ class SigningKey:
         pem = self.private.private_bytes(serialization.Encoding.PEM,
                                          serialization.PrivateFormat.PKCS8,
                                          serialization.NoEncryption()).decode()
-        token = sign_with_node([{"alg": "RS256", "key": pem, "kid": self.kid, "library": "jose",
+        token = sign_with_node([{"alg": self.alg, "key": pem, "kid": self.kid, "library": "jose",
                                  "payload": self.minter.claims("jose-user")}])[0]
         return self._keep(token)
 
@@ -143,11 +150,12 @@ def jwks(*keys):
 class Provider:
     """An HTTPS server on `host`:`port` with a (certificate, key) pair (one of make_tls()'s)
     whose answers the test changes: routes[path] -> fn(handler). requests[path] counts every
-    GET, answered or not."""
+    GET, answered or not; authorizations lists the Authorization headers any request carried."""
 
     def __init__(self, port, cert_and_key, host="127.0.0.1"):
         self.host, self.port, self.cert_and_key = host, port, cert_and_key
         self.routes, self.requests, self.server = {}, collections.Counter(), None
+        self.authorizations = []
 
     def start(self):
         provider = self
@@ -155,6 +163,8 @@ class Provider:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 provider.requests[self.path] += 1
+                if self.headers.get("Authorization") is not None:
+                    provider.authorizations.append(self.headers["Authorization"])
                 route = provider.routes.get(self.path)
                 if route is None:
                     self.send_error(404)
