@@ -21,6 +21,7 @@
 //! the planner's with `track_planning`): those three hooks pass it a copy with the tokens'
 //! bytes overwritten (the same length, so its offsets hold), only when there is a token.
 
+use super::tls::with_slot;
 use electric_auth_core::redaction;
 use pgrx::{pg_guard, pg_sys};
 use std::cell::RefCell;
@@ -298,7 +299,7 @@ pub fn hide_tokens() {
     let Some((key, query)) = current() else {
         return;
     };
-    let report = REPORTED.with_borrow_mut(|reported| {
+    let report = with_slot(&REPORTED, |reported| {
         if reported.key == key && reported.tokens_checked {
             return None;
         }
@@ -315,7 +316,7 @@ pub fn hide_tokens() {
             None
         }
     });
-    if let Some(text) = report {
+    if let Some(text) = report.flatten() {
         report_activity(&text);
     }
 }
@@ -329,7 +330,7 @@ pub fn hide_ranges(query: *const c_char, ranges: &[Range<usize>]) {
     if current != query {
         return;
     }
-    let report = REPORTED.with_borrow_mut(|reported| {
+    let report = with_slot(&REPORTED, |reported| {
         if reported.key != key {
             *reported = Reported::new(key);
         }
@@ -337,7 +338,7 @@ pub fn hide_ranges(query: *const c_char, ranges: &[Range<usize>]) {
         // SAFETY: as in hide_tokens.
         reported.render(unsafe { CStr::from_ptr(query) }.to_bytes())
     });
-    if let Some(text) = report {
+    if let Some(text) = report.flatten() {
         report_activity(&text);
     }
 }
@@ -349,7 +350,7 @@ pub fn hide_statement() {
     let Some((key, query)) = current() else {
         return;
     };
-    let report = REPORTED.with_borrow_mut(|reported| {
+    let report = with_slot(&REPORTED, |reported| {
         if reported.key != key {
             *reported = Reported::new(key);
         }
@@ -360,7 +361,7 @@ pub fn hide_statement() {
         // SAFETY: as in hide_tokens.
         reported.render(unsafe { CStr::from_ptr(query) }.to_bytes())
     });
-    if let Some(text) = report {
+    if let Some(text) = report.flatten() {
         report_activity(&text);
     }
 }

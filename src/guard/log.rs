@@ -12,6 +12,7 @@
 //! (list electric_auth last there); the README says so.
 
 use super::activity;
+use super::tls::with_slot;
 use crate::settings::names;
 use electric_auth_core::redaction::{self, Statement};
 use pgrx::{pg_guard, pg_sys};
@@ -22,8 +23,9 @@ use std::ffi::{c_char, CStr, CString};
 static mut PREVIOUS_HOOK: pg_sys::emit_log_hook_type = None;
 
 thread_local! {
-    /// The masked copy of the current statement `debug_query_string` points at, if any.
-    static MASKED_STATEMENT: RefCell<Option<CString>> = const { RefCell::new(None) };
+    /// The masked copy of the current statement `debug_query_string` points at, if any, and
+    /// the original it replaced there (log lines go on quoting the original: `statement: …`).
+    static MASKED_STATEMENT: RefCell<Option<(CString, usize)>> = const { RefCell::new(None) };
     /// What the rules found in the current statement, computed at its first log line: a
     /// statement of MBs logged at debug5 passes through this hook dozens of times, and each
     /// line must cost the line's size, not the statement's.
@@ -57,7 +59,7 @@ fn analyzed(text: &[u8]) -> Statement<'_> {
         text.as_ptr() as usize,
         text.len(),
     );
-    ANALYZED.with_borrow_mut(|slot| {
+    let cached = with_slot(&ANALYZED, |slot| {
         if let Some(known) = slot.as_ref().filter(|known| known.key == key) {
             return Statement {
                 text,
@@ -75,7 +77,8 @@ fn analyzed(text: &[u8]) -> Statement<'_> {
             holds_token: None,
         });
         statement
-    })
+    });
+    cached.unwrap_or_else(|| Statement::new(text))
 }
 
 /// `redaction::hide_statement`, with the search for the key in force done once per statement
@@ -84,7 +87,7 @@ fn hide_statement(statement: &Statement, key: Option<&[u8]>) -> bool {
     if statement.names_key {
         return true;
     }
-    ANALYZED.with_borrow_mut(|slot| match slot.as_mut() {
+    with_slot(&ANALYZED, |slot| match slot.as_mut() {
         Some(known) if known.searched_for.as_deref() == key && known.searched_for.is_some() => {
             known.holds_key
         }
@@ -95,6 +98,7 @@ fn hide_statement(statement: &Statement, key: Option<&[u8]>) -> bool {
         }
         None => redaction::hide_statement(statement, key),
     })
+    .unwrap_or_else(|| redaction::hide_statement(statement, key))
 }
 
 /// Templates (untranslated `message_id`s) whose second `%s` is a setting's value, and what a
@@ -165,7 +169,7 @@ unsafe fn redact(edata: &mut pg_sys::ErrorData) {
             false,
         ))
     };
-    let statement = unsafe { bytes(pg_sys::debug_query_string) }.map(analyzed);
+    let statement = unsafe { bytes(current_statement()) }.map(analyzed);
     for (field, is_context) in [
         (&mut edata.message, false),
         (&mut edata.detail, false),
@@ -219,12 +223,20 @@ unsafe fn redact(edata: &mut pg_sys::ErrorData) {
 /// functions ran (a statement that fails to parse) would otherwise leave the original text in
 /// `pg_stat_activity` while the transaction sits aborted.
 fn mask_tokens_in_statement(statement: &Statement) {
-    let searched = ANALYZED.with_borrow(|slot| slot.as_ref().and_then(|known| known.holds_token));
-    if searched == Some(false) {
+    // SAFETY: a backend global, read in the backend's only thread.
+    let current = unsafe { pg_sys::debug_query_string };
+    let masked_already = with_slot(&MASKED_STATEMENT, |slot| {
+        slot.as_ref().is_some_and(|(m, _)| m.as_ptr() == current)
+    });
+    let searched = with_slot(&ANALYZED, |slot| {
+        slot.as_ref().and_then(|known| known.holds_token)
+    });
+    // (None: the process is exiting; nothing is masked there any more.)
+    if masked_already != Some(false) || searched.flatten() == Some(false) {
         return;
     }
     let masked = redaction::mask_statement_jwts(statement.text);
-    ANALYZED.with_borrow_mut(|slot| {
+    with_slot(&ANALYZED, |slot| {
         if let Some(known) = slot.as_mut() {
             known.holds_token = Some(masked.is_some());
         }
@@ -236,12 +248,26 @@ fn mask_tokens_in_statement(statement: &Statement) {
         return;
     };
     activity::hide_tokens();
-    MASKED_STATEMENT.with_borrow_mut(|slot| {
+    with_slot(&MASKED_STATEMENT, |slot| {
         // SAFETY: backend-local; the copy stays alive in `slot` while it is pointed at (a later
         // copy replaces it only after debug_query_string points at the later one).
+        let original = unsafe { pg_sys::debug_query_string } as usize;
         unsafe { pg_sys::debug_query_string = masked.as_ptr() };
-        *slot = Some(masked);
+        *slot = Some((masked, original));
     });
+}
+
+/// The statement being run as its client sent it: `debug_query_string`, or the original our
+/// masked copy replaced there (the original lives as long as the statement, and the copy is
+/// pointed at only while that statement runs).
+fn current_statement() -> *const c_char {
+    // SAFETY: a backend global, read in the backend's only thread.
+    let current = unsafe { pg_sys::debug_query_string };
+    with_slot(&MASKED_STATEMENT, |slot| match slot {
+        Some((masked, original)) if masked.as_ptr() == current => *original as *const c_char,
+        _ => current,
+    })
+    .unwrap_or(current)
 }
 
 /// # Safety

@@ -7,6 +7,7 @@
 mod activity;
 mod log;
 mod refused;
+mod tls;
 mod utility;
 
 pub use activity::hide_tokens;

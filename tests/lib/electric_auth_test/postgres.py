@@ -161,10 +161,24 @@ class Cluster:
         return self
 
     def stop(self, mode="fast"):
-        """Stops the server if it runs (no error if it does not)."""
-        if self.data.exists():
-            as_postgres(self.bin / "pg_ctl", "-D", self.data, "-w", "stop", "-m", mode,
-                        check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        """Stops the server if it runs (no error if it does not). A server still running after
+        pg_ctl's wait (a process that would not exit, say one spinning in a hook) is killed and
+        reported: a test must not pass while it leaves such a process behind."""
+        if not self.data.exists():
+            return
+        as_postgres(self.bin / "pg_ctl", "-D", self.data, "-w", "stop", "-m", mode,
+                    check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pid_file = self.data / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return  # stopped (or never started)
+        try:
+            os.kill(pid, 9)  # its children notice the postmaster's death and exit
+        except OSError:
+            pass
+        raise AssertionError(f"{self.name}: the server did not stop ({mode}); killed")
 
     # -- configuration -----------------------------------------------------------------------
 
