@@ -4,7 +4,7 @@ PG_CONFIG ?= /usr/bin/pg_config
 PG_VERSIONS := 15 16 17 18
 PG ?= $(PG_VERSIONS)
 
-.PHONY: check-cycles test demo bootstrap install install-dev fmt-check clippy test-core test-majors \
+.PHONY: check-cycles test test-serial demo bootstrap install install-dev fmt-check clippy test-core test-majors \
 	test-upgrade test-package package regress-update fuzz bench mutants test-citus \
 	check-versions dist
 
@@ -12,10 +12,17 @@ bootstrap:
 	@bash scripts/bootstrap.sh
 
 ## make test: every test layer on every major in $(PG); fails on the first failure. The upgrade
-## and .deb tests belong to Debian's Postgres 15 and run when 15 is in $(PG).
-test: bootstrap check-versions fmt-check clippy check-cycles test-core test-majors \
-	$(if $(filter 15,$(PG)),test-upgrade test-package) fuzz
+## and .deb tests belong to Debian's Postgres 15 and run when 15 is in $(PG). The layers run
+## side by side where they can (scripts/test_all.py: one compile at a time, up to EA_SUITES=4
+## suites at once); each layer's output is in target/test-logs/.
+test: bootstrap check-versions fmt-check check-cycles
+	python3 scripts/test_all.py $(PG)
 	@echo "make test: all layers passed on Postgres $(PG)"
+
+## make test-serial: the same layers one after the other (the old make test).
+test-serial: bootstrap check-versions fmt-check clippy check-cycles test-core test-majors \
+	$(if $(filter 15,$(PG)),test-upgrade test-package) fuzz
+	@echo "make test-serial: all layers passed on Postgres $(PG)"
 
 # One version everywhere: Cargo.toml, core/Cargo.toml, META.json (top level and provides),
 # electric_auth.control and the README's install commands.

@@ -300,10 +300,8 @@ fn dollar(t: &[u8], i: usize) -> Option<Token> {
 fn comment(t: &[u8], k: usize) -> Option<Token> {
     match (t.get(k), t.get(k + 1)) {
         (Some(b'-'), Some(b'-')) => {
-            let end = t[k..]
-                .iter()
-                .position(|&b| b == b'\n')
-                .map_or(t.len(), |at| k + at);
+            // Postgres's scanner ends it at a line feed or a carriage return.
+            let end = memchr::memchr2(b'\n', b'\r', &t[k..]).map_or(t.len(), |at| k + at);
             Some(Token {
                 kind: Kind::Comment,
                 end,
@@ -636,6 +634,13 @@ fn is_jwt_shaped(run: &[u8]) -> bool {
 /// The byte ranges of the JWT-shaped runs in `text` (see the module notes).
 pub fn jwt_ranges(text: &[u8]) -> Vec<Range<usize>> {
     let mut found = Vec::new();
+    for_each_jwt(text, |range| found.push(range));
+    found
+}
+
+/// Calls `f` with each JWT-shaped run of `text`, in order: one pass, no memory of its own (a
+/// statement of hundreds of MB holds millions of runs).
+pub fn for_each_jwt(text: &[u8], mut f: impl FnMut(Range<usize>)) {
     let mut i = 0;
     while i < text.len() {
         if !is_run_byte(text[i]) {
@@ -655,15 +660,14 @@ pub fn jwt_ranges(text: &[u8]) -> Vec<Range<usize>> {
             .count();
         let core = &run[leading..run.len() - trailing];
         if is_jwt_shaped(core) || is_sealed_identity(core) {
-            found.push(start + leading..i - trailing);
+            f(start + leading..i - trailing);
         }
     }
-    found
 }
 
 /// The JWT-shaped runs of a statement's text that can be tokens: those inside a string literal
 /// or a comment. A run outside them is SQL — an identifier (`CREATE FUNCTION
-/// "eyJhIjoxfQ.eyJiIjoyMn0"()`), which the log and `pg_stat_statements` must show, or the
+/// eyJhIjoxfQ.eyJiIjoyMn0()`), which the log and `pg_stat_statements` must show, or the
 /// statement would hide what it defines. A bind parameter's value is never in the statement's
 /// text (the log's `parameters:` detail is masked by [`redact_field`]).
 ///
@@ -672,48 +676,117 @@ pub fn jwt_ranges(text: &[u8]) -> Vec<Range<usize>> {
 /// statement cannot hide a literal from this rule by reading one way here and the other way in
 /// Postgres. Linear in the text (two lexer passes, only when a JWT-shaped run is there at all).
 pub fn statement_jwt_ranges(text: &[u8]) -> Vec<Range<usize>> {
-    let mut runs = jwt_ranges(text);
-    if runs.is_empty() {
-        return runs;
+    let mut found = Vec::new();
+    for_each_statement_jwt(text, |range| found.push(range));
+    found
+}
+
+/// Calls `f` with each run [`statement_jwt_ranges`] finds, in order, in one pass over the runs
+/// and the two readings' literals and comments side by side: no memory of its own.
+pub fn for_each_statement_jwt(text: &[u8], mut f: impl FnMut(Range<usize>)) {
+    let mut any = false;
+    for_each_jwt(text, |_| any = true);
+    if !any {
+        return;
     }
-    // Sorted, non-overlapping spans (per reading) of literal and comment bodies.
-    let spans = |scs: bool| -> Vec<Range<usize>> {
+    let spans = |scs: bool| {
         tokens_read(text, 0, text.len(), scs)
             .filter(|(_, token)| token.kind.is_string() || token.kind == Kind::Comment)
             .map(|(_, token)| token.content)
-            .collect()
+            .peekable()
     };
-    let (on, off) = (spans(true), spans(false));
-    let inside = |spans: &[Range<usize>], run: &Range<usize>| {
-        // The last span starting before the run's end: the only one that may overlap it.
-        let after = spans.partition_point(|span| span.start < run.end);
-        after > 0 && spans[after - 1].end > run.start
-    };
-    runs.retain(|run| inside(&on, run) || inside(&off, run));
-    runs
+    let (mut on, mut off) = (spans(true), spans(false));
+    // Whether a span of `spans` (sorted, not overlapping) overlaps `run`; spans that end at or
+    // before the run's start are done with (the runs come in order too).
+    fn overlaps(
+        spans: &mut std::iter::Peekable<impl Iterator<Item = Range<usize>>>,
+        run: &Range<usize>,
+    ) -> bool {
+        while spans.next_if(|span| span.end <= run.start).is_some() {}
+        spans.peek().is_some_and(|span| span.start < run.end)
+    }
+    for_each_jwt(text, |run| {
+        // Both readings are advanced for every run, so neither falls behind.
+        let in_on = overlaps(&mut on, &run);
+        let in_off = overlaps(&mut off, &run);
+        if in_on || in_off {
+            f(run);
+        }
+    });
 }
 
-/// `text` (a statement) with each run [`statement_jwt_ranges`] finds replaced by
-/// [`TOKEN_HIDDEN`], or `None` when it has none.
-pub fn mask_statement_jwts(text: &[u8]) -> Option<Vec<u8>> {
-    replace_ranges(text, &statement_jwt_ranges(text), TOKEN_HIDDEN)
-}
+/// Above this size a text's tokens are masked by overwriting them (see [`FILL`]) rather than
+/// replacing them with [`TOKEN_HIDDEN`]: the copy is then no longer than the text (a statement
+/// of many short runs would otherwise grow threefold in memory and in the log).
+pub const REPLACE_UP_TO_BYTES: usize = 1 << 20;
 
-/// `text` with each of `ranges` (sorted, not overlapping) replaced by `with`, or `None` when
-/// there is none.
-fn replace_ranges(text: &[u8], ranges: &[Range<usize>], with: &[u8]) -> Option<Vec<u8>> {
-    if ranges.is_empty() {
+/// `text` with each range `for_each` yields (in order, not overlapping) masked — replaced by
+/// [`TOKEN_HIDDEN`], or overwritten for a text over [`REPLACE_UP_TO_BYTES`] — or `None` when
+/// there is none. The copy is allocated fallibly, with room for a terminating NUL: when the
+/// memory is not there, `Some(Err(()))` (the caller hides the text some other way; a failed
+/// allocation must never abort the server process).
+pub fn mask_with(
+    text: &[u8],
+    for_each: impl Fn(&[u8], &mut dyn FnMut(Range<usize>)),
+) -> Option<Result<Vec<u8>, ()>> {
+    let (mut count, mut covered) = (0usize, 0usize);
+    for_each(text, &mut |range| {
+        count += 1;
+        covered += range.len();
+    });
+    if count == 0 {
         return None;
     }
-    let mut out = Vec::with_capacity(text.len());
-    let mut from = 0;
-    for range in ranges {
-        out.extend_from_slice(&text[from..range.start]);
-        out.extend_from_slice(with);
-        from = range.end;
+    let replace = text.len() <= REPLACE_UP_TO_BYTES;
+    let length = if replace {
+        text.len() - covered + count * TOKEN_HIDDEN.len()
+    } else {
+        text.len()
+    };
+    let mut out = Vec::new();
+    if out.try_reserve_exact(length + 1).is_err() {
+        return Some(Err(()));
     }
+    let mut from = 0;
+    for_each(text, &mut |range| {
+        out.extend_from_slice(&text[from..range.start]);
+        if replace {
+            out.extend_from_slice(TOKEN_HIDDEN);
+        } else {
+            out.resize(out.len() + range.len(), FILL);
+        }
+        from = range.end;
+    });
     out.extend_from_slice(&text[from..]);
-    Some(out)
+    Some(Ok(out))
+}
+
+/// `text` (a statement) with each run [`statement_jwt_ranges`] finds masked (see
+/// [`mask_with`]), or `None` when it has none; a text whose copy cannot be allocated is hidden
+/// whole.
+pub fn mask_statement_jwts(text: &[u8]) -> Option<Vec<u8>> {
+    mask_with(text, |t, f| for_each_statement_jwt(t, f))
+        .map(|masked| masked.unwrap_or_else(|_| too_large()))
+}
+
+/// Overwrites (see [`FILL`]) the runs [`statement_jwt_ranges`] finds in `text` within `out`, a
+/// copy of it of the same length; whether there was any. No memory of its own.
+pub fn fill_statement_jwts(text: &[u8], out: &mut [u8]) -> bool {
+    let mut any = false;
+    for_each_statement_jwt(text, |range| {
+        any = true;
+        if let Some(bytes) = out.get_mut(range) {
+            bytes.fill(FILL);
+        }
+    });
+    any
+}
+
+/// Whether the text names one of the key settings as written (`jwt_key`, `propagation_secret`,
+/// in any letter case): a cheap test for what a superuser honestly types — a `SELECT
+/// set_config('electric_auth.jwt_key', …)` — that `pg_stat_activity` then hides whole.
+pub fn names_key_plainly(text: &[u8]) -> bool {
+    KEY_NAMES.iter().any(|key| contains_ignore_case(text, key))
 }
 
 /// Whether `run` is a sealed identity a Citus coordinator forwards (`crate::seal`): masked
@@ -723,10 +796,17 @@ fn is_sealed_identity(run: &[u8]) -> bool {
         .is_some_and(|body| body.len() >= 16)
 }
 
-/// `text` with each JWT-shaped run (and each sealed identity) replaced by [`TOKEN_HIDDEN`], or
-/// `None` when it has none.
+/// `text` with each JWT-shaped run (and each sealed identity) masked (see [`mask_with`]), or
+/// `None` when it has none; a text whose copy cannot be allocated is hidden whole.
 pub fn mask_jwts(text: &[u8]) -> Option<Vec<u8>> {
-    replace_ranges(text, &jwt_ranges(text), TOKEN_HIDDEN)
+    mask_with(text, |t, f| for_each_jwt(t, f)).map(|masked| masked.unwrap_or_else(|_| too_large()))
+}
+
+/// What replaces a text too large to copy for masking.
+pub const TOO_LARGE_HIDDEN: &[u8] = b"[text hidden by electric_auth: too large to mask]";
+
+fn too_large() -> Vec<u8> {
+    TOO_LARGE_HIDDEN.to_vec()
 }
 
 /// Overwrites each of `ranges` in `text` with [`FILL`], keeping the text's length.
@@ -878,16 +958,14 @@ fn mask_field_jwts(field: &[u8], statement: Option<&[u8]>) -> Option<Vec<u8>> {
     let Some(quoted) = quoted else {
         return mask_jwts(field);
     };
-    let shift = |ranges: Vec<Range<usize>>, by: usize| {
-        ranges.into_iter().map(move |r| r.start + by..r.end + by)
-    };
-    let mut ranges: Vec<Range<usize>> = jwt_ranges(&field[..quoted.start]);
-    ranges.extend(shift(
-        statement_jwt_ranges(&field[quoted.clone()]),
-        quoted.start,
-    ));
-    ranges.extend(shift(jwt_ranges(&field[quoted.end..]), quoted.end));
-    replace_ranges(field, &ranges, TOKEN_HIDDEN)
+    mask_with(field, |t, f| {
+        for_each_jwt(&t[..quoted.start], &mut *f);
+        let by = quoted.start;
+        for_each_statement_jwt(&t[quoted.clone()], |r| f(r.start + by..r.end + by));
+        let by = quoted.end;
+        for_each_jwt(&t[quoted.end..], |r| f(r.start + by..r.end + by));
+    })
+    .map(|masked| masked.unwrap_or_else(|_| too_large()))
 }
 
 /// What to log in place of the inner statement an error came from (`QUERY:`, Postgres's
@@ -1423,5 +1501,40 @@ mod tests {
         assert!(!names_jwt_key(&dollars));
         let elapsed = started.elapsed();
         assert!(elapsed.as_secs() < 20, "took {elapsed:?}");
+    }
+
+    /// Red team, round 4: Postgres ends a `--` comment at a carriage return too; the lexer ended
+    /// it at a line feed only, so `-- \r, 'q\n', user_id('<token>')` hid a literal from it.
+    #[test]
+    fn a_line_comment_ends_at_a_carriage_return() {
+        let token = std::str::from_utf8(TOKEN).unwrap();
+        for text in [
+            format!("select 1 -- \r, 'q\n' as y, electric_auth.user_id('{token}') as z, 'w'"),
+            format!("select 2 -- x\r/*\n {token} */"),
+        ] {
+            let masked = mask_statement_jwts(text.as_bytes()).expect(&text);
+            let masked = String::from_utf8(masked).unwrap();
+            assert!(!masked.contains(&token[40..60]), "{text:?} -> {masked:?}");
+        }
+    }
+
+    /// The streaming walk finds exactly what a collected list would, and a text over
+    /// REPLACE_UP_TO_BYTES is masked in place (no longer than it was).
+    #[test]
+    fn masking_is_streamed_and_never_grows_a_large_text() {
+        let token = std::str::from_utf8(TOKEN).unwrap();
+        let small = format!("select '{token}', x.y /* {token} */ -- {token}\n, \"{token}\"");
+        assert_eq!(statement_jwt_ranges(small.as_bytes()).len(), 3);
+        let big = format!("select 1 /* {} */", "eyJ7.eyJ7 ".repeat(200_000));
+        let masked = mask_statement_jwts(big.as_bytes()).unwrap();
+        assert_eq!(masked.len(), big.len());
+        assert!(!masked.windows(9).any(|w| w == b"eyJ7.eyJ7"));
+        let mut out = big.as_bytes().to_vec();
+        assert!(fill_statement_jwts(big.as_bytes(), &mut out));
+        assert_eq!(out, masked);
+        assert!(names_key_plainly(
+            b"select set_config('electric_auth.JWT_KEY', 'k', false)"
+        ));
+        assert!(!names_key_plainly(b"select 1"));
     }
 }

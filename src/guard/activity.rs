@@ -28,6 +28,15 @@ use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::ops::Range;
 
+/// The part of a statement's text `pg_stat_activity` keeps (`track_activity_query_size`, at
+/// most 1 MB): all any reader sees, so all that is searched and copied here, whatever the
+/// statement's size (a statement of hundreds of MB must cost no more than that).
+fn shown(text: &[u8]) -> &[u8] {
+    // SAFETY: a setting's storage, read in the backend's only thread.
+    let kept = usize::try_from(unsafe { pg_sys::pgstat_track_activity_query_size }).unwrap_or(0);
+    &text[..text.len().min(kept)]
+}
+
 /// Identifies one statement: its start time and the address of its text.
 type StatementKey = (pg_sys::TimestampTz, usize);
 
@@ -54,12 +63,13 @@ impl Reported {
         }
     }
 
-    /// The text to report: `text` with the filled ranges overwritten, then tokens masked.
+    /// The text to report: `text` (as much as `pg_stat_activity` keeps of it) with the filled
+    /// ranges overwritten, then tokens masked.
     fn render(&self, text: &[u8]) -> Option<CString> {
         if self.hidden {
             return CString::new(redaction::STATEMENT_HIDDEN).ok();
         }
-        let mut copy = text.to_vec();
+        let mut copy = shown(text).to_vec();
         redaction::fill(&mut copy, &self.filled);
         if self.tokens_found {
             if let Some(masked) = redaction::mask_statement_jwts(&copy) {
@@ -71,8 +81,14 @@ impl Reported {
     }
 }
 
+/// A text's identity for [`masked_text`]: the statement's start, the text's address and length.
+type TextKey = (pg_sys::TimestampTz, usize, usize);
+
 thread_local! {
     static REPORTED: RefCell<Reported> = const { RefCell::new(Reported::new((0, 0))) };
+    /// The last text [`masked_text`] answered for, and its masked copy (`None`: no token).
+    static MASKED_TEXT: RefCell<Option<(TextKey, Option<*mut c_char>)>> =
+        const { RefCell::new(None) };
 }
 
 unsafe extern "C" {
@@ -253,8 +269,11 @@ unsafe extern "C-unwind" fn planner(
     bound_params: pg_sys::ParamListInfo,
 ) -> *mut pg_sys::PlannedStmt {
     // SAFETY: as Postgres calls the planner; only a hook installed before ours gets the masked
-    // text (the standard planner does not read it).
+    // text (the standard planner does not read it). The planner runs at Bind for most
+    // statements (custom plans, and the first generic one), after Bind reported the text again:
+    // masked here, an INSERT whose executor starts only at Execute is not shown meanwhile.
     unsafe {
+        hide_tokens_guarded();
         match PREVIOUS_PLANNER {
             Some(previous) => previous(
                 parse,
@@ -272,8 +291,12 @@ unsafe extern "C-unwind" fn hide_tokens_guarded() {
     hide_tokens();
 }
 
-/// `text`, or — when it holds tokens — a palloc'd copy (in the current memory context, which
-/// outlives the hook's call down the chain) with their bytes overwritten, the same length.
+/// `text`, or — when it holds tokens — a copy with their bytes overwritten, the same length
+/// (`pg_stat_statements` slices it by offsets). Computed once per text: a string of many
+/// statements reaches these hooks once per statement, and each must not read the whole string
+/// again. The copy lives in `TopMemoryContext` until the next text replaces it (the hooks down
+/// the chain use it only during their call); it is searched without collecting anything, so a
+/// text of hundreds of MB costs one pass and one copy.
 ///
 /// # Safety
 /// `text` must be NULL or a NUL-terminated string.
@@ -284,14 +307,53 @@ unsafe extern "C-unwind" fn masked_text(text: *const c_char) -> *const c_char {
     }
     // SAFETY: as the caller guarantees.
     let bytes = unsafe { CStr::from_ptr(text) }.to_bytes();
-    let ranges = redaction::statement_jwt_ranges(bytes);
-    if ranges.is_empty() {
-        return text;
+    // SAFETY: see the declaration.
+    let key = (
+        unsafe { statement_start_timestamp() },
+        text as usize,
+        bytes.len(),
+    );
+    let cached = with_slot(&MASKED_TEXT, |slot| match slot {
+        Some((known, copy)) if *known == key => Some(copy.map_or(text, |c| c as *const c_char)),
+        _ => None,
+    })
+    .flatten();
+    if let Some(answer) = cached {
+        return answer;
     }
-    let mut copy = bytes.to_vec();
-    redaction::fill(&mut copy, &ranges);
-    // SAFETY: copies `copy.len()` bytes and a NUL into the current memory context.
-    unsafe { pg_sys::pnstrdup(copy.as_ptr().cast(), copy.len()) }
+    let mut any = false;
+    redaction::for_each_jwt(bytes, |_| any = true);
+    let copy = if any {
+        // SAFETY: a copy of `bytes` and a NUL in TopMemoryContext (an error if memory is short:
+        // this hook may raise one, and the statement then fails cleanly).
+        unsafe {
+            let copy = pg_sys::MemoryContextAllocExtended(
+                pg_sys::TopMemoryContext,
+                bytes.len() + 1,
+                pg_sys::MCXT_ALLOC_HUGE as i32,
+            )
+            .cast::<u8>();
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), copy, bytes.len());
+            *copy.add(bytes.len()) = 0;
+            let out = std::slice::from_raw_parts_mut(copy, bytes.len());
+            if redaction::fill_statement_jwts(bytes, out) {
+                Some(copy.cast::<c_char>())
+            } else {
+                pg_sys::pfree(copy.cast());
+                None
+            }
+        }
+    } else {
+        None
+    };
+    with_slot(&MASKED_TEXT, |slot| {
+        if let Some((_, Some(previous))) = slot.take() {
+            // SAFETY: our own copy, no longer handed out (its text's turn is over).
+            unsafe { pg_sys::pfree(previous.cast()) };
+        }
+        *slot = Some((key, copy));
+    });
+    copy.map_or(text, |c| c as *const c_char)
 }
 
 /// Masks the tokens of the current statement's text in `pg_stat_activity`, once per statement.
@@ -309,7 +371,16 @@ pub fn hide_tokens() {
         reported.tokens_checked = true;
         // SAFETY: debug_query_string is a NUL-terminated string for the whole statement.
         let text = unsafe { CStr::from_ptr(query) }.to_bytes();
-        reported.tokens_found = !redaction::statement_jwt_ranges(text).is_empty();
+        // A statement that names a key setting as written (a superuser's `SELECT
+        // set_config('electric_auth.jwt_key', …)`, a string of statements with a `SET` of it) may
+        // carry a new key: hidden whole, as the log hides it.
+        if redaction::names_key_plainly(shown(text)) {
+            reported.hidden = true;
+            return reported.render(text);
+        }
+        let mut found = false;
+        redaction::for_each_statement_jwt(shown(text), |_| found = true);
+        reported.tokens_found = found;
         if reported.tokens_found {
             reported.render(text)
         } else {

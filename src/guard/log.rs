@@ -181,20 +181,15 @@ unsafe fn redact(edata: &mut pg_sys::ErrorData) {
             continue;
         };
         if let Some(clean) = redaction::redact_field(text, is_context, statement.as_ref(), key) {
-            // The rules only splice in ASCII text: no NUL can appear.
-            if let Ok(clean) = CString::new(clean) {
-                *field = unsafe { pg_sys::pstrdup(clean.as_ptr()) };
-            }
+            *field = error_context_copy(&clean);
         }
     }
     // `QUERY:` — the inner statement the error came from (PL/pgSQL, EXECUTE).
     if let Some(query) = unsafe { bytes(edata.internalquery) } {
         if let Some(clean) = redaction::redact_inner_statement(query, statement.as_ref(), key) {
-            if let Ok(clean) = CString::new(clean) {
-                edata.internalquery = unsafe { pg_sys::pstrdup(clean.as_ptr()) };
-                // The cursor position pointed into the text just replaced.
-                edata.internalpos = 0;
-            }
+            edata.internalquery = error_context_copy(&clean);
+            // The cursor position pointed into the text just replaced.
+            edata.internalpos = 0;
         }
     }
     let Some(statement) = statement else {
@@ -241,10 +236,12 @@ fn mask_tokens_in_statement(statement: &Statement) {
             known.holds_token = Some(masked.is_some());
         }
     });
-    let Some(masked) = masked else {
+    let Some(mut masked) = masked else {
         return;
     };
-    let Ok(masked) = CString::new(masked) else {
+    // The copy was allocated with room for the NUL (the rules only splice in ASCII: none inside).
+    masked.push(0);
+    let Ok(masked) = CString::from_vec_with_nul(masked) else {
         return;
     };
     activity::hide_tokens();
@@ -268,6 +265,29 @@ fn current_statement() -> *const c_char {
         _ => current,
     })
     .unwrap_or(current)
+}
+
+/// `text` (no NUL inside: the rules only splice in ASCII) copied into the current memory
+/// context — `ErrorContext` in the hook — as a C string. Allocated without raising an error (a
+/// masked copy of a statement of hundreds of MB may not fit; an error in this hook would run it
+/// again): when it does not fit, a short notice instead.
+fn error_context_copy(text: &[u8]) -> *mut c_char {
+    // SAFETY: palloc_extended with MCXT_ALLOC_NO_OOM returns NULL rather than raising; the copy
+    // writes `text.len()` bytes and a NUL into the `text.len() + 1` allocated.
+    unsafe {
+        let copy = pg_sys::palloc_extended(
+            text.len() + 1,
+            (pg_sys::MCXT_ALLOC_NO_OOM | pg_sys::MCXT_ALLOC_HUGE) as i32,
+        )
+        .cast::<u8>();
+        if copy.is_null() {
+            let notice = CString::new(redaction::TOO_LARGE_HIDDEN).expect("no NUL in the notice");
+            return pg_sys::pstrdup(notice.as_ptr());
+        }
+        std::ptr::copy_nonoverlapping(text.as_ptr(), copy, text.len());
+        *copy.add(text.len()) = 0;
+        copy.cast()
+    }
 }
 
 /// # Safety

@@ -202,9 +202,17 @@ fn run_interruptibly<T: Send + 'static>(
     }
     loop {
         match receiver.try_recv() {
-            Ok(result) => return Ok(result),
+            Ok(result) => {
+                // The waits below reset the latch: a reload (SIGHUP) or a backend's wake-up
+                // that came meanwhile must still end the worker's next wait at once.
+                // SAFETY: this process's own latch.
+                unsafe { pg_sys::SetLatch(pg_sys::MyLatch) };
+                return Ok(result);
+            }
             Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                return Err("the fetch ended without an answer".to_owned())
+                // SAFETY: as above.
+                unsafe { pg_sys::SetLatch(pg_sys::MyLatch) };
+                return Err("the fetch ended without an answer".to_owned());
             }
             Err(std::sync::mpsc::TryRecvError::Empty) => {}
         }

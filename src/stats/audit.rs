@@ -103,7 +103,12 @@ fn report_left_out(left_out: u64, where_: &str) {
 unsafe extern "C-unwind" fn report_at_exit(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
     let (_, _, left_out) = WINDOW.replace((i64::MIN, 0, 0));
     report_left_out(left_out, "in this backend");
-    report_left_out(super::shmem::take_left_out().unwrap_or(0), "on this server");
+    // SAFETY: reads the clock.
+    let now = unsafe { pg_sys::GetCurrentTimestamp() }.div_euclid(1_000_000);
+    report_left_out(
+        super::shmem::take_left_out_at_exit(now).unwrap_or(0),
+        "on this server",
+    );
 }
 
 /// `role "…", database "…", client …`, each as far as this process knows it.

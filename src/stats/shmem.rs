@@ -67,6 +67,9 @@ struct Header {
     log_second: AtomicI64,
     log_written: AtomicU32,
     log_left_out: AtomicU64,
+    /// The second a backend's exit last reported lines left out (at most one such line a
+    /// second, however many backends exit).
+    log_exit_report_second: AtomicI64,
 }
 
 static SEGMENT: AtomicPtr<Header> = AtomicPtr::new(ptr::null_mut());
@@ -306,6 +309,23 @@ pub fn take_log_line(now: i64, limit: u32) -> Option<LogLine> {
 /// The lines left out and not reported yet, now reported by the caller.
 pub fn take_left_out() -> Option<u64> {
     Some(segment()?.header.log_left_out.swap(0, Relaxed))
+}
+
+/// As [`take_left_out`], for a backend's exit at `now` (whole seconds): only the first exit of
+/// a second reports (0 for the others; what they left out waits for the next report), so a
+/// client reconnecting in a loop cannot make every exit write a line.
+pub fn take_left_out_at_exit(now: i64) -> Option<u64> {
+    let header = segment()?.header;
+    let last = header.log_exit_report_second.load(Relaxed);
+    if last == now
+        || header
+            .log_exit_report_second
+            .compare_exchange(last, now, Relaxed, Relaxed)
+            .is_err()
+    {
+        return Some(0);
+    }
+    take_left_out()
 }
 
 /// The counts by database oid (0: none yet, [`OTHER_DATABASES`]: folded together) and cell,

@@ -1,4 +1,4 @@
-"""Hardening round 3: tokens and keys kept out of pg_stat_activity, pg_stat_statements and the
+"""Tokens and keys kept out of pg_stat_activity, pg_stat_statements and the
 server log; payload numbers jsonb cannot hold; HS keys that look like JSON.
 
 Runs against the server whose pg_config is $PG_CONFIG (scripts/test_major.sh sets it for each
@@ -410,6 +410,129 @@ class Redaction(SecurityCase):
         self.assert_no_fragment(log, token, "the server log")
         self.assert_no_fragment(stored, token, "pg_stat_statements")
 
+    # -- red team, round 4 -----------------------------------------------------------------------
+
+    def test_a_string_of_many_statements_is_read_once(self):
+        # Red team: with pg_stat_statements loaded, each statement of a string made the hooks
+        # read the whole string again: "select 1;" * 20,000 took 66 s (0.09 s without).
+        s = Session(self.cluster)
+        try:
+            started = time.monotonic()
+            result = s.conn.pgconn.exec_(b"select 1;" * 20000)
+            took = time.monotonic() - started
+            self.assertEqual(result.status, psycopg.pq.ExecStatus.TUPLES_OK)
+            print(f"20,000 statements in one string: {took:.2f} s", file=sys.stderr)
+            self.assertLess(took, 10)
+        finally:
+            s.close()
+
+    def test_a_statement_of_many_tokens_costs_its_size_once(self):
+        # Red team: a 250 MB statement of short token-shaped runs made the masking build copies
+        # several times its size (an allocation failure aborted the server under a memory
+        # limit) and ignore a cancel for tens of seconds. 64 MiB of them here, in a comment,
+        # with a sleep to cancel.
+        token = self.token(sub="alice-many")
+        body = ("eyJ7.eyJ7 " * (64 << 17)) + token
+        s = Session(self.cluster)
+        watcher = Session(self.cluster, user="postgres")
+        try:
+            pid = s.execute("SELECT pg_backend_pid()").fetchone()[0]
+            started = time.monotonic()
+            result = s.conn.pgconn.exec_(f"select 1 /* {body} */".encode())
+            self.assertEqual(result.status, psycopg.pq.ExecStatus.TUPLES_OK)
+            print(f"64 MiB statement of token-shaped runs: {time.monotonic() - started:.2f} s",
+                  file=sys.stderr)
+            answered = []
+            runner = threading.Thread(target=lambda: answered.append(s.conn.pgconn.exec_(
+                f"select pg_sleep(30) /* {body} */".encode())))
+            runner.start()
+            wait_until(lambda: watcher.execute(
+                "SELECT wait_event FROM pg_stat_activity WHERE pid = %s", pid).fetchone()[0]
+                == "PgSleep", timeout=30, what="the statement sleeping")
+            cancelled = time.monotonic()
+            watcher.execute("SELECT pg_cancel_backend(%s)", pid)
+            runner.join(timeout=30)
+            took = time.monotonic() - cancelled
+            self.assertFalse(runner.is_alive(), "the cancel was not answered")
+            print(f"cancel of it answered in {took * 1000:.0f} ms", file=sys.stderr)
+            self.assertLess(took, 2)
+            self.assertTrue(s.alive())
+            stored = "\n".join(r[0][:200] for r in watcher.execute(
+                "SELECT query FROM pg_stat_statements WHERE query LIKE 'select 1 /*%%'"))
+            self.assert_no_fragment(stored, token, "pg_stat_statements")
+        finally:
+            s.close()
+            watcher.close()
+
+    def test_a_comment_ended_by_a_carriage_return_hides_no_literal(self):
+        # Red team: Postgres ends a -- comment at \r too; the lexer did not, so the literal
+        # after it (and a token in a comment begun after it) was taken for comment text.
+        token = self.token(sub="alice-cr")
+        with self.cluster.connect() as su:
+            su.execute("SELECT pg_stat_statements_reset()")
+        s = Session(self.cluster)
+        try:
+            row = s.conn.execute(f"select 1 -- \r, 'q\n' as y, electric_auth.user_id('{token}')"
+                                 " as z, 'w'").fetchone()
+            self.assertEqual(row[2], "alice-cr")
+            s.conn.execute(f"select 2 -- x\r/*\n {token} */")
+        finally:
+            s.close()
+        with self.cluster.connect() as su:
+            stored = "\n".join(r[0] for r in su.execute("SELECT query FROM pg_stat_statements"))
+        self.assertIn("-- x", stored)
+        self.assert_no_fragment(stored, token, "pg_stat_statements")
+
+
+class ActivityMaskedAtParse(SecurityCase):
+    """With the library preloaded, a token typed into a statement is masked in
+    pg_stat_activity as soon as the statement is parsed: before it runs, and even where no
+    electric_auth function is ever reached."""
+
+    CLUSTER = ("ea-sec-parsemask", 54364, True)
+    # Not debug5: every debug line would pass through the log hook, which masks the activity
+    # too, and hide what this test is about.
+    SERVER_OPTIONS = ("-c log_min_messages=warning",)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cluster.stop()  # no debug5 log to search here (see SERVER_OPTIONS)
+
+    def activity_of(self, pid):
+        watcher = Session(self.cluster)  # the same role: it sees the text
+        try:
+            return watcher.execute("SELECT query FROM pg_stat_activity WHERE pid = %s",
+                                   pid).fetchone()[0]
+        finally:
+            watcher.close()
+
+    def test_a_literal_is_masked_where_no_function_runs(self):
+        token = mint()
+        fragments = [part[:20] for part in token.split(".")]
+        s = Session(self.cluster)
+        try:
+            pid = s.execute("SELECT pg_backend_pid()").fetchone()[0]
+            s.execute("BEGIN")
+            # Never calls authenticate(): the statement's text alone holds the token.
+            s.conn.execute(f"SELECT electric_auth.authenticate('{token}') WHERE false")
+            shown = self.activity_of(pid)
+            self.assertIn("WHERE false", shown)
+            for fragment in fragments:
+                self.assertNotIn(fragment, shown)
+            s.execute("ROLLBACK")
+            # A token in a statement that sleeps before anything else, read while it sleeps.
+            runner = threading.Thread(target=lambda: s.conn.execute(
+                f"SELECT pg_sleep(1.5), length('{token}')"))
+            runner.start()
+            time.sleep(0.7)
+            shown = self.activity_of(pid)
+            runner.join()
+            self.assertIn("pg_sleep", shown)
+            for fragment in fragments:
+                self.assertNotIn(fragment, shown)
+        finally:
+            s.close()
+
 
 def activity_rows(session, pid):
     """pg_stat_activity's text of `pid` and of its parallel workers."""
@@ -529,6 +652,39 @@ class ActivityMaskedEverywhere(SecurityCase):
             su.conn.pgconn.exec_(b"ROLLBACK")
         finally:
             su.close()
+
+    def test_a_key_set_by_a_select_is_hidden(self):
+        # Red team: a superuser's SELECT set_config('electric_auth.jwt_key', ...) stayed in
+        # pg_stat_activity for pg_read_all_stats members while the session sat idle, and a string
+        # of statements ending with a SET of the key showed it while the first ones ran.
+        key = "r4-select-set-config-5c4b3a2f1e0d9c8b7a6f5e4d"
+        su = Session(self.cluster, user="postgres")
+        try:
+            pid = su.execute("SELECT pg_backend_pid()").fetchone()[0]
+            su.execute(f"SELECT set_config('electric_auth.jwt_key', '{key}', false)")
+            self.assert_no_key(pid, key)
+            runner = threading.Thread(target=lambda: su.conn.pgconn.exec_(
+                f"select pg_sleep(1.5); set electric_auth.jwt_key = '{key}'".encode()))
+            runner.start()
+            time.sleep(0.7)
+            self.assert_no_key(pid, key)
+            runner.join()
+            su.conn.pgconn.exec_(b"RESET electric_auth.jwt_key")
+        finally:
+            su.close()
+
+    def test_a_literal_after_a_comment_ended_by_a_carriage_return_is_masked(self):
+        # Red team: `-- \r, '...' , user_id('<token>')` showed the token in pg_stat_activity.
+        token = mint(sub="alice-cr")
+        s = Session(self.cluster)
+        try:
+            pid = s.execute("SELECT pg_backend_pid()").fetchone()[0]
+            s.execute("BEGIN")
+            s.conn.execute(f"select 1 -- \r, 'q\n' as y, electric_auth.user_id('{token}') as z")
+            self.assert_masked(pid, token)
+            s.execute("ROLLBACK")
+        finally:
+            s.close()
 
     def assert_no_key(self, pid, key):
         stats = Session(self.cluster, user="ea_stats")

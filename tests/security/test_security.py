@@ -753,10 +753,10 @@ class HostileTokens(SecurityCase):
                 self.assertEqual(self.s.user_id(mint(headers=headers)), ("ok", "alice"))
 
 
-class RoundTwoTokens(SecurityCase):
+class CritHeadersAndEncodings(SecurityCase):
     """crit headers and databases that are not UTF8."""
 
-    CLUSTER = ("ea-sec-round2", 54341, True)
+    CLUSTER = ("ea-sec-crit", 54341, True)
 
     def test_a_crit_header_is_an_invalid_token(self):
         payload = valid_payload()
