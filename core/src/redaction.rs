@@ -334,8 +334,11 @@ fn comment(t: &[u8], k: usize) -> Option<Token> {
 /// The token starting at `i` (`i < t.len()`), reading `'…'` as Postgres does with
 /// `standard_conforming_strings` on (`scs`: a backslash is an ordinary character) or off (it
 /// escapes the next one).
-fn token_at(t: &[u8], i: usize, scs: bool) -> Token {
-    let after_ident = i > 0 && is_ident_byte(t[i - 1]);
+///
+/// `after_ident`: the byte before `i` ends an identifier (a word that does not start with a
+/// digit): `$`, `E'` and `U&'` there are part of it. After a number they are not (`1$a$ …$a$`
+/// is a number then a dollar quote, as Postgres reads it).
+fn token_at(t: &[u8], i: usize, scs: bool, after_ident: bool) -> Token {
     let next = t.get(i + 1).copied();
     match t[i] {
         b'\'' if scs => quoted(t, i + 1, b'\'', Kind::Plain),
@@ -374,13 +377,22 @@ fn tokens_read(
     scs: bool,
 ) -> impl Iterator<Item = (usize, Token)> + '_ {
     let mut i = start;
+    // Whether the bytes read just before `i` are a word, and whether it began with a digit
+    // (kept as the walk goes: looking back at every `$` would be quadratic in a long word).
+    let mut word: Option<bool> = None;
     std::iter::from_fn(move || {
         if i >= end.min(t.len()) {
             return None;
         }
-        let token = token_at(t, i, scs);
+        let after_ident = word == Some(false);
+        let token = token_at(t, i, scs, after_ident);
         let at = i;
         i = token.end.max(i + 1);
+        word = if token.kind == Kind::Byte && is_ident_byte(t[at]) {
+            Some(word.unwrap_or(t[at].is_ascii_digit()))
+        } else {
+            None
+        };
         Some((at, token))
     })
 }
@@ -1536,5 +1548,26 @@ mod tests {
             b"select set_config('electric_auth.JWT_KEY', 'k', false)"
         ));
         assert!(!names_key_plainly(b"select 1"));
+    }
+
+    /// Red team, round 4 (second pass): `1$a$ ' $a$` is a number then a dollar quote to
+    /// Postgres; the lexer took `$a$` after the digit for part of a word, and the quote inside
+    /// the dollar body then opened a literal that swallowed the real one after it.
+    #[test]
+    fn a_dollar_quote_after_a_number_opens() {
+        let token = std::str::from_utf8(TOKEN).unwrap();
+        for text in [
+            format!("select 1$a$ ' $a$, electric_auth.user_id('{token}')"),
+            format!("select electric_auth.user_id($a$x$a$ || 1$a$ ' $a$ || '{token}')"),
+        ] {
+            let masked = mask_statement_jwts(text.as_bytes()).expect(&text);
+            let masked = String::from_utf8(masked).unwrap();
+            assert!(!masked.contains(&token[40..60]), "{text:?} -> {masked:?}");
+        }
+        // In an identifier, `$` is part of the word: `x1$a$` names a column, and the literal
+        // after it is still one.
+        let text = format!("select x1$a$, 'abc $a$ {token}'");
+        let masked = String::from_utf8(mask_statement_jwts(text.as_bytes()).unwrap()).unwrap();
+        assert!(!masked.contains(&token[40..60]), "{masked}");
     }
 }

@@ -169,7 +169,7 @@ unsafe fn redact(edata: &mut pg_sys::ErrorData) {
             false,
         ))
     };
-    let statement = unsafe { bytes(current_statement()) }.map(analyzed);
+    let statement = statement_text(current_statement()).map(analyzed);
     for (field, is_context) in [
         (&mut edata.message, false),
         (&mut edata.detail, false),
@@ -252,6 +252,29 @@ fn mask_tokens_in_statement(statement: &Statement) {
         unsafe { pg_sys::debug_query_string = masked.as_ptr() };
         *slot = Some((masked, original));
     });
+}
+
+/// The statement's text at `ptr` (NULL: none): measured once per statement — a log line at
+/// debug5 for each of many statements in one string must not read the whole string again.
+fn statement_text<'a>(ptr: *const c_char) -> Option<&'a [u8]> {
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: see the declaration.
+    let start = unsafe { statement_start_timestamp() };
+    let known = with_slot(&ANALYZED, |slot| {
+        slot.as_ref()
+            .filter(|known| known.key.0 == start && known.key.1 == ptr as usize)
+            .map(|known| known.key.2)
+    })
+    .flatten();
+    match known {
+        // SAFETY: the statement's text, measured at its first log line; it does not change
+        // while the statement runs.
+        Some(length) => Some(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), length) }),
+        // SAFETY: the statement's NUL-terminated text, alive while it runs.
+        None => unsafe { bytes(ptr) },
+    }
 }
 
 /// The statement being run as its client sent it: `debug_query_string`, or the original our

@@ -418,11 +418,13 @@ class Redaction(SecurityCase):
         s = Session(self.cluster)
         try:
             started = time.monotonic()
-            result = s.conn.pgconn.exec_(b"select 1;" * 20000)
+            result = s.conn.pgconn.exec_(b"select 1;" * 200000)
             took = time.monotonic() - started
             self.assertEqual(result.status, psycopg.pq.ExecStatus.TUPLES_OK)
-            print(f"20,000 statements in one string: {took:.2f} s", file=sys.stderr)
-            self.assertLess(took, 10)
+            # Second red team: the text's length was measured for each statement (64 s for
+            # 300,000); Postgres alone takes about 1 s for these 200,000.
+            print(f"200,000 statements in one string: {took:.2f} s", file=sys.stderr)
+            self.assertLess(took, 15)
         finally:
             s.close()
 

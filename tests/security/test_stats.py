@@ -294,7 +294,9 @@ class SixtyFourDatabases(SecurityCase):
 
     CLUSTER = ("ea-stats-dbs", 54413, True)
     # Few backend slots: one after the other, backends of different databases take them over.
-    SERVER_OPTIONS = ("-c max_connections=8", "-c superuser_reserved_connections=0")
+    # (Autovacuum off: its workers come and go and would take a slot for a while.)
+    SERVER_OPTIONS = ("-c max_connections=8", "-c superuser_reserved_connections=0",
+                      "-c autovacuum=off")
 
     def test_sixty_four_databases_keep_their_own_totals(self):
         with self.cluster.connect(dbname="postgres") as su:
