@@ -196,9 +196,19 @@ unsafe extern "C-unwind" fn statement_analyzed(
 }
 
 unsafe extern "C-unwind" fn executor_start(query_desc: *mut pg_sys::QueryDesc, eflags: c_int) {
-    // SAFETY: as Postgres calls ExecutorStart.
+    // SAFETY: as Postgres calls ExecutorStart. The query's source text becomes a copy with its
+    // tokens overwritten (the same length), in the query's own memory: a parallel worker is
+    // handed that text (the executor's `es_sourceText`) and reports it as soon as it starts,
+    // before any hook of ours runs there.
     unsafe {
         hide_tokens_guarded();
+        if !query_desc.is_null() {
+            let source = (*query_desc).sourceText;
+            let masked = masked_text(source);
+            if masked != source {
+                (*query_desc).sourceText = own_copy(masked);
+            }
+        }
         match PREVIOUS_EXECUTOR_START {
             Some(previous) => previous(query_desc, eflags),
             None => standard_executor_start(query_desc, eflags),
@@ -289,6 +299,16 @@ unsafe extern "C-unwind" fn planner(
 #[pg_guard]
 unsafe extern "C-unwind" fn hide_tokens_guarded() {
     hide_tokens();
+}
+
+/// A copy of `text` in the current memory context (the query's, at ExecutorStart).
+///
+/// # Safety
+/// `text` must be a NUL-terminated string.
+#[pg_guard]
+unsafe extern "C-unwind" fn own_copy(text: *const c_char) -> *const c_char {
+    // SAFETY: as the caller guarantees; pstrdup copies it and its NUL.
+    unsafe { pg_sys::pstrdup(text) }
 }
 
 /// `text`, or — when it holds tokens — a copy with their bytes overwritten, the same length

@@ -536,6 +536,10 @@ class ActivityMaskedAtParse(SecurityCase):
             s.close()
 
 
+# The shape of electric_auth_core::seal's forwarded identity (its prefix, then base64url).
+SEALED = "ea-sealed-v1.Md2fuiJ0AVGJBPjGL9wLfX8vzyPy6v2iC6n9xYz"
+
+
 def activity_rows(session, pid):
     """pg_stat_activity's text of `pid` and of its parallel workers."""
     return [r[0] for r in session.execute(
@@ -607,13 +611,17 @@ class ActivityMaskedEverywhere(SecurityCase):
             with self.subTest(protocol=protocol):
                 token = mint(sub="alice-parallel")
                 s = Session(self.cluster)
+                runner = None
                 try:
                     pid = s.execute("SELECT pg_backend_pid()").fetchone()[0]
                     force_parallel_plans(s)
                     for setting in ("parallel_setup_cost", "parallel_tuple_cost",
                                     "min_parallel_table_scan_size"):
                         s.execute(f"SET {setting} = 0")
+                    # A token, and a value shaped like the sealed identity a Citus coordinator
+                    # forwards (masked like a token: with its transaction it could be replayed).
                     sql = (f"SELECT count(*) FROM public.many WHERE length('{token}') > 0 "
+                           f"AND length('{SEALED}') > 0 "
                            "AND pg_sleep(0.00002) IS NOT NULL")
                     params = None
                     if protocol == "extended":
@@ -629,8 +637,10 @@ class ActivityMaskedEverywhere(SecurityCase):
                     finally:
                         watcher.close()
                     self.assert_masked(pid, token, expect_rows=2)
-                    runner.join()
+                    self.assert_masked(pid, SEALED, expect_rows=2)
                 finally:
+                    if runner:
+                        runner.join()  # (closing a connection a thread uses crashes psycopg)
                     s.close()
 
     def test_a_new_key_in_a_statement_that_fails_before_running_is_hidden(self):
