@@ -72,6 +72,9 @@ def queries():
 
 def measure(conn):
     token = Minter(SECRET, sub="alice", lifetime=86400)()
+    # No prepared statements: a plan prepared under one case's enable_* settings would be
+    # reused under the next case's.
+    conn.prepare_threshold = None
     conn.execute("SET electric_auth.session_scope = allow")
     conn.execute("SET max_parallel_workers_per_gather = 0")
     conn.execute("SET ROLE ea_reader")
