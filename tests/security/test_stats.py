@@ -309,12 +309,23 @@ class SixtyFourDatabases(SecurityCase):
                 su.execute(f"CREATE DATABASE {name} TEMPLATE ea_db_template")
         token = mint()
         # One backend after the other, each in its own database: each takes over a slot one
-        # before it left, folding its count into that database's total; then backends of
-        # ea_sec take over every slot, so every ea_db_* count is in a total.
-        for name in names + ["ea_sec"] * 12:
+        # before it left, folding its count into that database's total.
+        for name in names:
             with self.cluster.connect(dbname=name, user="ea_app") as c:
                 self.assertEqual(c.execute("SELECT electric_auth.user_id(%s)", (token,))
                                  .fetchone()[0], "alice")
+        # Then as many backends of ea_sec at once as there are client slots: together they take
+        # over every slot a backend of an ea_db_* database used (which slot a connection gets
+        # depends on when the one before it finished exiting), so every ea_db_* count is in a
+        # total.
+        flush = [self.cluster.connect(dbname="ea_sec", user="ea_app") for _ in range(8)]
+        try:
+            for c in flush:
+                self.assertEqual(c.execute("SELECT electric_auth.user_id(%s)", (token,))
+                                 .fetchone()[0], "alice")
+        finally:
+            for c in flush:
+                c.close()
         with self.cluster.connect(dbname="ea_sec") as su:
             rows = su.execute("SELECT datname, sum(count) FROM electric_auth.stats "
                               "WHERE entry_point = 'user_id' AND (datname LIKE 'ea_db_%' "
