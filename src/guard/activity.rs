@@ -332,27 +332,25 @@ unsafe extern "C-unwind" fn masked_text(text: *const c_char) -> *const c_char {
     // for each of many statements in one string would read the whole string again.
     // SAFETY: a backend global, read in the backend's only thread.
     let top_level = text == unsafe { pg_sys::debug_query_string };
-    let cached_top = with_slot(&MASKED_TEXT, |slot| match slot {
-        Some(((known_start, known_text, _), copy))
-            if top_level && *known_start == start && *known_text == text as usize =>
-        {
-            Some(copy.map_or(text, |c| c as *const c_char))
+    // The answer already given, if the text last answered for is the one `matches` accepts.
+    let cached = |matches: &dyn Fn(&TextKey) -> bool| {
+        with_slot(&MASKED_TEXT, |slot| match slot {
+            Some((known, copy)) if matches(known) => {
+                Some(copy.map_or(text, |c| c as *const c_char))
+            }
+            _ => None,
+        })
+        .flatten()
+    };
+    if top_level {
+        if let Some(answer) = cached(&|&(s, t, _)| s == start && t == text as usize) {
+            return answer;
         }
-        _ => None,
-    })
-    .flatten();
-    if let Some(answer) = cached_top {
-        return answer;
     }
     // SAFETY: as the caller guarantees.
     let bytes = unsafe { CStr::from_ptr(text) }.to_bytes();
     let key = (start, text as usize, bytes.len());
-    let cached = with_slot(&MASKED_TEXT, |slot| match slot {
-        Some((known, copy)) if *known == key => Some(copy.map_or(text, |c| c as *const c_char)),
-        _ => None,
-    })
-    .flatten();
-    if let Some(answer) = cached {
+    if let Some(answer) = cached(&|known| *known == key) {
         return answer;
     }
     let mut any = false;
