@@ -49,7 +49,11 @@ impl TokenCache {
     ) -> Result<&'a VerifiedToken, TokenError> {
         if self.entries.contains_key(token) {
             let hit = &self.entries[token];
-            claims::check_time_claims(&hit.claims, now, verifier.config().clock_drift())?;
+            claims::check_time_claims(
+                &hit.claims,
+                now,
+                verifier.config().clock_drift_of(hit.issuer),
+            )?;
             return Ok(hit);
         }
         let verified = verifier.verify(token, now)?;

@@ -54,21 +54,23 @@ pub(crate) fn expired(exp: f64, now: i64, drift: i64) -> bool {
     exp + (drift as f64) < (now as f64)
 }
 
-/// `iss` and `aud`, only when configured. `aud` may be a string or (RFC 7519) an array.
+/// `iss` and `aud`, only when configured. `aud` may be a string or (RFC 7519) an array; it
+/// must hold one of the configured audiences (Electric's settings configure one).
 pub(crate) fn check_issuer_and_audience(
     claims: &Claims,
     iss: Option<&str>,
-    aud: Option<&str>,
+    aud: &[String],
 ) -> Result<(), TokenError> {
     if let (Some(expected), Some(value)) = (iss, claims.get("iss")) {
         if value.as_str() != Some(expected) {
             return Err(invalid("iss", value));
         }
     }
-    if let (Some(expected), Some(value)) = (aud, claims.get("aud")) {
+    if let (false, Some(value)) = (aud.is_empty(), claims.get("aud")) {
+        let accepted = |s: &str| aud.iter().any(|expected| expected == s);
         let matches = match value {
-            Value::String(s) => s == expected,
-            Value::Array(items) => items.iter().any(|item| item.as_str() == Some(expected)),
+            Value::String(s) => accepted(s),
+            Value::Array(items) => items.iter().any(|item| item.as_str().is_some_and(accepted)),
             _ => false,
         };
         if !matches {
@@ -108,6 +110,24 @@ pub(crate) fn user_id<'a>(claims: &'a Claims, namespace: Option<&str>) -> Option
     let value = match scope.get("sub") {
         None | Some(Value::Null) => scope.get("user_id")?,
         Some(sub) => sub,
+    };
+    value.as_str().filter(|id| !id.trim().is_empty())
+}
+
+/// The user id at a JSON Pointer (RFC 6901) of the payload: a string that is not blank.
+pub(crate) fn user_id_at<'a>(claims: &'a Claims, pointer: &str) -> Option<&'a str> {
+    // A pointer starts with "/": its first token names a member of the payload object.
+    let rest = pointer.strip_prefix('/')?;
+    let (first, deeper) = match rest.find('/') {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, ""),
+    };
+    let first = first.replace("~1", "/").replace("~0", "~");
+    let value = claims.get(&first)?;
+    let value = if deeper.is_empty() {
+        value
+    } else {
+        value.pointer(deeper)?
     };
     value.as_str().filter(|id| !id.trim().is_empty())
 }

@@ -17,7 +17,17 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
-    Token(#[from] TokenError),
+    Token(TokenError),
+}
+
+impl From<TokenError> for Error {
+    /// A token refusal; an issuer that cannot verify now is the configuration error it is.
+    fn from(error: TokenError) -> Error {
+        match error {
+            TokenError::IssuerUnavailable(config) => Error::Config(*config),
+            token => Error::Token(token),
+        }
+    }
 }
 
 impl Error {
@@ -109,6 +119,10 @@ pub enum ConfigError {
         age_secs: i64,
         max_stale_secs: i64,
     },
+    /// `electric_auth.issuers` cannot be used: `at` is `[index]` or `[index].member` (empty
+    /// for the whole setting); `reason` never quotes a member's value.
+    #[error("electric_auth.issuers{at}: {reason}")]
+    IssuersInvalid { at: String, reason: String },
     /// The fetched document has no key for the pinned algorithm (`jwt_alg` changed since).
     #[error("the keys fetched from {url} are not usable: {reason}")]
     FetchedKeysUnusable { url: String, reason: String },
@@ -190,6 +204,19 @@ pub enum TokenError {
     MissingClaim(&'static str),
     #[error("Missing or invalid 'user_id'")]
     MissingUserId,
+    /// (beyond Electric, `electric_auth.issuers`) The token's `iss` names no listed issuer and
+    /// no default issuer is configured.
+    #[error("Unknown issuer")]
+    UnknownIssuer,
+    /// (beyond Electric) A user id from an issuer without a prefix that lies in another
+    /// issuer's prefix (see `issuers.rs`): one provider may not produce another's user ids.
+    #[error("User id is reserved for another issuer")]
+    ReservedUserId,
+    /// (beyond Electric) The token's issuer cannot verify now (its fetched keys are pending,
+    /// stale or unusable): a configuration error of that issuer alone, which the glue reports
+    /// as the configuration error it is (`From<TokenError> for Error`).
+    #[error("{0}")]
+    IssuerUnavailable(Box<ConfigError>),
 }
 
 /// `s` as a JSON string literal (quoted and escaped), as messages quote claim values.

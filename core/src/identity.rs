@@ -580,6 +580,7 @@ mod tests {
             claims,
             payload: r#"{"sub":"carol","exp":50}"#.into(),
             expires_at: Some(50.0),
+            issuer: None,
         };
         let id = Identity::new(&verified, 0);
         assert_eq!(id.user_id, "carol");

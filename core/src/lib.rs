@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod fast;
 pub mod identity;
+pub mod issuers;
 pub mod jwks;
 mod keys;
 pub mod outcome;
@@ -21,7 +22,7 @@ mod token;
 
 pub use algorithm::{Algorithm, AlgorithmFamily, ALGORITHM_NAMES};
 pub use cache::{TokenCache, DEFAULT_BUDGET_BYTES};
-pub use config::{Config, Mode, Settings};
+pub use config::{Config, IssuerFetched, Mode, Settings};
 pub use error::{ConfigError, Error, ErrorKind, TokenError};
 pub use fast::{jsonb_body, Passed};
 pub use keys::{KeySet, VerifyingKey, MAX_KEYS};

@@ -91,10 +91,15 @@ pub enum Reason {
     /// (OAuth login) The token verified but does not authorize this login: the pg_hba.conf
     /// line's issuer or scope, or the role claim.
     NotAuthorized,
+    /// (`electric_auth.issuers`) The token's `iss` names no listed issuer and no default
+    /// issuer is configured.
+    UnknownIssuer,
+    /// A user id in another issuer's scope (see the core's `issuers.rs`).
+    ReservedUserId,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 16] = [
+    pub const ALL: [Reason; 18] = [
         Reason::InvalidToken,
         Reason::WrongAlgorithm,
         Reason::BadSignature,
@@ -111,6 +116,8 @@ impl Reason {
         Reason::Configuration,
         Reason::BadSeal,
         Reason::NotAuthorized,
+        Reason::UnknownIssuer,
+        Reason::ReservedUserId,
     ];
 
     /// The name shown in `electric_auth.stats.reason` and in the refusal log.
@@ -132,6 +139,8 @@ impl Reason {
             Reason::Configuration => "configuration",
             Reason::BadSeal => "bad_seal",
             Reason::NotAuthorized => "not_authorized",
+            Reason::UnknownIssuer => "unknown_issuer",
+            Reason::ReservedUserId => "reserved_user_id",
         }
     }
 
@@ -154,6 +163,9 @@ impl Reason {
             TokenError::Expired => Reason::Expired,
             TokenError::MissingClaim(_) => Reason::MissingClaim,
             TokenError::MissingUserId => Reason::NoUserId,
+            TokenError::UnknownIssuer => Reason::UnknownIssuer,
+            TokenError::ReservedUserId => Reason::ReservedUserId,
+            TokenError::IssuerUnavailable(_) => Reason::Configuration,
             TokenError::InvalidClaimValue { claim, value } => match *claim {
                 "iss" => Reason::WrongIssuer,
                 "aud" => Reason::WrongAudience,
@@ -287,7 +299,7 @@ mod tests {
             );
             assert!(seen.insert(name), "{name} twice");
         }
-        assert_eq!(seen.len(), 16 + 6);
+        assert_eq!(seen.len(), 18 + 6);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Token verification in the spec's order (§3), for both modes.
 
 use crate::claims;
-use crate::config::{Config, ModeConfig};
-use crate::error::TokenError;
+use crate::config::{Config, Issuer, ModeConfig, Rules, UserIdRule};
+use crate::error::{ConfigError, TokenError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -24,6 +24,9 @@ pub struct VerifiedToken {
     pub payload: String,
     /// The `exp` claim in Unix seconds, when present.
     pub expires_at: Option<f64>,
+    /// The listed issuer (`electric_auth.issuers`' index) it verified under; `None`: the
+    /// default issuer (Electric's settings).
+    pub issuer: Option<usize>,
 }
 
 /// What the answer of [`Verifier::verify_with`] (the fast path, `fast/`) needs besides the user
@@ -57,75 +60,53 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::InvalidToken);
         }
-        let (claims, payload) = match &self.config.mode {
-            ModeConfig::Secure {
-                alg,
-                keys,
-                iss,
-                aud,
-            } => {
-                let (signing_input, signature_b64) =
-                    token.rsplit_once('.').ok_or(TokenError::InvalidToken)?;
-                let (header_b64, payload_b64) = signing_input
-                    .split_once('.')
-                    .ok_or(TokenError::InvalidToken)?;
-                if payload_b64.contains('.') {
-                    return Err(TokenError::InvalidToken);
-                }
-                // 1. Shape: the header must decode to a JSON object. (Deviation) A header with
-                // `crit` names extensions the recipient must understand (RFC 7515 §4.1.11);
-                // we understand none, so the token is refused, as PyJWT refuses it.
-                let header = decode_json_object(header_b64)?;
-                if header.contains_key("crit") {
-                    return Err(TokenError::InvalidToken);
-                }
-                // 2. Algorithm: exactly the configured one; the key never comes from the token.
-                if header.get("alg").and_then(Value::as_str) != Some(alg.name()) {
-                    return Err(TokenError::AlgorithmMismatch);
-                }
-                // 3. Signature over `header.payload`.
-                let signature = URL_SAFE_NO_PAD
-                    .decode(signature_b64)
-                    .map_err(|_| TokenError::InvalidSignature)?;
-                // The key: chosen by `kid` among the configured ones (never from the token).
-                // A `kid` that selects none is refused with the same message, as its own error
-                // (counted apart: a key rotated out, or another issuer's).
-                if !signature.is_empty() && !keys.selects_any(header.get("kid")) {
-                    return Err(TokenError::UnknownKey);
-                }
-                if signature.is_empty()
-                    || !keys.verify(
-                        header.get("kid"),
-                        signing_input.as_bytes(),
-                        &signature,
-                        signature_b64,
-                    )
-                {
-                    return Err(TokenError::InvalidSignature);
-                }
-                // 4. Payload.
-                let (claims, payload) = decode_payload(payload_b64)?;
-                // 5.–7. Time claims, then iss/aud, then the required claims.
-                claims::check_time_claims(&claims, now, self.config.clock_drift)?;
-                claims::check_issuer_and_audience(&claims, iss.as_deref(), aud.as_deref())?;
-                claims::check_required(&claims, iss.is_some(), aud.is_some())?;
-                (claims, payload)
-            }
-            ModeConfig::Insecure => {
-                // `header.payload.signature` or `header.payload`; header and signature unread.
-                let mut parts = token.split('.');
-                let (_header, payload_b64) =
-                    (parts.next(), parts.next().ok_or(TokenError::InvalidToken)?);
-                let _signature = parts.next();
-                if parts.next().is_some() {
-                    return Err(TokenError::InvalidToken);
-                }
-                let (claims, payload) = decode_payload(payload_b64)?;
-                claims::check_time_claims(&claims, now, self.config.clock_drift)?;
-                (claims, payload)
+        let ModeConfig::Secure {
+            default,
+            issuers,
+            scopes,
+        } = &self.config.mode
+        else {
+            return self.verify_insecure(token, now);
+        };
+        let (issuer, rules) = match select(issuers, default.as_deref(), || unverified_iss(token))? {
+            Selected::Default(rules) => (None, rules),
+            Selected::Listed(index, Ok(rules)) => (Some(index), rules),
+            Selected::Listed(_, Err(error)) => {
+                return Err(TokenError::IssuerUnavailable(Box::new(error.clone())))
             }
         };
-        // 8. The user id.
+        let (claims, payload) = verify_signed(rules, token, now)?;
+        // 8. The user id, in its issuer's scope.
+        let raw = match &rules.user_id {
+            UserIdRule::Electric { namespace } => claims::user_id(&claims, namespace.as_deref()),
+            UserIdRule::Pointer(pointer) => claims::user_id_at(&claims, pointer),
+        }
+        .ok_or(TokenError::MissingUserId)?;
+        let user_id = format!("{}{raw}", rules.prefix);
+        if scopes.reserved(&rules.prefix, &user_id) {
+            return Err(TokenError::ReservedUserId);
+        }
+        let expires_at = claims.get("exp").and_then(Value::as_f64);
+        Ok(VerifiedToken {
+            user_id,
+            claims,
+            payload,
+            expires_at,
+            issuer,
+        })
+    }
+
+    /// Insecure mode: `header.payload.signature` or `header.payload`; header and signature
+    /// unread; the time claims and the user id only.
+    fn verify_insecure(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
+        let mut parts = token.split('.');
+        let (_header, payload_b64) = (parts.next(), parts.next().ok_or(TokenError::InvalidToken)?);
+        let _signature = parts.next();
+        if parts.next().is_some() {
+            return Err(TokenError::InvalidToken);
+        }
+        let (claims, payload) = decode_payload(payload_b64)?;
+        claims::check_time_claims(&claims, now, self.config.clock_drift)?;
         let user_id = claims::user_id(&claims, self.config.namespace.as_deref())
             .ok_or(TokenError::MissingUserId)?
             .to_owned();
@@ -135,8 +116,128 @@ impl Verifier {
             claims,
             payload,
             expires_at,
+            issuer: None,
         })
     }
+
+    /// The listed issuer `token` would be verified under (`None`: the default issuer, or none),
+    /// read from its unverified `iss`; for counting a refusal by issuer.
+    pub fn issuer_of(&self, token: &[u8]) -> Option<usize> {
+        let ModeConfig::Secure { issuers, .. } = &self.config.mode else {
+            return None;
+        };
+        if issuers.is_empty() {
+            return None;
+        }
+        let token = std::str::from_utf8(token).ok()?;
+        let iss = unverified_iss(token).ok()??;
+        issuers.iter().position(|i| i.iss == iss)
+    }
+}
+
+/// Which issuer's rules verify a token.
+pub(crate) enum Selected<'a> {
+    Default(&'a Rules),
+    Listed(usize, &'a Result<Rules, ConfigError>),
+}
+
+/// The issuer whose `iss` is exactly the token's (read by `iss`, only when issuers are
+/// listed), else the default issuer; none configured is `Unknown issuer` — unless the payload
+/// cannot be read at all, which is `Invalid token` as it would be under any issuer.
+pub(crate) fn select<'a, S: AsRef<str>>(
+    issuers: &'a [Issuer],
+    default: Option<&'a Rules>,
+    iss: impl FnOnce() -> Result<Option<S>, ()>,
+) -> Result<Selected<'a>, TokenError> {
+    if issuers.is_empty() {
+        return default
+            .map(Selected::Default)
+            .ok_or(TokenError::UnknownIssuer);
+    }
+    let iss = iss();
+    if let Ok(Some(iss)) = &iss {
+        let iss = iss.as_ref();
+        if let Some(index) = issuers.iter().position(|i| i.iss == iss) {
+            return Ok(Selected::Listed(index, &issuers[index].rules));
+        }
+    }
+    match (default, iss) {
+        (Some(rules), _) => Ok(Selected::Default(rules)),
+        (None, Err(())) => Err(TokenError::InvalidToken),
+        (None, Ok(_)) => Err(TokenError::UnknownIssuer),
+    }
+}
+
+/// The token payload's `iss` when it is a string, before any check: `Err` when the payload
+/// cannot be read as a JSON object.
+fn unverified_iss(token: &str) -> Result<Option<String>, ()> {
+    let mut parts = token.splitn(3, '.');
+    let (Some(_), Some(payload)) = (parts.next(), parts.next()) else {
+        return Err(());
+    };
+    match decode_json_object(payload) {
+        Ok(mut claims) => Ok(match claims.remove("iss") {
+            Some(Value::String(iss)) => Some(iss),
+            _ => None,
+        }),
+        Err(_) => Err(()),
+    }
+}
+
+/// Secure mode's checks 1.–7. under one issuer's rules: the claims and the payload text.
+fn verify_signed(
+    rules: &Rules,
+    token: &str,
+    now: i64,
+) -> Result<(Map<String, Value>, String), TokenError> {
+    let (signing_input, signature_b64) = token.rsplit_once('.').ok_or(TokenError::InvalidToken)?;
+    let (header_b64, payload_b64) = signing_input
+        .split_once('.')
+        .ok_or(TokenError::InvalidToken)?;
+    if payload_b64.contains('.') {
+        return Err(TokenError::InvalidToken);
+    }
+    // 1. Shape: the header must decode to a JSON object. (Deviation) A header with
+    // `crit` names extensions the recipient must understand (RFC 7515 §4.1.11);
+    // we understand none, so the token is refused, as PyJWT refuses it.
+    let header = decode_json_object(header_b64)?;
+    if header.contains_key("crit") {
+        return Err(TokenError::InvalidToken);
+    }
+    // 2. Algorithm: one of the issuer's (Electric's settings: exactly the configured one);
+    // the key never comes from the token.
+    let (_, keys) = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .and_then(|alg| rules.keys_for(alg))
+        .ok_or(TokenError::AlgorithmMismatch)?;
+    // 3. Signature over `header.payload`.
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature_b64)
+        .map_err(|_| TokenError::InvalidSignature)?;
+    // The key: chosen by `kid` among the configured ones (never from the token).
+    // A `kid` that selects none is refused with the same message, as its own error
+    // (counted apart: a key rotated out, or another issuer's).
+    if !signature.is_empty() && !keys.selects_any(header.get("kid")) {
+        return Err(TokenError::UnknownKey);
+    }
+    if signature.is_empty()
+        || !keys.verify(
+            header.get("kid"),
+            signing_input.as_bytes(),
+            &signature,
+            signature_b64,
+        )
+    {
+        return Err(TokenError::InvalidSignature);
+    }
+    // 4. Payload.
+    let (claims, payload) = decode_payload(payload_b64)?;
+    // 5.–7. Time claims, then iss/aud, then the required claims.
+    claims::check_time_claims(&claims, now, rules.clock_drift)?;
+    claims::check_issuer_and_audience(&claims, rules.iss.as_deref(), &rules.aud)?;
+    claims::check_required(&claims, rules.iss.is_some(), !rules.aud.is_empty())?;
+    Ok((claims, payload))
 }
 
 /// base64url without padding, decoding to a JSON object; anything else is `Invalid token`.

@@ -30,9 +30,9 @@ pub use jsonb::jsonb_body;
 
 use crate::algorithm::{Algorithm, AlgorithmFamily, ALGORITHM_NAMES};
 use crate::claims;
-use crate::config::ModeConfig;
+use crate::config::{ModeConfig, UserIdRule};
 use crate::error::TokenError;
-use crate::token::{numbers_fit, Verifier, Want, MAX_TOKEN_BYTES};
+use crate::token::{numbers_fit, select, Selected, Verifier, Want, MAX_TOKEN_BYTES};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use lean::{parse_claims, parse_header, Header, Lean};
@@ -72,6 +72,27 @@ fn common_header_len(alg: Algorithm, token: &[u8]) -> Option<usize> {
         .map(<[u8]>::len)
 }
 
+/// Whether the token's header names an HS algorithm: one of the common headers, else read.
+fn header_names_hmac(token: &[u8]) -> bool {
+    const HMAC: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+    if HMAC
+        .iter()
+        .any(|alg| common_header_len(*alg, token).is_some())
+    {
+        return true;
+    }
+    let Some(len) = token.iter().position(|&byte| byte == b'.') else {
+        return false;
+    };
+    let (mut stack, mut heap) = ([MaybeUninit::uninit(); 256], Vec::new());
+    let out = buffer(len, &mut stack, &mut heap);
+    base64url::decode(&token[..len], out)
+        .and_then(parse_header)
+        .is_some_and(
+            |header| matches!(&header.alg, Some(Lean::String(name)) if name.starts_with("HS")),
+        )
+}
+
 /// The buffer `len` bytes of base64url decode into: `stack` when they fit, else `heap`.
 fn buffer<'b>(
     len: usize,
@@ -97,6 +118,9 @@ pub struct Passed<'a> {
     /// With [`Want::Jsonb`], the body of the `jsonb` varlena `jsonb_in` makes of `payload`
     /// (see [`jsonb_body`]), when the fast path read the payload; else `None`.
     pub jsonb: Option<&'a [u8]>,
+    /// The listed issuer (`electric_auth.issuers`' index) it verified under; `None`: the
+    /// default issuer.
+    pub issuer: Option<usize>,
 }
 
 /// A jsonb buffer kept from call to call only up to this capacity.
@@ -126,14 +150,22 @@ fn with_jsonb<R>(tree: Option<Tree>, json_len: usize, f: impl FnOnce(Option<&[u8
 }
 
 impl Verifier {
-    /// Whether a [`crate::TokenCache`] saves time for this configuration. Not for the HMAC
-    /// algorithms: the fast path verifies an HS token in less than a cache hit plus the miss's
-    /// full verify and insert cost on distinct tokens (`bench_native`: `native` vs `cached`).
-    pub fn worth_caching(&self) -> bool {
-        !matches!(
-            self.config().algorithm().map(Algorithm::family),
-            Some(AlgorithmFamily::Hmac)
-        )
+    /// Whether a [`crate::TokenCache`] saves time for `token`. Not for the HMAC algorithms:
+    /// the fast path verifies an HS token in less than a cache hit plus the miss's full verify
+    /// and insert cost on distinct tokens (`bench_native`: `native` vs `cached`). Decided by the
+    /// configuration when it has one issuer, else by the algorithm the token's header names
+    /// (a header that lies fails verification either way).
+    pub fn worth_caching(&self, token: &[u8]) -> bool {
+        match &self.config().mode {
+            ModeConfig::Secure {
+                default, issuers, ..
+            } if issuers.is_empty() => !matches!(
+                default.as_deref().and_then(|rules| rules.keys.first()),
+                Some((alg, _)) if alg.family() == AlgorithmFamily::Hmac
+            ),
+            ModeConfig::Secure { .. } => !header_names_hmac(token),
+            ModeConfig::Insecure => true,
+        }
     }
 
     /// [`Verifier::verify`] of a token given as bytes (a `text` argument's, unchecked),
@@ -156,6 +188,7 @@ impl Verifier {
                     user_id: &verified.user_id,
                     payload: verified.payload.as_bytes(),
                     jsonb: None,
+                    issuer: verified.issuer,
                 }))
             }
         }
@@ -166,6 +199,9 @@ impl Verifier {
     ///
     /// It reads bytes: whatever it accepts is three base64url parts and two dots, ASCII, so
     /// UTF-8, and anything else goes to the full path, which refuses bytes that are not.
+    ///
+    /// The payload is read before the signature is checked (with listed issuers, its `iss`
+    /// chooses the keys); nothing read from it is trusted before the signature verified.
     fn fast<R, F: FnOnce(Passed<'_>) -> R>(
         &self,
         token: &[u8],
@@ -174,43 +210,21 @@ impl Verifier {
         answer: F,
     ) -> Result<R, F> {
         let ModeConfig::Secure {
-            alg,
-            keys,
-            iss,
-            aud,
+            default,
+            issuers,
+            scopes,
         } = &self.config().mode
         else {
             return Err(answer);
         };
-        if token.len() > MAX_TOKEN_BYTES || self.config().namespace.is_some() {
+        if token.len() > MAX_TOKEN_BYTES {
             return Err(answer);
         }
-        // 1.–2. The header: an object without `crit`, `alg` exactly the configured one.
-        let mut header_stack = [MaybeUninit::uninit(); 256];
-        let mut header_heap = Vec::new();
-        let (header, header_len) = match common_header_len(*alg, token) {
-            // `alg` checked by the comparison; no `kid`, no `crit`.
-            Some(len) => (Header::default(), len),
-            None => {
-                let Some(len) = token.iter().position(|&byte| byte == b'.') else {
-                    return Err(answer);
-                };
-                let out = buffer(len, &mut header_stack, &mut header_heap);
-                let Some(header_json) = base64url::decode(&token[..len], out) else {
-                    return Err(answer);
-                };
-                let Some(header) = parse_header(header_json) else {
-                    return Err(answer);
-                };
-                let alg_matches =
-                    matches!(&header.alg, Some(Lean::String(name)) if name == alg.name());
-                if header.crit || !alg_matches {
-                    return Err(answer);
-                }
-                (header, len)
-            }
+        // The parts: the header up to the first dot, the payload (base64url up to the second
+        // dot), the signature (base64url to the end).
+        let Some(header_len) = token.iter().position(|&byte| byte == b'.') else {
+            return Err(answer);
         };
-        // The payload: base64url up to the second dot; the signature: base64url to the end.
         let rest = &token[header_len + 1..];
         let mut payload_stack = [MaybeUninit::uninit(); 1024];
         let mut payload_heap = Vec::new();
@@ -223,21 +237,6 @@ impl Verifier {
         }
         let signing_input = &token[..header_len + 1 + payload_len];
         let signature_b64 = &rest[payload_len + 1..];
-        // 3. The signature, by the key chosen as the full path chooses it.
-        let mut sig_stack = [MaybeUninit::uninit(); 528];
-        let mut sig_heap = Vec::new();
-        let out = buffer(signature_b64.len(), &mut sig_stack, &mut sig_heap);
-        let Some(signature) = base64url::decode(signature_b64, out) else {
-            return Err(answer);
-        };
-        let Ok(signature_b64) = std::str::from_utf8(signature_b64) else {
-            return Err(answer); // base64url is ASCII: not reached
-        };
-        if signature.is_empty()
-            || !keys.verify(header.kid.as_ref(), signing_input, signature, signature_b64)
-        {
-            return Err(answer);
-        }
         // 4. The payload: an object jsonb can hold. The common shapes by the hand-written
         // reader (as a tree when the jsonb is wanted, built only once every check passed);
         // the rest by serde_json.
@@ -256,8 +255,67 @@ impl Verifier {
             },
             None => return Err(answer),
         };
+        // The issuer: by the (unverified) `iss` among the listed ones, else the default.
+        let iss = || {
+            Ok::<_, ()>(match &claims.iss {
+                Some(Lean::String(iss)) => Some(iss.as_ref()),
+                _ => None,
+            })
+        };
+        let (issuer, rules) = match select(issuers, default.as_deref(), iss) {
+            Ok(Selected::Default(rules)) => (None, rules),
+            Ok(Selected::Listed(index, Ok(rules))) => (Some(index), rules),
+            _ => return Err(answer),
+        };
+        // A namespace or a claim pointer: the full path reads them.
+        if rules.user_id != (UserIdRule::Electric { namespace: None }) {
+            return Err(answer);
+        }
+        // 1.–2. The header: an object without `crit`, `alg` one of the issuer's.
+        let mut header_stack = [MaybeUninit::uninit(); 256];
+        let mut header_heap = Vec::new();
+        let common = rules
+            .keys
+            .iter()
+            .find(|(alg, _)| common_header_len(*alg, token) == Some(header_len));
+        let (header, keys) = match common {
+            // `alg` checked by the comparison; no `kid`, no `crit`.
+            Some((_, keys)) => (Header::default(), keys),
+            None => {
+                let out = buffer(header_len, &mut header_stack, &mut header_heap);
+                let Some(header_json) = base64url::decode(&token[..header_len], out) else {
+                    return Err(answer);
+                };
+                let Some(header) = parse_header(header_json) else {
+                    return Err(answer);
+                };
+                let keys = match &header.alg {
+                    Some(Lean::String(name)) => rules.keys_for(name).map(|(_, keys)| keys),
+                    _ => None,
+                };
+                match keys {
+                    Some(keys) if !header.crit => (header, keys),
+                    _ => return Err(answer),
+                }
+            }
+        };
+        // 3. The signature, by the key chosen as the full path chooses it.
+        let mut sig_stack = [MaybeUninit::uninit(); 528];
+        let mut sig_heap = Vec::new();
+        let out = buffer(signature_b64.len(), &mut sig_stack, &mut sig_heap);
+        let Some(signature) = base64url::decode(signature_b64, out) else {
+            return Err(answer);
+        };
+        let Ok(signature_b64) = std::str::from_utf8(signature_b64) else {
+            return Err(answer); // base64url is ASCII: not reached
+        };
+        if signature.is_empty()
+            || !keys.verify(header.kid.as_ref(), signing_input, signature, signature_b64)
+        {
+            return Err(answer);
+        }
         // 5. Time claims: each a number when present, within the drift; 7. iat and exp required.
-        let drift = self.config().clock_drift();
+        let drift = rules.clock_drift;
         let (now_secs, drift_secs) = (now as f64, drift as f64);
         let (Some(Lean::Number(iat)), Some(Lean::Number(exp))) = (&claims.iat, &claims.exp) else {
             return Err(answer);
@@ -270,18 +328,21 @@ impl Verifier {
         if iat - drift_secs > now_secs || !nbf_ok || claims::expired(*exp, now, drift) {
             return Err(answer);
         }
-        // 6. iss and aud when configured (and then 7. required).
+        // 6. iss and aud when configured (and then 7. required); an `aud` array is left to
+        // the full path.
         let is = |value: &Option<Lean>, expected: &str| matches!(value, Some(Lean::String(s)) if s == expected);
-        if iss
+        let aud_ok = rules.aud.is_empty()
+            || matches!(&claims.aud, Some(Lean::String(s)) if rules.aud.iter().any(|a| a == s));
+        if rules
+            .iss
             .as_deref()
             .is_some_and(|expected| !is(&claims.iss, expected))
-            || aud
-                .as_deref()
-                .is_some_and(|expected| !is(&claims.aud, expected))
+            || !aud_ok
         {
             return Err(answer);
         }
-        // 8. The user id: `sub`, or `user_id` when `sub` is absent or null; a non-blank string.
+        // 8. The user id: `sub`, or `user_id` when `sub` is absent or null; a non-blank string;
+        // after its issuer's prefix, in no other issuer's scope.
         let user_id = match &claims.sub {
             None | Some(Lean::Null) => &claims.user_id,
             sub => sub,
@@ -292,11 +353,22 @@ impl Verifier {
         if user_id.trim().is_empty() {
             return Err(answer);
         }
+        let scoped;
+        let user_id: &str = if rules.prefix.is_empty() {
+            user_id
+        } else {
+            scoped = [rules.prefix.as_str(), user_id].concat();
+            &scoped
+        };
+        if scopes.reserved(&rules.prefix, user_id) {
+            return Err(answer);
+        }
         Ok(with_jsonb(tree, payload_json.len(), |jsonb| {
             answer(Passed {
                 user_id,
                 payload: payload_json,
                 jsonb,
+                issuer,
             })
         }))
     }
