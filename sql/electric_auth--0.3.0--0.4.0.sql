@@ -34,3 +34,48 @@ AS 'MODULE_PATHNAME', 'key_source_wrapper';
 
 REVOKE ALL ON FUNCTION electric_auth."key_source"() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION electric_auth."key_source"() TO pg_monitor;
+
+-- electric_auth.stats gains the issuer of each count (electric_auth.issuers; NULL: the default
+-- issuer). The view depends on stats_counts(), whose result columns change: both are dropped
+-- and created again as a fresh 0.4.0 install creates them, and every privilege granted on the
+-- view (beyond the pg_monitor grant the script itself repeats) is granted again.
+CREATE TEMPORARY TABLE electric_auth_stats_grants ON COMMIT DROP AS
+  SELECT a.grantee, a.privilege_type, a.is_grantable
+    FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+   WHERE c.oid = 'electric_auth.stats'::pg_catalog.regclass AND a.grantee <> c.relowner;
+
+DROP VIEW electric_auth.stats;
+DROP FUNCTION electric_auth."stats_counts"();
+
+CREATE FUNCTION electric_auth."stats_counts"() RETURNS TABLE (
+	"dbid" oid,
+	"entry_point" TEXT,
+	"outcome" TEXT,
+	"reason" TEXT,
+	"count" bigint,
+	"issuer" TEXT
+)
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'stats_counts_wrapper';
+
+CREATE VIEW electric_auth.stats AS
+  SELECT d.datname, s.entry_point, s.outcome, s.reason, s.count, s.issuer
+    FROM electric_auth.stats_counts() s
+    LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dbid;
+COMMENT ON VIEW electric_auth.stats IS 'Token verifications by database, entry point, outcome, reason and issuer (NULL: the default issuer) since electric_auth.stats_reset_time()';
+REVOKE ALL ON electric_auth.stats FROM PUBLIC;
+GRANT SELECT ON electric_auth.stats TO pg_monitor;
+
+DO $grants$
+DECLARE
+  g record;
+BEGIN
+  FOR g IN SELECT * FROM electric_auth_stats_grants LOOP
+    EXECUTE pg_catalog.format('GRANT %s ON electric_auth.stats TO %s%s', g.privilege_type,
+      CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::pg_catalog.regrole::text END,
+      CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+  END LOOP;
+END
+$grants$;
+DROP TABLE electric_auth_stats_grants;

@@ -118,6 +118,36 @@ pub fn role_authorized(
     }
 }
 
+/// As [`role_authorized`], for a listed issuer whose `role_claim` is a JSON Pointer (RFC 6901)
+/// into the payload (`electric_auth.issuers`).
+pub fn role_authorized_at(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    pointer: &str,
+    role: &str,
+) -> Result<(), String> {
+    use serde_json::Value;
+    let names_role = |value: &Value| value.as_str() == Some(role);
+    let rest = pointer.strip_prefix('/').unwrap_or(pointer);
+    let (first, deeper) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let first = first.replace("~1", "/").replace("~0", "~");
+    let value = claims.get(&first).and_then(|v| {
+        if deeper.is_empty() {
+            Some(v)
+        } else {
+            v.pointer(deeper)
+        }
+    });
+    match value {
+        None => Err(format!("the token has nothing at the role claim {}", json_string(pointer))),
+        Some(Value::Array(roles)) if roles.iter().any(names_role) => Ok(()),
+        Some(value) if names_role(value) => Ok(()),
+        Some(_) => Err(format!(
+            "the token's role claim {} does not name role \"{role}\"",
+            json_string(pointer)
+        )),
+    }
+}
+
 /// PostgreSQL 18's pg_hba.conf `issuer=` against `electric_auth.jwt_iss`: when both are set
 /// they must be equal, or no token could satisfy both; `Some` says so (a configuration problem,
 /// not the token's).

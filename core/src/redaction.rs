@@ -44,16 +44,20 @@ pub const FILL: u8 = b'*';
 pub const MIN_KEY_BYTES_TO_SEARCH: usize = 8;
 
 /// The settings whose value is a secret: the key, the session identity's carrier (a token;
-/// Citus forwards it to workers as `SET LOCAL`, sealed) and the cluster secret that seals it.
-pub const SECRET_SETTINGS: [&str; 3] = [
+/// Citus forwards it to workers as `SET LOCAL`, sealed), the cluster secret that seals it, and
+/// the issuers (their inline keys may be HMAC secrets).
+pub const SECRET_SETTINGS: [&str; 4] = [
     "electric_auth.jwt_key",
     "electric_auth.identity_token",
     "electric_auth.propagation_secret",
+    "electric_auth.issuers",
 ];
 
 /// What a statement must name, in any letter case, for the log to treat it as naming a key:
 /// the tails of the key settings (the carrier's value is a token, masked wherever it shows).
-const KEY_NAMES: [&[u8]; 2] = [b"jwt_key", b"propagation_secret"];
+/// `issuers` is a common word: a statement about a table of that name is hidden too, which
+/// only costs a log line its text.
+const KEY_NAMES: [&[u8]; 3] = [b"jwt_key", b"propagation_secret", b"issuers"];
 
 /// Whether `name` (a setting name as Postgres resolved it from a parse tree) is one of
 /// [`SECRET_SETTINGS`]; setting names are compared in any letter case, as Postgres does.

@@ -27,6 +27,7 @@ use super::carrier as session;
 use crate::verify::{clock_now, verify_at};
 use electric_auth_core::identity::{
     hba_issuer_accepted, hba_issuer_conflict, hba_scopes_granted, role_authorized,
+    role_authorized_at,
 };
 use electric_auth_core::outcome::Reason;
 use electric_auth_core::{Error, TokenError};
@@ -226,8 +227,11 @@ fn decide(token: &CStr, role: &CStr) -> (Option<String>, Option<Refusal>) {
             Ok(line) => line,
             Err(reason) => return (None, Some(reason.into())),
         };
+    // A listed issuer whose `iss` is the line's issuer decides (electric_auth.issuers); else
+    // the default issuer, whose jwt_iss must then agree with the line.
+    let listed = crate::verify::cache::issuer_index(issuer);
     let jwt_iss = crate::settings::hooks::text_setting(&crate::verify::settings::JWT_ISS);
-    if let Some(message) = hba_issuer_conflict(issuer, jwt_iss.as_deref()) {
+    if let (None, Some(message)) = (listed, hba_issuer_conflict(issuer, jwt_iss.as_deref())) {
         let hint = "Make them equal, or leave electric_auth.jwt_iss empty.".to_owned();
         crate::stats::login(Some(Reason::Configuration), role);
         return (
@@ -239,15 +243,26 @@ fn decide(token: &CStr, role: &CStr) -> (Option<String>, Option<Refusal>) {
         );
     }
     let role_claim = crate::settings::hooks::text_setting(&session::ROLE_CLAIM);
-    let verified = verify_at(token, clock_now(), |verified, _| {
+    let mut verified_under = None;
+    let verified = verify_at(token, clock_now(), |verified, verifier| {
+        verified_under = verified.issuer;
+        let pointer = verified
+            .issuer
+            .and_then(|index| verifier.config().role_claim_of(index));
         let allowed = hba_issuer_accepted(&verified.claims, issuer)
             .and_then(|()| {
                 scope.map_or(Ok(()), |scope| hba_scopes_granted(&verified.claims, scope))
             })
-            .and_then(|()| role_allowed(&verified.claims, role_claim.as_deref(), role));
+            .and_then(|()| {
+                role_allowed(&verified.claims, pointer, role_claim.as_deref(), role)
+            });
         (verified.user_id.clone(), allowed)
     });
-    crate::stats::login_checked(&verified, role);
+    let under = match &verified {
+        Ok(_) => verified_under,
+        Err(_) => crate::verify::cache::issuer_of(token.as_bytes()),
+    };
+    crate::stats::login_checked(crate::verify::cache::issuer_lane(under), &verified, role);
     match verified {
         Ok((user_id, Ok(()))) => (Some(user_id), None),
         Ok((user_id, Err(reason))) => (Some(user_id), Some(reason.into())),
@@ -287,6 +302,7 @@ fn hba_line() -> Result<(&'static str, Option<&'static str>), String> {
 /// `delegate_ident_mapping=1`, the role claim — and a privileged role only when allowed.
 fn role_allowed(
     claims: &serde_json::Map<String, serde_json::Value>,
+    pointer: Option<&str>,
     role_claim: Option<&str>,
     role: &CStr,
 ) -> Result<(), String> {
@@ -301,7 +317,11 @@ fn role_allowed(
             role.to_string_lossy().escape_default()
         ));
     };
-    role_authorized(claims, role_claim, role_name)?;
+    match pointer {
+        // A listed issuer's own role claim (a JSON Pointer).
+        Some(pointer) => role_authorized_at(claims, pointer, role_name)?,
+        None => role_authorized(claims, role_claim, role_name)?,
+    }
     if session::DELEGATE_PRIVILEGED_ROLES.get() {
         return Ok(());
     }

@@ -1,7 +1,10 @@
 //! The settings of keys from an identity provider. All `PGC_SIGHUP`: set in postgresql.conf or
 //! with `ALTER SYSTEM` (superusers only) and applied by a reload, which the worker follows.
 
-use crate::settings::hooks::{check_hook_candidate, refuse_in_check_hook, text_setting};
+use crate::settings::hooks::{
+    check_hook_candidate, refuse_in_check_hook, refuse_secret_where_readable, text_setting,
+};
+use electric_auth_core::issuers::{parse_issuers, IssuerSpec};
 use crate::settings::{bumps_generation, names, Context, Setting, Value};
 use electric_auth_core::jwks::url::check_https_url;
 use pgrx::guc::{GucFlags, GucSetting};
@@ -27,6 +30,86 @@ pub static MAX_STALE: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 /// still runs, and a provider's new key is accepted, well within the default `jwks_timeout`
 /// (5 s); long enough that such a flood costs the provider one request per 2 s.
 pub static MIN_REFRESH_INTERVAL: GucSetting<i32> = GucSetting::<i32>::new(2);
+
+/// `electric_auth.issuers` (issue 32): a JSON array of issuers, each with its own keys,
+/// algorithms, audience and claims, chosen by the token's `iss` (the core's `issuers.rs`).
+/// Superusers only, like `jwt_key` (an inline HS key is a secret); checked whole at reload.
+pub static ISSUERS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+/// The issuers setting's text, `None` when empty.
+pub fn issuers_text() -> Option<String> {
+    text_setting(&ISSUERS).filter(|v| !v.trim().is_empty())
+}
+
+/// The listed issuers as the setting holds them now (`[]` when unset; an invalid value never
+/// gets in: the check hook refuses it).
+#[allow(dead_code)] // the key worker reads it (next commit)
+pub fn issuer_specs() -> Vec<IssuerSpec> {
+    issuers_text()
+        .and_then(|text| parse_issuers(&text).ok())
+        .unwrap_or_default()
+}
+
+/// Refuses an `electric_auth.issuers` that does not parse, names an entry's error (never a
+/// value), asks for preloading when an entry fetches its keys, and never lands where other
+/// roles read settings.
+#[pg_guard]
+unsafe extern "C-unwind" fn check_issuers(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    source: pg_sys::GucSource::Type,
+) -> bool {
+    // SAFETY: this is a string check hook, passing its own arguments.
+    if unsafe {
+        refuse_secret_where_readable(
+            names::ISSUERS,
+            newval,
+            source,
+            "Set the issuers in postgresql.conf or with ALTER SYSTEM.",
+        )
+    } {
+        return false;
+    }
+    // SAFETY: the pointer Postgres passed to this string check hook.
+    let value = unsafe { check_hook_candidate(newval) }.to_string_lossy();
+    if value.trim().is_empty() {
+        return true;
+    }
+    let settings = electric_auth_core::Settings {
+        issuers: Some(value.into_owned()),
+        ..electric_auth_core::Settings::new()
+    };
+    // The whole setting as a verifier would read it: structure, rules and inline keys.
+    let refusal = match electric_auth_core::Config::from_settings(&settings) {
+        Err(error) => Some((
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            error.to_string(),
+            "Each entry is an object with \"iss\", one key source (\"key\", \"jwks_url\" or \"oidc_issuer\"), \"alg\", and optionally \"aud\", \"clock_drift\", \"user_id_claim\", \"role_claim\", \"jwks_refresh_interval\", \"jwks_max_stale\", \"user_id_prefix\", \"key_is_base64\".",
+            "See the README's section \"Several identity providers\".",
+        )),
+        Ok(_) => {
+            let fetches = settings
+                .issuers
+                .as_deref()
+                .and_then(|text| parse_issuers(text).ok())
+                .is_some_and(|specs| specs.iter().any(|s| s.source.fetched().is_some()));
+            (fetches && !preloaded()).then(|| (
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "an issuer with \"jwks_url\" or \"oidc_issuer\" requires electric_auth in shared_preload_libraries".to_owned(),
+                "The key worker and its shared memory exist only when the library is preloaded.",
+                "Add electric_auth to shared_preload_libraries and restart the server, or give the issuer an inline \"key\".",
+            ))
+        }
+    };
+    match refusal {
+        None => true,
+        Some((code, message, detail, hint)) => {
+            // SAFETY: this check hook returns false right after.
+            unsafe { refuse_in_check_hook(code, &message, detail, hint) };
+            false
+        }
+    }
+}
 
 /// Whether the library was loaded by `shared_preload_libraries` (so the worker and the shared
 /// memory exist). Inherited by every process the postmaster forks.
@@ -153,6 +236,18 @@ fn duration(
 pub fn declared() -> Vec<Setting> {
     let url_long = c"Requires electric_auth in shared_preload_libraries. Only one of electric_auth.jwks_url and electric_auth.oidc_issuer may be set.";
     vec![
+        Setting {
+            name: names::ISSUERS,
+            short: c"Several identity providers: a JSON array of issuers, each with its own keys, algorithms, audience and claims, chosen by the token's iss.",
+            long: c"Empty: Electric's single-issuer settings alone. Visible to superusers only; set in postgresql.conf or with ALTER SYSTEM.",
+            context: Context::Sighup,
+            flags: GucFlags::SUPERUSER_ONLY,
+            value: Value::Text {
+                setting: &ISSUERS,
+                check: Some(check_issuers),
+                assign: Some(bumps_generation::text),
+            },
+        },
         Setting {
             name: names::JWKS_URL,
             short: c"https:// URL of a JWKS whose keys join electric_auth.jwt_key's, fetched by a background worker.",

@@ -35,6 +35,8 @@ pub const JWKS_TIMEOUT: &CStr = c"electric_auth.jwks_timeout";
 pub const JWKS_CA_FILE: &CStr = c"electric_auth.jwks_ca_file";
 pub const JWKS_MAX_STALE: &CStr = c"electric_auth.jwks_max_stale";
 pub const JWKS_MIN_REFRESH_INTERVAL: &CStr = c"electric_auth.jwks_min_refresh_interval";
+// Several identity providers (issue 32): read by the verifier and the key worker.
+pub const ISSUERS: &CStr = c"electric_auth.issuers";
 
 // Verification statistics and the audit log (`stats/`).
 pub const TRACK_STATS: &CStr = c"electric_auth.track_stats";

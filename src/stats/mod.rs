@@ -93,11 +93,18 @@ fn tracking() -> bool {
     unsafe { *TRACK_STATS.as_ptr() }
 }
 
-/// Records one check at `entry` that ended with `outcome`.
+/// Records one check at `entry` that ended with `outcome`, for the default issuer.
 #[inline]
 pub fn record(entry: EntryPoint, outcome: Outcome) {
+    record_in(0, entry, outcome);
+}
+
+/// Records one check at `entry` that ended with `outcome`, in issuer lane `lane` (see
+/// `shmem::LANES`; 0: the default issuer).
+#[inline]
+pub fn record_in(lane: usize, entry: EntryPoint, outcome: Outcome) {
     if tracking() {
-        shmem::count(cell(entry, outcome));
+        shmem::count(lane, cell(entry, outcome));
     }
     if let Outcome::Refused(reason) = outcome {
         refusal_logged(entry, reason);
@@ -120,6 +127,18 @@ pub fn counted<T>(entry: EntryPoint, result: Result<T, Error>) -> Result<T, Erro
     result
 }
 
+/// As [`counted`], in issuer lane `lane`.
+#[inline]
+pub fn counted_in<T>(entry: EntryPoint, lane: usize, result: Result<T, Error>) -> Result<T, Error> {
+    record_in(lane, entry, Outcome::of(&result));
+    result
+}
+
+/// The stats lanes of the listed issuers named `names` (see `shmem::issuer_lanes`).
+pub fn issuer_lanes(names: &[&str]) -> Vec<usize> {
+    shmem::issuer_lanes(names)
+}
+
 /// Records `result` at `entry` if it is a refusal (a step before the check that counts), and
 /// passes it on.
 pub fn refusal_counted<T>(entry: EntryPoint, result: Result<T, Error>) -> Result<T, Error> {
@@ -137,10 +156,16 @@ pub fn refused(entry: EntryPoint, reason: Reason) {
 /// Records an OAuth login (PostgreSQL 18) for `role`: accepted (`None`) or refused.
 #[cfg_attr(not(feature = "pg18"), allow(dead_code))] // called by oauth.rs, PostgreSQL 18 only
 pub fn login(refusal: Option<Reason>, role: &CStr) {
+    login_in(0, refusal, role);
+}
+
+/// As [`login`], in issuer lane `lane`.
+#[cfg_attr(not(feature = "pg18"), allow(dead_code))] // called by oauth.rs, PostgreSQL 18 only
+pub fn login_in(lane: usize, refusal: Option<Reason>, role: &CStr) {
     let entry = EntryPoint::OauthLogin;
     let outcome = refusal.map_or(Outcome::Accepted, Outcome::Refused);
     if tracking() {
-        shmem::count(cell(entry, outcome));
+        shmem::count(lane, cell(entry, outcome));
     }
     if let Some(reason) = refusal {
         if LOG_REFUSALS.get() {
@@ -152,14 +177,18 @@ pub fn login(refusal: Option<Reason>, role: &CStr) {
 /// Records an OAuth login whose token was checked (`result`: the user id and whether the
 /// pg_hba.conf line and the role claim authorize the login), and logs it when accepted.
 #[cfg_attr(not(feature = "pg18"), allow(dead_code))] // called by oauth.rs, PostgreSQL 18 only
-pub fn login_checked<E>(result: &Result<(String, Result<(), E>), Error>, role: &CStr) {
+pub fn login_checked<E>(
+    lane: usize,
+    result: &Result<(String, Result<(), E>), Error>,
+    role: &CStr,
+) {
     match result {
         Ok((user_id, Ok(()))) => {
-            login(None, role);
+            login_in(lane, None, role);
             authenticated(EntryPoint::OauthLogin, user_id, Some(role));
         }
-        Ok((_, Err(_))) => login(Some(Reason::NotAuthorized), role),
-        Err(error) => login(Some(Reason::of(error)), role),
+        Ok((_, Err(_))) => login_in(lane, Some(Reason::NotAuthorized), role),
+        Err(error) => login_in(lane, Some(Reason::of(error)), role),
     }
 }
 
@@ -204,10 +233,10 @@ fn may_read() -> Result<(), ErrorReport> {
 pgrx::extension_sql!(
     r#"
 CREATE VIEW electric_auth.stats AS
-  SELECT d.datname, s.entry_point, s.outcome, s.reason, s.count
+  SELECT d.datname, s.entry_point, s.outcome, s.reason, s.count, s.issuer
     FROM electric_auth.stats_counts() s
     LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dbid;
-COMMENT ON VIEW electric_auth.stats IS 'Token verifications by database, entry point, outcome and reason since electric_auth.stats_reset_time()';
+COMMENT ON VIEW electric_auth.stats IS 'Token verifications by database, entry point, outcome, reason and issuer (NULL: the default issuer) since electric_auth.stats_reset_time()';
 REVOKE ALL ON electric_auth.stats FROM PUBLIC;
 GRANT SELECT ON electric_auth.stats TO pg_monitor;
 REVOKE ALL ON FUNCTION electric_auth.stats_reset() FROM PUBLIC;
@@ -239,14 +268,16 @@ pub mod electric_auth {
                 name!(outcome, &'static str),
                 name!(reason, Option<&'static str>),
                 name!(count, i64),
+                name!(issuer, Option<String>),
             ),
         >,
         ErrorReport,
     > {
         super::may_read()?;
         let counts = super::shmem::snapshot().ok_or_else(super::not_preloaded)?;
+        let names = super::shmem::issuer_names();
         Ok(TableIterator::new(counts.into_iter().filter_map(
-            |(database, index, count)| {
+            move |(database, lane, index, count)| {
                 let (entry, outcome) = from_cell(index)?;
                 let (outcome, reason) = outcome.names();
                 Some((
@@ -255,6 +286,7 @@ pub mod electric_auth {
                     outcome,
                     reason,
                     i64::try_from(count).unwrap_or(i64::MAX),
+                    super::shmem::lane_issuer(&names, lane),
                 ))
             },
         )))

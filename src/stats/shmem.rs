@@ -16,6 +16,7 @@
 //!
 //! Nothing is written to disk: the counters start at zero with the server (and after a crash).
 
+use electric_auth_core::issuers::{MAX_ISSUERS, MAX_TEXT_BYTES};
 use electric_auth_core::outcome::CELLS;
 use pgrx::pg_sys;
 use std::ffi::CStr;
@@ -32,6 +33,23 @@ const TOTALS: usize = DATABASES + 1;
 /// The catch-all total for databases past [`DATABASES`] (no database has this oid).
 const OTHER_DATABASES: u32 = u32::MAX;
 
+/// Counts are kept per issuer: lane 0 for the default issuer (Electric's settings, and tokens
+/// no issuer took), lanes 1..=[`MAX_ISSUERS`] for the issuers named in the registry (the
+/// header's `issuers`, filled as backends meet them and kept until the server stops: a lane
+/// never changes its issuer), and the last lane for issuers past the registry's room.
+pub const LANES: usize = 1 + MAX_ISSUERS + 1;
+/// The lane of issuers the registry had no room for.
+pub const OTHER_ISSUERS_LANE: usize = LANES - 1;
+/// A slot's counters: [`CELLS`] per lane.
+const COUNTERS: usize = LANES * CELLS;
+
+/// An issuer's `iss` in the registry.
+#[repr(C)]
+struct IssuerName {
+    len: u32,
+    bytes: [u8; MAX_TEXT_BYTES],
+}
+
 /// One backend's counters (or one database's folded totals), on cache lines of its own.
 #[repr(C, align(64))]
 struct Slot {
@@ -39,11 +57,12 @@ struct Slot {
     database: AtomicU32,
     /// For a total: whether it is taken (0: free).
     used: AtomicU32,
-    /// Written by the slot's backend only (a total's: under the exclusive lock).
-    counts: [AtomicU64; CELLS],
+    /// Written by the slot's backend only (a total's: under the exclusive lock); lane by lane
+    /// (see [`LANES`]).
+    counts: [AtomicU64; COUNTERS],
     /// A backend slot's counts at the last reset (a total's stay 0): written under the
     /// exclusive lock; what is counted since is `counts - base`.
-    base: [AtomicU64; CELLS],
+    base: [AtomicU64; COUNTERS],
 }
 
 impl Slot {
@@ -70,6 +89,9 @@ struct Header {
     /// The second a backend's exit last reported lines left out (at most one such line a
     /// second, however many backends exit).
     log_exit_report_second: AtomicI64,
+    /// The issuer registry (lanes 1..): how many names, and the names; under the lock.
+    issuer_count: AtomicU32,
+    issuers: std::cell::UnsafeCell<[IssuerName; MAX_ISSUERS]>,
 }
 
 static SEGMENT: AtomicPtr<Header> = AtomicPtr::new(ptr::null_mut());
@@ -201,10 +223,15 @@ fn my_database() -> u32 {
 static MY_SLOT: AtomicPtr<Slot> = AtomicPtr::new(ptr::null_mut());
 static MY_SLOT_DATABASE: AtomicU32 = AtomicU32::new(0);
 
-/// Adds one to counter `cell` of this backend's slot: a few instructions once the slot is
-/// known (see [`count_first`]).
+/// Adds one to counter `cell` of lane `lane` in this backend's slot: a few instructions once
+/// the slot is known (see [`count_first`]).
 #[inline]
-pub fn count(cell: usize) {
+pub fn count(lane: usize, cell: usize) {
+    count_at(lane.min(OTHER_ISSUERS_LANE) * CELLS + cell);
+}
+
+#[inline]
+fn count_at(cell: usize) {
     let slot = MY_SLOT.load(Relaxed);
     if slot.is_null() || MY_SLOT_DATABASE.load(Relaxed) != my_database() {
         return count_first(cell);
@@ -232,7 +259,7 @@ fn count_first(cell: usize) {
     }
     MY_SLOT_DATABASE.store(database, Relaxed);
     MY_SLOT.store(ptr::from_ref(slot).cast_mut(), Relaxed);
-    count(cell);
+    count_at(cell);
 }
 
 /// Folds `slot`'s counts into its database's total and gives the slot to `database`.
@@ -328,9 +355,67 @@ pub fn take_left_out_at_exit(now: i64) -> Option<u64> {
     take_left_out()
 }
 
-/// The counts by database oid (0: none yet, [`OTHER_DATABASES`]: folded together) and cell,
-/// without zeros; `None` when the library was not preloaded.
-pub fn snapshot() -> Option<Vec<(u32, usize, u64)>> {
+/// The lanes of the listed issuers named `names` (in order): their registry lanes, added to
+/// the registry when new ([`OTHER_ISSUERS_LANE`] once it is full); all 0 without the segment
+/// (nothing is counted then).
+pub fn issuer_lanes(names: &[&str]) -> Vec<usize> {
+    let Some(segment) = segment() else {
+        return vec![0; names.len()];
+    };
+    let _lock = Locked::new(segment.lock, pg_sys::LWLockMode::LW_EXCLUSIVE);
+    let header = segment.header;
+    // SAFETY: the registry is read and written under the lock only (here: exclusive).
+    let registry = unsafe { &mut *header.issuers.get() };
+    names
+        .iter()
+        .map(|name| {
+            let count = (header.issuer_count.load(Relaxed) as usize).min(MAX_ISSUERS);
+            let name = &name.as_bytes()[..name.len().min(MAX_TEXT_BYTES)];
+            if let Some(at) = registry[..count]
+                .iter()
+                .position(|entry| &entry.bytes[..entry.len as usize] == name)
+            {
+                return 1 + at;
+            }
+            if count == MAX_ISSUERS {
+                return OTHER_ISSUERS_LANE;
+            }
+            registry[count].bytes[..name.len()].copy_from_slice(name);
+            registry[count].len = name.len() as u32;
+            header.issuer_count.store(count as u32 + 1, Relaxed);
+            1 + count
+        })
+        .collect()
+}
+
+/// The issuer a lane counts (`None`: the default issuer's lane), as the stats view shows it.
+pub fn lane_issuer(names: &[String], lane: usize) -> Option<String> {
+    match lane {
+        0 => None,
+        OTHER_ISSUERS_LANE => Some("(other issuers)".to_owned()),
+        lane => names.get(lane - 1).cloned(),
+    }
+}
+
+/// The registry's names, in lane order (lane 1 first).
+pub fn issuer_names() -> Vec<String> {
+    let Some(segment) = segment() else {
+        return Vec::new();
+    };
+    let _lock = Locked::new(segment.lock, pg_sys::LWLockMode::LW_SHARED);
+    let header = segment.header;
+    let count = (header.issuer_count.load(Relaxed) as usize).min(MAX_ISSUERS);
+    // SAFETY: read under the shared lock; written under the exclusive one only.
+    let registry = unsafe { &*header.issuers.get() };
+    registry[..count]
+        .iter()
+        .map(|entry| String::from_utf8_lossy(&entry.bytes[..entry.len as usize]).into_owned())
+        .collect()
+}
+
+/// The counts by database oid (0: none yet, [`OTHER_DATABASES`]: folded together), lane and
+/// cell, without zeros; `None` when the library was not preloaded.
+pub fn snapshot() -> Option<Vec<(u32, usize, usize, u64)>> {
     let segment = segment()?;
     let mut sums: std::collections::BTreeMap<(u32, usize), u64> = Default::default();
     {
@@ -347,7 +432,7 @@ pub fn snapshot() -> Option<Vec<(u32, usize, u64)>> {
     }
     Some(
         sums.into_iter()
-            .map(|((database, cell), count)| (database, cell, count))
+            .map(|((database, index), count)| (database, index / CELLS, index % CELLS, count))
             .collect(),
     )
 }

@@ -22,6 +22,8 @@ struct CachedVerifier {
     key_settings: keys::backend::KeySettings,
     verifier: Verifier,
     tokens: TokenCache,
+    /// The stats lane of each listed issuer (`electric_auth.issuers`' order).
+    lanes: Vec<usize>,
 }
 
 thread_local! {
@@ -59,8 +61,10 @@ pub fn with_verifier<R>(f: impl FnOnce(&Verifier, &mut TokenCache) -> R) -> Resu
                     *cache = None; // never keep tokens verified under other settings
                     REBUILDS.set(REBUILDS.get() + 1);
                     let (config, keys_recheck_at) = keys::backend::config(&settings)?;
+                    let lanes = crate::stats::issuer_lanes(&config.issuer_names());
                     let verifier = Verifier::new(config);
                     *cache = Some(CachedVerifier {
+                        lanes,
                         generation,
                         keys_generation,
                         keys_recheck_at,
@@ -75,6 +79,37 @@ pub fn with_verifier<R>(f: impl FnOnce(&Verifier, &mut TokenCache) -> R) -> Resu
         let cached = cache.as_mut().expect("built above");
         Ok(f(&cached.verifier, &mut cached.tokens))
     })
+}
+
+/// The stats lane of the issuer a token verified (or was refused) under: 0 for the default
+/// issuer (`None`), else the listed issuer's (see `stats`).
+pub fn issuer_lane(issuer: Option<usize>) -> usize {
+    let Some(index) = issuer else {
+        return 0;
+    };
+    CACHE.with(|cache| {
+        cache
+            .try_borrow()
+            .ok()
+            .and_then(|c| c.as_ref().and_then(|c| c.lanes.get(index).copied()))
+            .unwrap_or(0)
+    })
+}
+
+/// The listed issuer `token` selects under the settings in force (`None`: the default
+/// issuer, or no verifier can be built); for counting a refusal.
+pub fn issuer_of(token: &[u8]) -> Option<usize> {
+    with_verifier(|verifier, _| verifier.issuer_of(token))
+        .ok()
+        .flatten()
+}
+
+/// The index of the listed issuer whose `iss` is exactly `iss`, under the settings in force.
+#[cfg_attr(not(feature = "pg18"), allow(dead_code))] // the OAuth validator, PostgreSQL 18 only
+pub fn issuer_index(iss: &str) -> Option<usize> {
+    with_verifier(|verifier, _| verifier.config().issuer_index(iss))
+        .ok()
+        .flatten()
 }
 
 /// How many verifiers this backend has built, after making sure the one in force is current:

@@ -32,7 +32,7 @@ pub fn answer_now<R>(
     let now = statement_time();
     let seen = keys_generation();
     let mut result = answer_once(token, now, want, answer);
-    if let Some(why) = worth_waiting_for_keys(&result) {
+    if let Some(why) = worth_waiting_for_keys(&result.0) {
         // Refused for its signature or key: the token was UTF-8 (else it is an invalid token).
         if let Ok(token) = std::str::from_utf8(token) {
             if new_keys_arrived(token, seen, why) {
@@ -40,38 +40,53 @@ pub fn answer_now<R>(
             }
         }
     }
-    stats::counted(entry, result).map_err(error_report)
+    let (result, issuer) = result;
+    stats::counted_in(entry, cache::issuer_lane(issuer), result).map_err(error_report)
 }
 
-/// One verification through the fast path (or the token cache, where it pays).
+/// One verification through the fast path (or the token cache, where it pays), and the listed
+/// issuer it was verified (or refused) under.
 fn answer_once<R>(
     token: &[u8],
     now: i64,
     want: Want,
     answer: impl Fn(Passed<'_>) -> R + Copy,
-) -> Result<R, Error> {
-    let (insecure, result) = cache::with_verifier(|verifier, tokens| {
-        let result = if verifier.worth_caching() {
+) -> (Result<R, Error>, Option<usize>) {
+    let built = cache::with_verifier(|verifier, tokens| {
+        let result = if verifier.worth_caching(token) {
             // In a UTF8 database Postgres has validated the text; this cannot fail there.
             std::str::from_utf8(token)
                 .map_err(|_| TokenError::InvalidToken)
                 .and_then(|token| tokens.verify(verifier, token, now))
                 .map(|verified| {
-                    answer(Passed {
+                    let issuer = verified.issuer;
+                    let answered = answer(Passed {
                         user_id: &verified.user_id,
                         payload: verified.payload.as_bytes(),
                         jsonb: None,
-                    })
+                        issuer,
+                    });
+                    (answered, issuer)
                 })
         } else {
-            verifier.verify_with(token, now, want, answer)
+            verifier.verify_with(token, now, want, |passed| {
+                let issuer = passed.issuer;
+                (answer(passed), issuer)
+            })
         };
-        (verifier.config().algorithm().is_none(), result)
-    })
-    .map_err(Error::Config)?;
+        let result = match result {
+            Ok((answered, issuer)) => (Ok(answered), issuer),
+            Err(error) => (Err(error), verifier.issuer_of(token)),
+        };
+        (!verifier.config().is_secure(), result)
+    });
+    let (insecure, (result, issuer)) = match built {
+        Ok(built) => built,
+        Err(error) => return (Err(Error::Config(error)), None),
+    };
     // The warning is raised outside the cache's borrow.
     if insecure {
         insecure_mode_warning();
     }
-    result.map_err(Error::Token)
+    (result.map_err(Error::from), issuer)
 }

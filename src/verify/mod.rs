@@ -32,7 +32,15 @@ pub fn verify_now<R>(
         stats::refused(entry, Reason::InvalidToken);
         return Err(error_report(Error::Token(TokenError::InvalidToken)));
     };
-    stats::counted(entry, verify_at(token, statement_time(), answer)).map_err(error_report)
+    let mut under = None;
+    let result = verify_at(token, statement_time(), |verified, verifier| {
+        under = verified.issuer;
+        answer(verified, verifier)
+    });
+    if result.is_err() {
+        under = cache::issuer_of(token.as_bytes());
+    }
+    stats::counted_in(entry, cache::issuer_lane(under), result).map_err(error_report)
 }
 
 /// Verifies `token` at `now` through the per-backend cache of verified tokens, after
@@ -69,12 +77,12 @@ fn verify_once<R, F: FnOnce(&VerifiedToken, &Verifier) -> R>(
             let answer = answer.take().expect("taken once, on success");
             answer(verified, verifier)
         });
-        (verifier.config().algorithm().is_none(), result)
+        (!verifier.config().is_secure(), result)
     })
     .map_err(Error::Config)?;
     // The warning is raised outside the cache's borrow.
     if insecure {
         insecure_mode_warning();
     }
-    result.map_err(Error::Token)
+    result.map_err(Error::from)
 }

@@ -204,5 +204,6 @@ pub fn current_settings() -> Settings {
         jwt_iss: text_setting(&JWT_ISS),
         jwt_aud: text_setting(&JWT_AUD),
         clock_drift: i64::from(CLOCK_DRIFT.get()),
+        issuers: crate::keys::settings::issuers_text(),
     }
 }
