@@ -1,5 +1,7 @@
 -- electric_auth 0.3.0 -> 0.4.0: key_source() tells whether the key worker runs (and since
--- when), the last failure to write the cache file, and whether its kid list was cut short.
+-- when), the last failure to write the cache file, and whether its kid list was cut short, and
+-- gives one row per fetched source with its issuer (electric_auth.issuers); electric_auth.stats
+-- counts by issuer.
 --
 -- Run by ALTER EXTENSION electric_auth UPDATE (complain if sourced in psql instead).
 \echo Use "ALTER EXTENSION electric_auth UPDATE" to load this file. \quit
@@ -26,7 +28,8 @@ CREATE FUNCTION electric_auth."key_source"() RETURNS TABLE (
 	"worker_running" bool,
 	"worker_started" timestamp with time zone,
 	"last_persist_failure" timestamp with time zone,
-	"last_persist_failure_reason" TEXT
+	"last_persist_failure_reason" TEXT,
+	"issuer" TEXT
 )
 STRICT VOLATILE PARALLEL SAFE
 LANGUAGE c

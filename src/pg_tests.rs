@@ -154,6 +154,7 @@ mod tests {
                 user_id: "u",
                 payload,
                 jsonb,
+                issuer: None,
             }
         }
         let built = electric_auth_core::jsonb_body(payload).map(|body| {

@@ -138,7 +138,10 @@ pub fn role_authorized_at(
         }
     });
     match value {
-        None => Err(format!("the token has nothing at the role claim {}", json_string(pointer))),
+        None => Err(format!(
+            "the token has nothing at the role claim {}",
+            json_string(pointer)
+        )),
         Some(Value::Array(roles)) if roles.iter().any(names_role) => Ok(()),
         Some(value) if names_role(value) => Ok(()),
         Some(_) => Err(format!(

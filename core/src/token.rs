@@ -68,14 +68,27 @@ impl Verifier {
         else {
             return self.verify_insecure(token, now);
         };
-        let (issuer, rules) = match select(issuers, default.as_deref(), || unverified_iss(token))? {
+        // With listed issuers the payload is read once, before the signature, for its `iss`
+        // (a payload that does not read leaves the order of errors to the default issuer).
+        let mut decoded = None;
+        let iss = || {
+            if issuers.is_empty() {
+                return Ok(None);
+            }
+            let payload = token.split('.').nth(1).ok_or(())?;
+            let (claims, text) = decode_payload(payload).map_err(|_| ())?;
+            let iss = claims.get("iss").and_then(Value::as_str).map(str::to_owned);
+            decoded = Some((claims, text));
+            Ok(iss)
+        };
+        let (issuer, rules) = match select(issuers, default.as_deref(), iss)? {
             Selected::Default(rules) => (None, rules),
             Selected::Listed(index, Ok(rules)) => (Some(index), rules),
             Selected::Listed(_, Err(error)) => {
                 return Err(TokenError::IssuerUnavailable(Box::new(error.clone())))
             }
         };
-        let (claims, payload) = verify_signed(rules, token, now)?;
+        let (claims, payload) = verify_signed(rules, token, now, decoded)?;
         // 8. The user id, in its issuer's scope.
         let raw = match &rules.user_id {
             UserIdRule::Electric { namespace } => claims::user_id(&claims, namespace.as_deref()),
@@ -185,10 +198,12 @@ fn unverified_iss(token: &str) -> Result<Option<String>, ()> {
 }
 
 /// Secure mode's checks 1.–7. under one issuer's rules: the claims and the payload text.
+/// `decoded`: the payload, when the selection has already read it.
 fn verify_signed(
     rules: &Rules,
     token: &str,
     now: i64,
+    decoded: Option<(Map<String, Value>, String)>,
 ) -> Result<(Map<String, Value>, String), TokenError> {
     let (signing_input, signature_b64) = token.rsplit_once('.').ok_or(TokenError::InvalidToken)?;
     let (header_b64, payload_b64) = signing_input
@@ -232,7 +247,10 @@ fn verify_signed(
         return Err(TokenError::InvalidSignature);
     }
     // 4. Payload.
-    let (claims, payload) = decode_payload(payload_b64)?;
+    let (claims, payload) = match decoded {
+        Some(decoded) => decoded,
+        None => decode_payload(payload_b64)?,
+    };
     // 5.–7. Time claims, then iss/aud, then the required claims.
     claims::check_time_claims(&claims, now, rules.clock_drift)?;
     claims::check_issuer_and_audience(&claims, rules.iss.as_deref(), &rules.aud)?;

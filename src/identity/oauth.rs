@@ -253,9 +253,7 @@ fn decide(token: &CStr, role: &CStr) -> (Option<String>, Option<Refusal>) {
             .and_then(|()| {
                 scope.map_or(Ok(()), |scope| hba_scopes_granted(&verified.claims, scope))
             })
-            .and_then(|()| {
-                role_allowed(&verified.claims, pointer, role_claim.as_deref(), role)
-            });
+            .and_then(|()| role_allowed(&verified.claims, pointer, role_claim.as_deref(), role));
         (verified.user_id.clone(), allowed)
     });
     let under = match &verified {

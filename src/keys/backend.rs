@@ -13,8 +13,8 @@ use pgrx::pg_sys;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-/// Changes whenever the worker publishes a new document (a key setting assigned here bumps the
-/// settings generation instead).
+/// Changes whenever the worker publishes a new document, for any source (a key setting
+/// assigned here bumps the settings generation instead).
 pub fn generation() -> u64 {
     shmem::shared().map_or(0, |s| s.generation())
 }
@@ -24,12 +24,27 @@ pub fn past(recheck_at: Option<i64>) -> bool {
     recheck_at.is_some_and(|at| crate::keys::clock_now() >= at)
 }
 
-/// The configuration for `settings` with the fetched keys as they are now, and when it must be
-/// looked at again even if no generation moves (when the keys turn stale, or, once stale,
-/// every second until a refresh succeeds).
+/// The configuration for `settings` with the fetched keys as they are now (the default
+/// issuer's and each listed issuer's), and when it must be looked at again even if no
+/// generation moves (when a set turns stale, or, once stale, every second until a refresh
+/// succeeds).
 pub fn config(settings: &Settings) -> Result<(Config, Option<i64>), ConfigError> {
-    let (fetched, recheck_at) = fetched_keys()?;
-    let config = Config::from_settings_and_fetched(settings, fetched.as_ref())?;
+    let (fetched, mut recheck_at) = fetched_keys()?;
+    let recheck = std::cell::Cell::new(None::<i64>);
+    let config = Config::build(settings, fetched.as_ref(), &|index, spec| {
+        let (member, url) = spec.source.fetched()?;
+        let max_stale = spec
+            .max_stale
+            .unwrap_or_else(|| i64::from(settings::MAX_STALE.get()));
+        let (keys, at) = fetched_from(1 + index, member, url, max_stale);
+        if let Some(at) = at {
+            recheck.set(Some(recheck.get().map_or(at, |r: i64| r.min(at))));
+        }
+        Some(keys)
+    })?;
+    if let Some(at) = recheck.get() {
+        recheck_at = Some(recheck_at.map_or(at, |r| r.min(at)));
+    }
     Ok((config, recheck_at))
 }
 
@@ -40,51 +55,47 @@ fn fetched_keys() -> Result<(Option<FetchedKeys>, Option<i64>), ConfigError> {
         KeySource::Both => return Err(ConfigError::KeySourceConflict),
         _ => source.setting_and_value().expect("a source"),
     };
-    let pending = |recheck| {
-        Ok((
-            Some(FetchedKeys {
-                setting,
-                source: value.to_owned(),
-                state: FetchedState::Pending,
-            }),
-            recheck,
-        ))
+    let max_stale = i64::from(settings::MAX_STALE.get());
+    let (keys, recheck_at) = fetched_from(0, setting, value, max_stale);
+    Ok((Some(keys), recheck_at))
+}
+
+/// The keys slot `slot` holds for the source `value` (named `setting` in messages), judged
+/// stale by `max_stale`; pending when the slot holds nothing for that source (yet).
+fn fetched_from(
+    slot: usize,
+    setting: &'static str,
+    value: &str,
+    max_stale: i64,
+) -> (FetchedKeys, Option<i64>) {
+    let keys = |state| FetchedKeys {
+        setting,
+        source: value.to_owned(),
+        state,
     };
     let Some(shared) = shmem::shared() else {
-        return pending(None);
+        return (keys(FetchedState::Pending), None);
     };
+    let shared = shared.slot(slot);
     let fetched_at = shared.fetched_at.load(Ordering::Acquire);
     let document = shared.read(|state| {
         (state.source.get() == value.as_bytes() && !state.document.get().is_empty())
             .then(|| state.document.string())
     });
     let Some(document) = document else {
-        return pending(None);
+        return (keys(FetchedState::Pending), None);
     };
     let now = crate::keys::clock_now();
-    let max_stale = i64::from(settings::MAX_STALE.get());
-    let (state, recheck_at) = if is_stale(now, fetched_at, max_stale) {
-        (
-            FetchedState::Stale {
-                age_secs: now - fetched_at,
-                max_stale_secs: max_stale,
-            },
-            now + 1,
-        )
+    if is_stale(now, fetched_at, max_stale) {
+        let stale = FetchedState::Stale {
+            age_secs: now - fetched_at,
+            max_stale_secs: max_stale,
+        };
+        (keys(stale), Some(now + 1))
     } else {
-        (
-            FetchedState::Document(document),
-            fetched_at.saturating_add(max_stale).saturating_add(1),
-        )
-    };
-    Ok((
-        Some(FetchedKeys {
-            setting,
-            source: value.to_owned(),
-            state,
-        }),
-        Some(recheck_at),
-    ))
+        let recheck_at = fetched_at.saturating_add(max_stale).saturating_add(1);
+        (keys(FetchedState::Document(document)), Some(recheck_at))
+    }
 }
 
 /// Why a refusal may be cured by keys the worker has not fetched yet.
@@ -112,17 +123,25 @@ pub fn key_settings() -> KeySettings {
     }
 }
 
-/// Whether the fetched keys in use are stale now, as verification judges them (the one rule
-/// `key_source()` shows too).
-pub fn stale_now(shared: &shmem::SharedKeys) -> bool {
-    let fetched_at = shared.fetched_at.load(Ordering::Acquire);
-    let has_document = shared.read(|state| !state.document.get().is_empty());
-    has_document
-        && is_stale(
-            crate::keys::clock_now(),
-            fetched_at,
-            i64::from(settings::MAX_STALE.get()),
-        )
+/// Whether the fetched keys of `slot` are stale now by `max_stale`, as verification judges
+/// them (the one rule `key_source()` shows too).
+pub fn stale_now(slot: &shmem::SharedKeys, max_stale: i64) -> bool {
+    let fetched_at = slot.fetched_at.load(Ordering::Acquire);
+    let has_document = slot.read(|state| !state.document.get().is_empty());
+    has_document && is_stale(crate::keys::clock_now(), fetched_at, max_stale)
+}
+
+/// The fetched source of the token's issuer, as the settings say now: slot 0 for the default
+/// issuer (`issuer` `None`), `i + 1` for listed issuer `i`; `None` when that issuer's keys are
+/// not fetched.
+fn fetched_slot(issuer: Option<usize>) -> Option<usize> {
+    match issuer {
+        None => (!matches!(KeySource::current(), KeySource::None | KeySource::Both)).then_some(0),
+        Some(index) => settings::issuer_specs()
+            .get(index)
+            .and_then(|spec| spec.source.fetched())
+            .map(|_| 1 + index),
+    }
 }
 
 /// After a token was refused by a verifier built from the keys of `seen_generation` (read
@@ -144,17 +163,19 @@ pub fn stale_now(shared: &shmem::SharedKeys) -> bool {
 /// that one verifies again at once rather than being refused.
 pub fn wait_for_new_keys(
     token: &str,
+    issuer: Option<usize>,
     seen_generation: u64,
     why: Wait,
     kid_known: impl FnOnce(&str) -> bool,
 ) -> bool {
-    let Some(shared) = shmem::shared() else {
+    let Some(sources) = shmem::shared() else {
         return false;
     };
-    if matches!(KeySource::current(), KeySource::None | KeySource::Both) {
+    let Some(slot) = fetched_slot(issuer) else {
         return false;
-    }
-    let newer = || shared.generation() != seen_generation;
+    };
+    let shared = sources.slot(slot);
+    let newer = || sources.generation() != seen_generation;
     if newer() {
         return true;
     }
@@ -193,7 +214,7 @@ pub fn wait_for_new_keys(
         false
     };
     if requested {
-        shared.wake_worker();
+        sources.wake_worker();
     } else if !shared.refresh_pending() {
         // No refresh under way or deferred, and none allowed yet: refuse now (unless one
         // landed since the refusal).
@@ -211,7 +232,7 @@ pub fn wait_for_new_keys(
     loop {
         let served = shared.refresh_served_at.load(Ordering::Acquire) >= wanted;
         if served || Instant::now() >= deadline {
-            return shared.generation() != generation;
+            return sources.generation() != generation;
         }
         // SAFETY: waits on this backend's own latch for 10 ms (the worker does not set it);
         // interrupts (a cancel, a terminate) are served right after.

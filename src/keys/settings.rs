@@ -4,8 +4,8 @@
 use crate::settings::hooks::{
     check_hook_candidate, refuse_in_check_hook, refuse_secret_where_readable, text_setting,
 };
-use electric_auth_core::issuers::{parse_issuers, IssuerSpec};
 use crate::settings::{bumps_generation, names, Context, Setting, Value};
+use electric_auth_core::issuers::{parse_issuers, IssuerSpec};
 use electric_auth_core::jwks::url::check_https_url;
 use pgrx::guc::{GucFlags, GucSetting};
 use pgrx::{pg_guard, pg_sys, PgSqlErrorCode};

@@ -1,10 +1,17 @@
-//! The fetched keys in shared memory: the raw JWKS document (at most `MAX_DOCUMENT_BYTES`) and
-//! the worker's state under one LWLock, with a generation number a backend reads atomically on
-//! every verification (it re-parses the document only when the generation moved).
+//! The fetched keys in shared memory, one slot per source ([`SOURCES`]: the default issuer's
+//! `electric_auth.jwks_url`/`oidc_issuer` in slot 0, listed issuer `i`'s in slot `i + 1`): the
+//! raw JWKS document (at most `MAX_DOCUMENT_BYTES`) and the worker's state under the slot's
+//! LWLock, and one generation number for all of them, which a backend reads atomically on
+//! every verification (it re-reads the documents only when the generation moved).
+//!
+//! A slot's document area is never written before a document arrives: the shared memory of a
+//! new segment is zero, and only the slots' heads are cleared here, so the 1 MiB areas of
+//! unused slots cost address space, not memory.
 //!
 //! Requested in `shmem_request_hook` and attached in `shmem_startup_hook`, each chained to the
 //! hook installed before ours (other modules of this library and other libraries add theirs).
 
+use electric_auth_core::issuers::{MAX_ISSUERS, MAX_TEXT_BYTES};
 use electric_auth_core::jwks::MAX_DOCUMENT_BYTES;
 use pgrx::{pg_guard, pg_sys};
 use std::cell::UnsafeCell;
@@ -49,6 +56,8 @@ pub type KidsText = ShmemText<4096>;
 pub struct KeyState {
     /// The configured source (`jwks_url` or `oidc_issuer`) the document was fetched for.
     pub source: ShmemText<2048>,
+    /// The listed issuer (`iss`) the source is configured for; empty for the default issuer.
+    pub issuer: ShmemText<MAX_TEXT_BYTES>,
     /// The JWKS URL fetched last (with discovery: the `jwks_uri`).
     pub jwks_url: ShmemText<2048>,
     /// Unix seconds: last success, last failure (0: never).
@@ -71,6 +80,10 @@ pub struct KeyState {
     pub document: ShmemText<MAX_DOCUMENT_BYTES>,
 }
 
+/// How many sources can be fetched at once: the default issuer's and one per listed issuer.
+pub const SOURCES: usize = 1 + MAX_ISSUERS;
+
+/// One source's slot.
 #[repr(C)]
 pub struct SharedKeys {
     /// Moves whenever `state.document` (or its source) changes.
@@ -88,13 +101,22 @@ pub struct SharedKeys {
     /// began. A request during an attempt that began before it is answered by the next one
     /// (that attempt may have missed a key published after it began).
     pub refresh_served_at: AtomicI64,
+    lock: AtomicPtr<pg_sys::LWLock>,
+    /// Last: its document area is the slot's tail (see the module notes).
+    state: UnsafeCell<KeyState>,
+}
+
+/// Every slot, and what the worker shares with the backends.
+#[repr(C)]
+pub struct SharedSources {
+    /// Moves whenever any slot's document (or source) changes.
+    generation: AtomicU64,
     /// The worker's latch, while it runs.
     pub worker_latch: AtomicPtr<pg_sys::Latch>,
     /// The worker's process id while it runs (0: none), and when it started (Unix seconds).
     pub worker_pid: AtomicI32,
     pub worker_started: AtomicI64,
-    lock: AtomicPtr<pg_sys::LWLock>,
-    state: UnsafeCell<KeyState>,
+    slots: [SharedKeys; SOURCES],
 }
 
 impl SharedKeys {
@@ -103,7 +125,9 @@ impl SharedKeys {
         self.refresh_requested_at.load(Ordering::Acquire)
             > self.refresh_served_at.load(Ordering::Acquire)
     }
+}
 
+impl SharedSources {
     /// Whether the key worker runs now: it recorded its process id, and that process exists
     /// (a worker that died without running its exit callback — only a crash, which restarts
     /// the whole server — leaves a stale id).
@@ -113,9 +137,34 @@ impl SharedKeys {
         // as the same OS user as every backend.
         pid > 0 && unsafe { libc::kill(pid, 0) } == 0
     }
+
+    /// Slot `index` (0: the default issuer's source; `i + 1`: listed issuer `i`'s).
+    pub fn slot(&self, index: usize) -> &SharedKeys {
+        &self.slots[index]
+    }
+
+    /// The generation of all slots together.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Slot `slot` changed: its generation and the shared one move.
+    pub fn bump(&self, slot: &SharedKeys) {
+        slot.generation.fetch_add(1, Ordering::AcqRel);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Wakes the worker, if it runs.
+    pub fn wake_worker(&self) {
+        let latch = self.worker_latch.load(Ordering::Acquire);
+        if !latch.is_null() {
+            // SAFETY: the worker's latch is its PGPROC's, in shared memory.
+            unsafe { pg_sys::SetLatch(latch) };
+        }
+    }
 }
 
-static SHARED: AtomicPtr<SharedKeys> = AtomicPtr::new(ptr::null_mut());
+static SHARED: AtomicPtr<SharedSources> = AtomicPtr::new(ptr::null_mut());
 static mut PREV_SHMEM_REQUEST_HOOK: pg_sys::shmem_request_hook_type = None;
 static mut PREV_SHMEM_STARTUP_HOOK: pg_sys::shmem_startup_hook_type = None;
 
@@ -137,8 +186,8 @@ unsafe extern "C-unwind" fn shmem_request() {
         if let Some(prev) = PREV_SHMEM_REQUEST_HOOK {
             prev();
         }
-        pg_sys::RequestAddinShmemSpace(std::mem::size_of::<SharedKeys>());
-        pg_sys::RequestNamedLWLockTranche(TRANCHE_NAME.as_ptr(), 1);
+        pg_sys::RequestAddinShmemSpace(std::mem::size_of::<SharedSources>());
+        pg_sys::RequestNamedLWLockTranche(TRANCHE_NAME.as_ptr(), SOURCES as i32);
     }
 }
 
@@ -157,21 +206,41 @@ unsafe extern "C-unwind" fn shmem_startup() {
         let mut found = false;
         let shared = pg_sys::ShmemInitStruct(
             SHMEM_NAME.as_ptr(),
-            std::mem::size_of::<SharedKeys>(),
+            std::mem::size_of::<SharedSources>(),
             &mut found,
-        ) as *mut SharedKeys;
+        ) as *mut SharedSources;
         if !found {
-            ptr::write_bytes(shared as *mut u8, 0, std::mem::size_of::<SharedKeys>());
-            let lock = &raw mut (*pg_sys::GetNamedLWLockTranche(TRANCHE_NAME.as_ptr())).lock;
-            (*shared).lock.store(lock, Ordering::Relaxed);
+            // Everything but the slots' document areas (see the module notes).
+            let slots = std::mem::offset_of!(SharedSources, slots);
+            ptr::write_bytes(shared as *mut u8, 0, slots);
+            let locks = pg_sys::GetNamedLWLockTranche(TRANCHE_NAME.as_ptr());
+            for index in 0..SOURCES {
+                let slot = (shared as *mut u8)
+                    .add(slots + index * std::mem::size_of::<SharedKeys>())
+                    as *mut SharedKeys;
+                ptr::write_bytes(slot as *mut u8, 0, SLOT_HEAD_BYTES);
+                let lock = &raw mut (*locks.add(index)).lock;
+                (*slot).lock.store(lock, Ordering::Relaxed);
+            }
         }
         SHARED.store(shared, Ordering::Release);
         pg_sys::LWLockRelease(init_lock);
     }
 }
 
+/// A slot's bytes before its document's: what a new segment clears.
+const SLOT_HEAD_BYTES: usize = std::mem::offset_of!(SharedKeys, state)
+    + std::mem::offset_of!(KeyState, document)
+    + std::mem::offset_of!(ShmemText<MAX_DOCUMENT_BYTES>, bytes);
+
+// The document's bytes are the slot's tail.
+const _: () = assert!(
+    SLOT_HEAD_BYTES + MAX_DOCUMENT_BYTES <= std::mem::size_of::<SharedKeys>()
+        && std::mem::size_of::<SharedKeys>() - (SLOT_HEAD_BYTES + MAX_DOCUMENT_BYTES) < 64
+);
+
 /// The shared keys, when the library was preloaded.
-pub fn shared() -> Option<&'static SharedKeys> {
+pub fn shared() -> Option<&'static SharedSources> {
     // SAFETY: SHARED is set once in the postmaster before any child is forked, to shared
     // memory that lives as long as the server; the state is reached only through the lock.
     unsafe { SHARED.load(Ordering::Acquire).as_ref() }
@@ -204,18 +273,5 @@ impl SharedKeys {
         self.locked(pg_sys::LWLockMode::LW_EXCLUSIVE, |state| {
             f(unsafe { &mut *state })
         })
-    }
-
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// Wakes the worker, if it runs.
-    pub fn wake_worker(&self) {
-        let latch = self.worker_latch.load(Ordering::Acquire);
-        if !latch.is_null() {
-            // SAFETY: the worker's latch is its PGPROC's, in shared memory.
-            unsafe { pg_sys::SetLatch(latch) };
-        }
     }
 }

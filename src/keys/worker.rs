@@ -1,19 +1,24 @@
 //! The key worker: one background process (registered when the library is preloaded) that
-//! fetches the configured JWKS at startup, on every interval and when a backend met an unknown
-//! `kid`, publishes it in shared memory, and persists the last good document so a restart
-//! without the network still verifies. It follows configuration reloads.
+//! fetches each configured JWKS — the default issuer's (`electric_auth.jwks_url`/`oidc_issuer`)
+//! and each listed issuer's (`electric_auth.issuers`), each in its own slot with its own
+//! schedule, failures and cache file — at startup, on every interval and when a backend met an
+//! unknown `kid` of that issuer, publishes it in shared memory, and persists the last good
+//! document so a restart without the network still verifies. Sources due at the same time are
+//! fetched side by side, so a provider that hangs delays no other. It follows configuration
+//! reloads.
 
 use super::fetch::{fetch, Expected, FetchSettings};
 use super::settings::{self, KeySource};
-use super::shmem::{self, SharedKeys};
+use super::shmem::{self, SharedKeys, SharedSources, SOURCES};
 use crate::errors::log;
 use crate::settings::names;
-use electric_auth_core::jwks::cache_file::{CachedDocument, MAX_FILE_BYTES};
+use electric_auth_core::issuers::IssuerSource;
+use electric_auth_core::jwks::cache_file::{self, CachedDocument, MAX_FILE_BYTES};
 use electric_auth_core::jwks::policy::{
     is_stale, next_attempt, refresh_after_success, retry_after_failure, WarningLimiter,
 };
 use electric_auth_core::jwks::url::check_https_url;
-use electric_auth_core::jwks::{discovery, validate_fetched, DocumentSummary};
+use electric_auth_core::jwks::{discovery, validate_fetched_for, DocumentSummary};
 use electric_auth_core::Algorithm;
 use pgrx::bgworkers::{
     BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
@@ -27,8 +32,18 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// The cache file, in the data directory (readable by the server's OS user only).
-pub const CACHE_FILE_NAME: &str = "electric_auth_jwks_cache.json";
+/// The cache file of the default issuer's source, in the data directory (readable by the
+/// server's OS user only); a listed issuer's is named by its source ([`cache_file_name`]).
+pub const CACHE_FILE_NAME: &str = cache_file::DEFAULT_FILE_NAME;
+
+/// The cache file of slot `slot` fetching `source` (see the core's `jwks/cache_file.rs`).
+pub fn cache_file_name(slot: usize, source: &str) -> String {
+    if slot == 0 {
+        CACHE_FILE_NAME.to_owned()
+    } else {
+        cache_file::issuer_file_name(source)
+    }
+}
 
 /// Registers the worker; from `_PG_init` while `shared_preload_libraries` loads.
 pub fn register() {
@@ -46,10 +61,10 @@ fn now() -> i64 {
     crate::keys::clock_now()
 }
 
-fn cache_path() -> PathBuf {
+fn cache_path(file_name: &str) -> PathBuf {
     // SAFETY: DataDir is set before any background worker starts and never changes.
     let data_dir = unsafe { CStr::from_ptr(pg_sys::DataDir) };
-    PathBuf::from(data_dir.to_string_lossy().into_owned()).join(CACHE_FILE_NAME)
+    PathBuf::from(data_dir.to_string_lossy().into_owned()).join(file_name)
 }
 
 /// The algorithm the worker checks documents for (its view of `jwt_alg`, from the file).
@@ -70,15 +85,88 @@ fn warn(message: String) {
         .report(PgLogLevel::WARNING);
 }
 
-struct Worker {
+/// What one slot fetches, as the settings say now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SlotConfig {
     source: KeySource,
+    /// The listed issuer's `iss` (`None`: the default issuer's slot).
+    issuer: Option<String>,
+    /// The algorithms documents are checked for (the default issuer: `jwt_alg` as the file
+    /// holds it, none when unset; a listed issuer: its `alg`s).
+    algorithms: Vec<Algorithm>,
+    /// `jwks_refresh_interval` and `jwks_max_stale` (an issuer's own, else the settings').
+    interval: i64,
+    max_stale: i64,
+}
+
+impl SlotConfig {
+    /// Every slot's configuration: the default issuer's, then one per listed issuer (a listed
+    /// issuer with an inline key, or no issuer, leaves its slot without a source).
+    fn current() -> Vec<SlotConfig> {
+        let interval = i64::from(settings::REFRESH_INTERVAL.get());
+        let max_stale = i64::from(settings::MAX_STALE.get());
+        let mut slots = vec![SlotConfig {
+            source: KeySource::current(),
+            issuer: None,
+            algorithms: pinned_algorithm().into_iter().collect(),
+            interval,
+            max_stale,
+        }];
+        for spec in settings::issuer_specs() {
+            let source = match &spec.source {
+                IssuerSource::JwksUrl(url) => KeySource::JwksUrl(url.clone()),
+                IssuerSource::OidcIssuer(url) => KeySource::Issuer(url.clone()),
+                IssuerSource::Key { .. } => KeySource::None,
+            };
+            slots.push(SlotConfig {
+                source,
+                issuer: Some(spec.iss.clone()),
+                algorithms: spec.algs.clone(),
+                interval: spec.refresh_interval.unwrap_or(interval),
+                max_stale: spec.max_stale.unwrap_or(max_stale),
+            });
+        }
+        slots.resize(
+            SOURCES,
+            SlotConfig {
+                source: KeySource::None,
+                issuer: None,
+                algorithms: Vec::new(),
+                interval,
+                max_stale,
+            },
+        );
+        slots
+    }
+
+    fn fetches(&self) -> bool {
+        matches!(self.source, KeySource::JwksUrl(_) | KeySource::Issuer(_))
+    }
+
+    /// The configured source's value (what the cache file and messages name).
+    fn value(&self) -> Option<&str> {
+        self.source.setting_and_value().map(|(_, value)| value)
+    }
+
+    /// "for <iss>" in a message about a listed issuer's keys.
+    fn whose(&self) -> String {
+        self.issuer
+            .as_ref()
+            .map_or_else(String::new, |iss| format!(" of issuer {}", json_text(iss)))
+    }
+}
+
+fn json_text(text: &str) -> String {
+    serde_json::Value::String(text.to_owned()).to_string()
+}
+
+/// The worker's state for one slot.
+struct Slot {
+    index: usize,
+    config: SlotConfig,
     next_attempt: i64,
     failures: u32,
     limiter: WarningLimiter,
-    /// `jwt_alg` as the stored document was last checked for.
-    algorithm: Option<Algorithm>,
-    /// `jwks_refresh_interval` as `next_attempt` was last scheduled with.
-    interval: i64,
     /// When the last attempt ended (0: none yet), and the provider's `max-age` then.
     last_attempt: i64,
     max_age: Option<i64>,
@@ -91,11 +179,11 @@ const RESTART_SECS: u64 = 5;
 /// ERROR, SIGTERM), so `key_source()` says no worker runs.
 #[pg_guard]
 unsafe extern "C-unwind" fn worker_exiting(_code: std::ffi::c_int, _arg: pg_sys::Datum) {
-    if let Some(shared) = shmem::shared() {
-        shared
+    if let Some(sources) = shmem::shared() {
+        sources
             .worker_latch
             .store(std::ptr::null_mut(), Ordering::Release);
-        shared.worker_pid.store(0, Ordering::Release);
+        sources.worker_pid.store(0, Ordering::Release);
     }
 }
 
@@ -137,35 +225,115 @@ pub extern "C-unwind" fn electric_auth_key_worker_main(_arg: pg_sys::Datum) {
     }
     shared.worker_started.store(now(), Ordering::Release);
     log("electric_auth key worker started".to_owned());
-    let mut worker = Worker {
-        source: KeySource::None,
-        next_attempt: 0,
-        failures: 0,
-        limiter: WarningLimiter::default(),
-        algorithm: pinned_algorithm(),
-        interval: i64::from(settings::REFRESH_INTERVAL.get()),
-        last_attempt: 0,
-        max_age: None,
-    };
+    let mut slots: Vec<Slot> = (0..SOURCES)
+        .map(|index| Slot {
+            index,
+            config: SlotConfig {
+                source: KeySource::None,
+                issuer: None,
+                algorithms: Vec::new(),
+                interval: 0,
+                max_stale: 0,
+            },
+            next_attempt: 0,
+            failures: 0,
+            limiter: WarningLimiter::default(),
+            last_attempt: 0,
+            max_age: None,
+        })
+        .collect();
     loop {
         if BackgroundWorker::sighup_received() {
             // SAFETY: the documented way for a background worker to apply a reload.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
-        worker.step(shared);
-        let wait_ms = match worker.source {
-            KeySource::JwksUrl(_) | KeySource::Issuer(_) => {
-                let mut next = worker.next_attempt.saturating_mul(1000);
-                if shared.refresh_pending() {
-                    next = next.min(shared.refresh_requested_at.load(Ordering::Acquire));
-                }
-                (next - now_ms()).clamp(10, 24 * 3600 * 1000)
+        step(&mut slots, shared);
+        let mut wait_ms = 3600 * 1000;
+        for slot in slots.iter().filter(|slot| slot.config.fetches()) {
+            let keys = shared.slot(slot.index);
+            let mut next = slot.next_attempt.saturating_mul(1000);
+            if keys.refresh_pending() {
+                next = next.min(keys.refresh_requested_at.load(Ordering::Acquire));
             }
-            _ => 3600 * 1000,
-        };
+            wait_ms = wait_ms.min((next - now_ms()).clamp(10, 24 * 3600 * 1000));
+        }
         if !BackgroundWorker::wait_latch(Some(Duration::from_millis(wait_ms as u64))) {
             exit_on_sigterm("");
         }
+    }
+}
+
+/// One pass: follows the settings slot by slot, then fetches every source that is due (side
+/// by side) and publishes what came back.
+fn step(slots: &mut [Slot], sources: &SharedSources) {
+    let configs = SlotConfig::current();
+    for (slot, config) in slots.iter_mut().zip(configs) {
+        slot.follow(config, sources);
+    }
+    let due: Vec<usize> = slots
+        .iter()
+        .filter(|slot| slot.config.fetches())
+        .filter(|slot| {
+            let keys = sources.slot(slot.index);
+            // A pending request may be deferred to a time the rate limit allows.
+            let requested = keys.refresh_pending()
+                && now_ms() >= keys.refresh_requested_at.load(Ordering::Acquire);
+            now() >= slot.next_attempt || requested
+        })
+        .map(|slot| slot.index)
+        .collect();
+    if due.is_empty() {
+        return;
+    }
+    // The requests each attempt answers: those made before it began (a deferred one whose
+    // time has not come is answered too: it was made before this attempt began).
+    let serving: Vec<i64> = due
+        .iter()
+        .map(|&i| sources.slot(i).refresh_requested_at.load(Ordering::Acquire))
+        .collect();
+    let fetch_settings = FetchSettings {
+        timeout: settings::timeout(),
+        ca_file: settings::ca_file(),
+    };
+    let work: Vec<(KeySource, Vec<Algorithm>)> = due
+        .iter()
+        .map(|&i| {
+            (
+                slots[i].config.source.clone(),
+                slots[i].config.algorithms.clone(),
+            )
+        })
+        .collect();
+    let results = run_interruptibly(move || {
+        let fetches: Vec<_> = work
+            .into_iter()
+            .map(|(source, algorithms)| {
+                let fetch_settings = fetch_settings.clone();
+                // Threads started here inherit this thread's mask: every signal blocked.
+                std::thread::Builder::new()
+                    .name("ea-key-fetch".to_owned())
+                    .spawn(move || fetch_document(&source, &fetch_settings, &algorithms))
+            })
+            .collect();
+        fetches
+            .into_iter()
+            .map(|spawned| match spawned {
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|_| Err("the fetch failed unexpectedly".to_owned())),
+                Err(error) => Err(format!("the fetch could not start: {error}")),
+            })
+            .collect::<Vec<_>>()
+    });
+    let results = match results {
+        Ok(results) => results,
+        Err(reason) => due.iter().map(|_| Err(reason.clone())).collect(),
+    };
+    for ((index, result), serving) in due.into_iter().zip(results).zip(serving) {
+        let keys = sources.slot(index);
+        slots[index].published(result, sources);
+        keys.refresh_served_at.store(serving, Ordering::Release);
+        keys.attempts.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -223,69 +391,60 @@ fn run_interruptibly<T: Send + 'static>(
     }
 }
 
-impl Worker {
-    fn step(&mut self, shared: &SharedKeys) {
-        let source = KeySource::current();
-        if source != self.source {
-            self.source = source.clone();
+impl Slot {
+    /// Follows the settings: a new source, new algorithms, a new interval.
+    fn follow(&mut self, config: SlotConfig, sources: &SharedSources) {
+        let keys = sources.slot(self.index);
+        if config.source != self.config.source || config.issuer != self.config.issuer {
+            self.config = config;
             self.failures = 0;
             self.limiter.reset();
             self.next_attempt = 0;
-            self.switch_source(shared);
-        }
-        let algorithm = pinned_algorithm();
-        if algorithm != self.algorithm {
-            self.algorithm = algorithm;
-            self.recheck_document(shared);
-        }
-        let interval = i64::from(settings::REFRESH_INTERVAL.get());
-        if interval != self.interval {
-            self.interval = interval;
-            self.reschedule(shared);
-        }
-        match &self.source {
-            KeySource::None => {}
-            KeySource::Both => {
-                if self.limiter.should_warn("both", now()) {
-                    warn(format!(
-                        "{} and {} are both set: no keys are fetched until only one is",
-                        settings::JWKS_URL_NAME,
-                        settings::OIDC_ISSUER_NAME
-                    ));
-                }
-                // Nothing will be fetched: every wake-up so far counts as answered.
-                let requested = shared.refresh_requested_at.load(Ordering::Acquire);
-                shared.refresh_served_at.store(requested, Ordering::Release);
+            self.switch_source(sources);
+        } else {
+            let algorithms_changed = config.algorithms != self.config.algorithms;
+            let interval_changed = config.interval != self.config.interval;
+            self.config = config;
+            if algorithms_changed {
+                self.recheck_document(sources);
             }
-            KeySource::JwksUrl(_) | KeySource::Issuer(_) => {
-                // A pending request may be deferred to a time the rate limit allows.
-                let requested = shared.refresh_pending()
-                    && now_ms() >= shared.refresh_requested_at.load(Ordering::Acquire);
-                if now() >= self.next_attempt || requested {
-                    self.attempt(shared);
-                }
+            if interval_changed {
+                self.reschedule(keys);
             }
+        }
+        if self.config.source == KeySource::Both {
+            if self.limiter.should_warn("both", now()) {
+                warn(format!(
+                    "{} and {} are both set: no keys are fetched until only one is",
+                    settings::JWKS_URL_NAME,
+                    settings::OIDC_ISSUER_NAME
+                ));
+            }
+            // Nothing will be fetched: every wake-up so far counts as answered.
+            let requested = keys.refresh_requested_at.load(Ordering::Acquire);
+            keys.refresh_served_at.store(requested, Ordering::Release);
         }
     }
 
     /// A new source: the old document is dropped, and the persisted one loaded if it was
     /// written for this source.
-    fn switch_source(&mut self, shared: &SharedKeys) {
-        let loaded = self
-            .source
-            .setting_and_value()
-            .and_then(|(_, value)| load_cache_file(value));
-        let source = self
-            .source
-            .setting_and_value()
-            .map_or(String::new(), |(_, v)| v.to_owned());
-        shared.write(|state| {
-            state.source.set(source.as_bytes());
+    fn switch_source(&mut self, sources: &SharedSources) {
+        let keys = sources.slot(self.index);
+        let source = self.config.value().map(str::to_owned);
+        let loaded = source
+            .as_deref()
+            .and_then(|value| load_cache_file(self.index, value, &self.config.algorithms));
+        let issuer = self.config.issuer.clone().unwrap_or_default();
+        keys.write(|state| {
+            state.source.set(source.as_deref().unwrap_or("").as_bytes());
+            state.issuer.set(issuer.as_bytes());
             state.jwks_url.set(b"");
             state.last_success = 0;
             state.last_failure = 0;
             state.failure.set(b"");
             state.next_refresh = 0;
+            state.last_persist_failure = 0;
+            state.persist_failure.set(b"");
             state.from_file = loaded.is_some();
             match &loaded {
                 Some((cached, summary)) => {
@@ -300,37 +459,41 @@ impl Worker {
                 }
             }
         });
-        shared.fetched_at.store(
+        keys.fetched_at.store(
             loaded.as_ref().map_or(0, |(cached, _)| cached.fetched_at),
             Ordering::Release,
         );
-        shared.generation.fetch_add(1, Ordering::AcqRel);
+        sources.bump(keys);
         if let Some((cached, summary)) = &loaded {
             log(format!(
-                "electric_auth loaded {} keys for {} from {CACHE_FILE_NAME}, fetched {} s ago",
+                "electric_auth loaded {} keys{} for {} from {}, fetched {} s ago",
                 summary.usable,
+                self.config.whose(),
                 cached.source,
+                cache_file_name(self.index, &cached.source),
                 now() - cached.fetched_at
             ));
         }
     }
 
-    /// `jwt_alg` changed: the stored document is checked for the new algorithm at once, so
-    /// `key_source()` says what is usable now rather than after the next fetch.
-    fn recheck_document(&mut self, shared: &SharedKeys) {
-        let document = shared.read(|state| state.document.get().to_vec());
+    /// The algorithms changed (`jwt_alg`, or an issuer's `alg`): the stored document is checked
+    /// for them at once, so `key_source()` says what is usable now rather than after the next
+    /// fetch.
+    fn recheck_document(&mut self, sources: &SharedSources) {
+        let keys = sources.slot(self.index);
+        let document = keys.read(|state| state.document.get().to_vec());
         if document.is_empty() {
             return;
         }
         let now = now();
-        match validate_fetched(self.algorithm, &document) {
-            Ok(summary) => shared.write(|state| {
+        match validate_fetched_for(&self.config.algorithms, &document) {
+            Ok(summary) => keys.write(|state| {
                 state.usable = summary.usable as i32;
                 set_kids(state, &summary.kids);
             }),
             Err(reason) => {
-                let reason = format!("for {}: {reason}", algorithm_name(self.algorithm));
-                shared.write(|state| {
+                let reason = format!("for {}: {reason}", algorithm_names(&self.config.algorithms));
+                keys.write(|state| {
                     state.usable = 0;
                     set_kids(state, &[]);
                     state.last_failure = now;
@@ -338,45 +501,37 @@ impl Worker {
                 });
                 if self.limiter.should_warn(&reason, now) {
                     warn(format!(
-                        "electric_auth's stored keys have none usable {reason}; \
-                         the next refresh fetches them again"
+                        "electric_auth's stored keys{} have none usable {reason}; \
+                         the next refresh fetches them again",
+                        self.config.whose()
                     ));
                 }
             }
         }
-        // Backends re-read the document with their own jwt_alg; the generation tells them to.
-        shared.generation.fetch_add(1, Ordering::AcqRel);
+        // Backends re-read the document with their own algorithms; the generation tells them.
+        sources.bump(keys);
     }
 
-    /// `jwks_refresh_interval` changed: the next refresh is scheduled from the last attempt
-    /// with the new interval at once, not after the attempt the old interval scheduled.
-    fn reschedule(&mut self, shared: &SharedKeys) {
+    /// The refresh interval changed: the next refresh is scheduled from the last attempt with
+    /// the new interval at once, not after the attempt the old interval scheduled.
+    fn reschedule(&mut self, keys: &SharedKeys) {
         if self.last_attempt == 0 {
             return;
         }
         self.next_attempt = next_attempt(
             self.last_attempt,
-            self.interval,
+            self.config.interval,
             self.max_age,
             self.failures,
         );
         let next = self.next_attempt;
-        shared.write(|state| state.next_refresh = next);
+        keys.write(|state| state.next_refresh = next);
     }
 
-    fn attempt(&mut self, shared: &SharedKeys) {
-        let interval = i64::from(settings::REFRESH_INTERVAL.get());
-        // The requests this attempt answers: those made before it began (a deferred one whose
-        // time has not come is answered too: it was made before this attempt began).
-        let serving = shared.refresh_requested_at.load(Ordering::Acquire);
-        let source = self.source.clone();
-        let fetch_settings = FetchSettings {
-            timeout: settings::timeout(),
-            ca_file: settings::ca_file(),
-        };
-        let algorithm = pinned_algorithm();
-        let result = run_interruptibly(move || fetch_document(&source, &fetch_settings, algorithm))
-            .and_then(|result| result);
+    /// Publishes one attempt's `result`.
+    fn published(&mut self, result: Result<FetchedDocument, String>, sources: &SharedSources) {
+        let keys = sources.slot(self.index);
+        let interval = self.config.interval;
         let now = now();
         self.last_attempt = now;
         match result {
@@ -387,10 +542,10 @@ impl Worker {
                 // for this refresh verifies again only when the generation moves).
                 let was_stale = is_stale(
                     now,
-                    shared.fetched_at.load(Ordering::Acquire),
-                    i64::from(settings::MAX_STALE.get()),
+                    keys.fetched_at.load(Ordering::Acquire),
+                    self.config.max_stale,
                 );
-                let changed = shared.write(|state| {
+                let changed = keys.write(|state| {
                     let changed = state.document.get() != body.as_bytes()
                         || state.jwks_url.get() != jwks_url.as_bytes()
                         || was_stale;
@@ -403,36 +558,38 @@ impl Worker {
                     state.from_file = false;
                     changed
                 });
-                shared.fetched_at.store(now, Ordering::Release);
+                keys.fetched_at.store(now, Ordering::Release);
                 if changed {
-                    shared.generation.fetch_add(1, Ordering::AcqRel);
+                    sources.bump(keys);
                     log(format!(
-                        "electric_auth fetched {} usable keys from {jwks_url}",
-                        summary.usable
+                        "electric_auth fetched {} usable keys{} from {jwks_url}",
+                        summary.usable,
+                        self.config.whose()
                     ));
                 }
-                if let Some((_, value)) = self.source.setting_and_value() {
+                if let Some(value) = self.config.value() {
                     let cached = CachedDocument {
                         source: value.to_owned(),
                         fetched_at: now,
                         document: body,
                     };
-                    match persist(&cached) {
+                    match persist(&cache_file_name(self.index, value), &cached) {
                         Err(error) => {
-                            shared.write(|state| {
+                            keys.write(|state| {
                                 state.last_persist_failure = now;
                                 state.persist_failure.set(error.as_bytes());
                             });
                             if self.limiter.should_warn(&error, now) {
                                 warn(format!(
-                                    "electric_auth could not persist the fetched keys: {error}; \
+                                    "electric_auth could not persist the fetched keys{}: {error}; \
                                      a restart would load older keys (or none) until a fetch \
-                                     succeeds"
+                                     succeeds",
+                                    self.config.whose()
                                 ));
                             }
                         }
                         Ok(()) => {
-                            shared.write(|state| {
+                            keys.write(|state| {
                                 state.last_persist_failure = 0;
                                 state.persist_failure.set(b"");
                             });
@@ -446,13 +603,13 @@ impl Worker {
             Err(reason) => {
                 self.failures = self.failures.saturating_add(1);
                 let next = now + retry_after_failure(interval, self.failures);
-                shared.write(|state| {
+                keys.write(|state| {
                     state.last_failure = now;
                     state.failure.set(reason.as_bytes());
                     state.next_refresh = next;
                 });
                 if self.limiter.should_warn(&reason, now) {
-                    let fetched_at = shared.fetched_at.load(Ordering::Acquire);
+                    let fetched_at = keys.fetched_at.load(Ordering::Acquire);
                     let kept = if fetched_at == 0 {
                         "no keys are in use yet".to_owned()
                     } else {
@@ -462,19 +619,25 @@ impl Worker {
                         )
                     };
                     warn(format!(
-                        "electric_auth could not refresh its keys: {reason}; {kept}"
+                        "electric_auth could not refresh its keys{}: {reason}; {kept}",
+                        self.config.whose()
                     ));
                 }
                 self.next_attempt = next;
             }
         }
-        shared.refresh_served_at.store(serving, Ordering::Release);
-        shared.attempts.fetch_add(1, Ordering::AcqRel);
     }
 }
 
-fn algorithm_name(algorithm: Option<Algorithm>) -> String {
-    algorithm.map_or_else(|| "no jwt_alg".to_owned(), |a| a.name().to_owned())
+fn algorithm_names(algorithms: &[Algorithm]) -> String {
+    if algorithms.is_empty() {
+        return "no jwt_alg".to_owned();
+    }
+    algorithms
+        .iter()
+        .map(|a| a.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Stores the `kid`s as JSON strings, `"a","b"` (a `kid` may hold a comma), as many whole ones
@@ -505,7 +668,7 @@ type FetchedDocument = (String, String, Option<i64>, DocumentSummary);
 fn fetch_document(
     source: &KeySource,
     settings: &FetchSettings,
-    algorithm: Option<Algorithm>,
+    algorithms: &[Algorithm],
 ) -> Result<FetchedDocument, String> {
     let settings = settings.clone();
     let jwks_url = match source {
@@ -521,7 +684,7 @@ fn fetch_document(
     check_https_url(&jwks_url).map_err(|e| format!("{jwks_url}: {e}"))?;
     let fetched = fetch(&jwks_url, &settings, Expected::Jwks)?;
     let summary =
-        validate_fetched(algorithm, &fetched.body).map_err(|e| format!("{jwks_url}: {e}"))?;
+        validate_fetched_for(algorithms, &fetched.body).map_err(|e| format!("{jwks_url}: {e}"))?;
     let body = String::from_utf8(fetched.body).map_err(|_| format!("{jwks_url}: not UTF-8"))?;
     Ok((jwks_url, body, fetched.max_age, summary))
 }
@@ -529,8 +692,8 @@ fn fetch_document(
 /// Writes the cache file atomically: a temporary file (mode 0600) synced, renamed over the
 /// old one, and the directory synced. A failure names the file at fault (the temporary one
 /// while it is written), and the temporary file is removed.
-fn persist(cached: &CachedDocument) -> Result<(), String> {
-    let path = cache_path();
+fn persist(file_name: &str, cached: &CachedDocument) -> Result<(), String> {
+    let path = cache_path(file_name);
     let temporary = path.with_extension("json.tmp");
     let at = |file: &std::path::Path| {
         let file = file.display().to_string();
@@ -568,9 +731,14 @@ fn persist(cached: &CachedDocument) -> Result<(), String> {
     result
 }
 
-/// The persisted document for `source`, if there is a usable one.
-fn load_cache_file(source: &str) -> Option<(CachedDocument, DocumentSummary)> {
-    let path = cache_path();
+/// The persisted document of slot `slot` for `source`, if there is a usable one for
+/// `algorithms`.
+fn load_cache_file(
+    slot: usize,
+    source: &str,
+    algorithms: &[Algorithm],
+) -> Option<(CachedDocument, DocumentSummary)> {
+    let path = cache_path(&cache_file_name(slot, source));
     let metadata = std::fs::metadata(&path).ok()?;
     let refuse = |reason: String| {
         warn(format!(
@@ -592,7 +760,7 @@ fn load_cache_file(source: &str) -> Option<(CachedDocument, DocumentSummary)> {
         Err(reason) if reason.contains("another source") => return None,
         Err(reason) => return refuse(reason),
     };
-    match validate_fetched(pinned_algorithm(), cached.document.as_bytes()) {
+    match validate_fetched_for(algorithms, cached.document.as_bytes()) {
         Ok(summary) => Some((cached, summary)),
         Err(reason) => refuse(reason),
     }

@@ -27,11 +27,13 @@ fn to_timestamp(unix: i64) -> pg_sys::TimestampTz {
     (unix - POSTGRES_EPOCH_IN_UNIX_SECONDS) * 1_000_000
 }
 
-/// Where this server's fetched keys come from and how the last refreshes went: the setting
-/// and URL in use, the last success and failure (with its reason), the usable keys and their
-/// `kid`s (and whether that list was cut short), the shared generation, the next scheduled
-/// refresh, whether the set is stale (as verification judges it), whether the key worker runs
-/// (and since when), and the last failure to write the cache file.
+/// Where this server's fetched keys come from and how the last refreshes went, one row per
+/// source (the default issuer's first, then each listed issuer's that fetches its keys, with
+/// its `issuer`): the setting and URL in use, the last success and failure (with its reason),
+/// the usable keys and their `kid`s (and whether that list was cut short), the shared
+/// generation, the next scheduled refresh, whether the set is stale (as verification judges
+/// it), whether the key worker runs (and since when), and the last failure to write the cache
+/// file.
 #[allow(clippy::type_complexity)]
 #[pg_extern(schema = "electric_auth", volatile, parallel_safe)]
 pub fn key_source() -> TableIterator<
@@ -54,6 +56,7 @@ pub fn key_source() -> TableIterator<
         name!(worker_started, Option<TimestampWithTimeZone>),
         name!(last_persist_failure, Option<TimestampWithTimeZone>),
         name!(last_persist_failure_reason, Option<String>),
+        name!(issuer, Option<String>),
     ),
 > {
     let source = KeySource::current();
@@ -71,8 +74,23 @@ pub fn key_source() -> TableIterator<
             None => (None, None),
         },
     };
-    let row = match shmem::shared() {
-        None => (
+    let max_stale = i64::from(settings::MAX_STALE.get());
+    // The default issuer's source, then each listed issuer's that fetches (as configured now).
+    let mut wanted = vec![(0, setting, value, max_stale, None)];
+    for (index, spec) in settings::issuer_specs().iter().enumerate() {
+        if let Some((member, url)) = spec.source.fetched() {
+            wanted.push((
+                1 + index,
+                Some(format!("electric_auth.issuers[{index}].{member}")),
+                Some(url.to_owned()),
+                spec.max_stale.unwrap_or(max_stale),
+                Some(spec.iss.clone()),
+            ));
+        }
+    }
+    let Some(sources) = shmem::shared() else {
+        let (_, setting, value, _, _) = wanted.swap_remove(0);
+        return TableIterator::new(std::iter::once((
             setting,
             value,
             None,
@@ -92,44 +110,56 @@ pub fn key_source() -> TableIterator<
             None,
             None,
             None,
-        ),
-        Some(shared) => {
+            None,
+        )));
+    };
+    let generation = sources.generation() as i64;
+    let running = sources.worker_running();
+    let started = running
+        .then(|| timestamp(sources.worker_started.load(Ordering::Acquire)))
+        .flatten();
+    let rows: Vec<_> = wanted
+        .into_iter()
+        .map(|(slot, setting, value, max_stale, issuer)| {
+            let keys = sources.slot(slot);
             // The rule verification refuses stale keys by.
-            let stale = stale_now(shared);
-            let generation = shared.generation() as i64;
-            let running = shared.worker_running();
-            let started = running
-                .then(|| timestamp(shared.worker_started.load(Ordering::Acquire)))
-                .flatten();
-            shared.read(|state| {
-                let kids: Vec<String> =
-                    serde_json::from_str(&format!("[{}]", state.kids.string())).unwrap_or_default();
+            let stale = stale_now(keys, max_stale);
+            keys.read(|state| {
+                // What the slot holds is shown only for the source configured now (the worker
+                // switches a slot at the next reload it applies).
+                let current = value.as_deref().map(str::as_bytes) == Some(state.source.get());
+                let kids: Vec<String> = if current {
+                    serde_json::from_str(&format!("[{}]", state.kids.string())).unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
                 let failure = state.failure.string();
                 (
                     setting,
-                    value,
-                    Some(state.jwks_url.string()).filter(|u| !u.is_empty()),
-                    timestamp(state.last_success),
-                    timestamp(state.last_failure),
-                    Some(failure).filter(|f| !f.is_empty()),
-                    if state.document.get().is_empty() {
+                    value.clone(),
+                    Some(state.jwks_url.string()).filter(|u| current && !u.is_empty()),
+                    timestamp(state.last_success).filter(|_| current),
+                    timestamp(state.last_failure).filter(|_| current),
+                    Some(failure).filter(|f| current && !f.is_empty()),
+                    if !current || state.document.get().is_empty() {
                         0
                     } else {
                         state.usable
                     },
                     kids,
                     generation,
-                    timestamp(state.next_refresh),
-                    stale,
-                    state.from_file,
-                    state.kids_truncated,
+                    timestamp(state.next_refresh).filter(|_| current),
+                    current && stale,
+                    current && state.from_file,
+                    current && state.kids_truncated,
                     running,
                     started,
-                    timestamp(state.last_persist_failure),
-                    Some(state.persist_failure.string()).filter(|f| !f.is_empty()),
+                    timestamp(state.last_persist_failure).filter(|_| current),
+                    Some(state.persist_failure.string()).filter(|f| current && !f.is_empty()),
+                    issuer,
                 )
             })
-        }
-    };
-    TableIterator::once(row)
+        })
+        .collect();
+    TableIterator::new(rows)
 }

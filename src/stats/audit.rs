@@ -26,22 +26,33 @@ thread_local! {
 /// With the library preloaded the limit holds for the server as a whole (`shmem.rs`'s
 /// budget): one client reconnecting in a loop gets no fresh allowance per backend. Without it
 /// (no shared memory), for each backend.
-pub fn refusal(entry: EntryPoint, reason: Reason, role: Option<&CStr>, limit: i32) {
+pub fn refusal(
+    entry: EntryPoint,
+    reason: Reason,
+    role: Option<&CStr>,
+    limit: i32,
+    issuer: Option<&str>,
+) {
     // SAFETY: reads the clock. Whole seconds since 2000-01-01: one rate-limit window each.
     let now = unsafe { pg_sys::GetCurrentTimestamp() }.div_euclid(1_000_000);
     match super::shmem::take_log_line(now, u32::try_from(limit).unwrap_or(0)) {
         Some(super::shmem::LogLine::Write { left_out }) => {
             report_left_out(left_out, "on this server");
-            write_refusal(entry, reason, role);
+            write_refusal(entry, reason, role, issuer);
         }
         Some(super::shmem::LogLine::LeftOut) => hook_exit_report(),
-        None => refusal_per_backend(entry, reason, role, limit, now),
+        None => refusal_per_backend(entry, reason, role, limit, now, issuer),
     }
 }
 
-fn write_refusal(entry: EntryPoint, reason: Reason, role: Option<&CStr>) {
+/// The line names the listed issuer the token was checked under (`electric_auth.issuers`;
+/// its `iss`, which selected it, is configuration, not the token's secret).
+fn write_refusal(entry: EntryPoint, reason: Reason, role: Option<&CStr>, issuer: Option<&str>) {
+    let issuer = issuer.map_or_else(String::new, |iss| {
+        format!(", issuer \"{}\"", iss.escape_default())
+    });
     log(format!(
-        "electric_auth refused a token: entry point {}, reason {}, {}",
+        "electric_auth refused a token: entry point {}, reason {}{issuer}, {}",
         entry.name(),
         reason.name(),
         who(role)
@@ -63,6 +74,7 @@ fn refusal_per_backend(
     role: Option<&CStr>,
     limit: i32,
     now: i64,
+    issuer: Option<&str>,
 ) {
     let (start, written, left_out) = WINDOW.get();
     let (written, left_out) = if start != now {
@@ -77,7 +89,7 @@ fn refusal_per_backend(
         return;
     }
     WINDOW.set((now, written + 1, left_out));
-    write_refusal(entry, reason, role);
+    write_refusal(entry, reason, role, issuer);
 }
 
 /// Logs a successful authentication of `user_id` (verified) at `entry`.

@@ -107,17 +107,26 @@ pub fn record_in(lane: usize, entry: EntryPoint, outcome: Outcome) {
         shmem::count(lane, cell(entry, outcome));
     }
     if let Outcome::Refused(reason) = outcome {
-        refusal_logged(entry, reason);
+        refusal_logged(lane, entry, reason);
     }
 }
 
 /// Logs a refusal when `electric_auth.log_refusals` asks for it (kept out of the accepted path).
 #[cold]
 #[inline(never)]
-fn refusal_logged(entry: EntryPoint, reason: Reason) {
+fn refusal_logged(lane: usize, entry: EntryPoint, reason: Reason) {
     if LOG_REFUSALS.get() {
-        audit::refusal(entry, reason, None, LOG_REFUSALS_PER_SECOND.get());
+        let issuer = lane_name(lane);
+        let limit = LOG_REFUSALS_PER_SECOND.get();
+        audit::refusal(entry, reason, None, limit, issuer.as_deref());
     }
+}
+
+/// The issuer of stats lane `lane`, for a log line (`None`: the default issuer).
+fn lane_name(lane: usize) -> Option<String> {
+    (lane != 0)
+        .then(|| shmem::lane_issuer(&shmem::issuer_names(), lane))
+        .flatten()
 }
 
 /// Records the outcome of a check at `entry` that returned `result`, and passes it on.
@@ -169,7 +178,9 @@ pub fn login_in(lane: usize, refusal: Option<Reason>, role: &CStr) {
     }
     if let Some(reason) = refusal {
         if LOG_REFUSALS.get() {
-            audit::refusal(entry, reason, Some(role), LOG_REFUSALS_PER_SECOND.get());
+            let issuer = lane_name(lane);
+            let limit = LOG_REFUSALS_PER_SECOND.get();
+            audit::refusal(entry, reason, Some(role), limit, issuer.as_deref());
         }
     }
 }
@@ -177,11 +188,7 @@ pub fn login_in(lane: usize, refusal: Option<Reason>, role: &CStr) {
 /// Records an OAuth login whose token was checked (`result`: the user id and whether the
 /// pg_hba.conf line and the role claim authorize the login), and logs it when accepted.
 #[cfg_attr(not(feature = "pg18"), allow(dead_code))] // called by oauth.rs, PostgreSQL 18 only
-pub fn login_checked<E>(
-    lane: usize,
-    result: &Result<(String, Result<(), E>), Error>,
-    role: &CStr,
-) {
+pub fn login_checked<E>(lane: usize, result: &Result<(String, Result<(), E>), Error>, role: &CStr) {
     match result {
         Ok((user_id, Ok(()))) => {
             login_in(lane, None, role);

@@ -49,14 +49,12 @@ pub(super) fn keys_generation() -> u64 {
 /// worker for `token`'s `kid` and waits (up to `electric_auth.jwks_timeout`) for a key set that
 /// names it; true when newer keys are there, arrived meanwhile or before (see `keys/backend.rs`).
 pub(super) fn new_keys_arrived(token: &str, seen_generation: u64, why: Wait) -> bool {
-    crate::keys::backend::wait_for_new_keys(token, seen_generation, why, |kid| {
-        cache::with_verifier(|verifier, _| {
-            verifier
-                .config()
-                .key_set()
-                .is_some_and(|keys| keys.names_kid(kid))
-        })
-        .unwrap_or(false)
+    // The issuer whose source to wake: the one the token names (electric_auth.issuers), else
+    // the default issuer.
+    let issuer = cache::issuer_of(token.as_bytes());
+    crate::keys::backend::wait_for_new_keys(token, issuer, seen_generation, why, |kid| {
+        cache::with_verifier(|verifier, _| verifier.config().names_kid(issuer, kid))
+            .unwrap_or(false)
     })
 }
 

@@ -164,10 +164,25 @@ class UpgradeFromOldRelease(unittest.TestCase):
         install(ROOT)
         self.cluster.start()
         with self.cluster.connect(dbname="upgraded") as c:
+            # Along the chain: to 0.3.0 (electric_auth.stats appears), a grant on the view,
+            # then to the version under test, which recreates the view with its new `issuer`
+            # column and must keep that grant.
+            c.execute("ALTER EXTENSION electric_auth UPDATE TO '0.3.0'")
+            c.execute("GRANT SELECT ON electric_auth.stats TO ea_reader")
             c.execute("ALTER EXTENSION electric_auth UPDATE")
             self.assertEqual(c.execute("SELECT extversion FROM pg_extension "
                                        "WHERE extname = 'electric_auth'").fetchone()[0],
                              new_version)
+            self.assertTrue(c.execute("SELECT has_table_privilege('ea_reader', "
+                                      "'electric_auth.stats', 'SELECT')").fetchone()[0],
+                            "the upgrade keeps a grant on electric_auth.stats")
+            self.assertIn("issuer", [row[0] for row in c.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = 'electric_auth.stats'::regclass "
+                "AND attnum > 0").fetchall()])
+            self.assertIn("issuer", [row[0] for row in c.execute(
+                "SELECT unnest(proargnames) FROM pg_proc "
+                "WHERE oid = 'electric_auth.key_source()'::regprocedure").fetchall()])
+            c.execute("REVOKE SELECT ON electric_auth.stats FROM ea_reader")
             self.assert_dependents_work(c)
             self.assert_session_identity_works(c)
             upgraded = c.execute(CATALOG).fetchall()

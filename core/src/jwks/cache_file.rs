@@ -14,6 +14,21 @@ use serde_json::{json, Value};
 
 pub const FORMAT: &str = "electric_auth.jwks_cache.v1";
 
+/// The default issuer's cache file, in the data directory (0.3.0's name).
+pub const DEFAULT_FILE_NAME: &str = "electric_auth_jwks_cache.json";
+
+/// The cache file of a listed issuer's `source` (`electric_auth.issuers`): named by a 64-bit
+/// FNV-1a hash of the source, stable from build to build, so an issuer that moves in the list
+/// (or a restart) finds its file again; the file also names its source, which is checked.
+pub fn issuer_file_name(source: &str) -> String {
+    let hash = source
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    format!("electric_auth_jwks_cache.{hash:016x}.json")
+}
+
 /// 2000-01-01 in Unix seconds: no earlier `fetched_at` is believed.
 pub const EARLIEST_FETCHED_AT: i64 = 946_684_800;
 
@@ -146,5 +161,28 @@ mod tests {
             .unwrap();
             assert_eq!(read.fetched_at, NOW);
         }
+    }
+}
+
+#[cfg(test)]
+mod file_name_tests {
+    use super::*;
+
+    #[test]
+    fn issuer_files_are_named_by_their_source() {
+        // FNV-1a's published test vector: the empty input hashes to the offset basis.
+        assert_eq!(
+            issuer_file_name(""),
+            "electric_auth_jwks_cache.cbf29ce484222325.json"
+        );
+        assert_eq!(
+            issuer_file_name("a"),
+            "electric_auth_jwks_cache.af63dc4c8601ec8c.json"
+        );
+        assert_ne!(
+            issuer_file_name("https://a/jwks"),
+            issuer_file_name("https://b/jwks")
+        );
+        assert_ne!(issuer_file_name("https://a/jwks"), DEFAULT_FILE_NAME);
     }
 }

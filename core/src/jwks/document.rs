@@ -156,6 +156,37 @@ pub fn validate_fetched(alg: Option<Algorithm>, body: &[u8]) -> Result<DocumentS
     }
 }
 
+/// [`validate_fetched`] for a listed issuer's algorithms (`electric_auth.issuers`; an empty
+/// list checks as no `jwt_alg`): usable when it holds a key for at least one of them; the
+/// count is per algorithm (a key usable for two counts twice) and the `kid`s are listed once.
+pub fn validate_fetched_for(algs: &[Algorithm], body: &[u8]) -> Result<DocumentSummary, String> {
+    if algs.is_empty() {
+        return validate_fetched(None, body);
+    }
+    let mut summary = DocumentSummary {
+        usable: 0,
+        kids: Vec::new(),
+    };
+    let mut reasons = Vec::new();
+    for &alg in algs {
+        match validate_fetched(Some(alg), body) {
+            Ok(found) => {
+                summary.usable += found.usable;
+                for kid in found.kids {
+                    if !summary.kids.contains(&kid) {
+                        summary.kids.push(kid);
+                    }
+                }
+            }
+            Err(reason) => reasons.push(format!("for {alg}: {reason}")),
+        }
+    }
+    if summary.usable == 0 {
+        return Err(reasons.join("; "));
+    }
+    Ok(summary)
+}
+
 /// The key set for `alg`: `inline` (from `jwt_key`, if set) followed by the fetched keys.
 /// Fetched keys that are pending, stale or unusable leave the inline keys alone; with no inline
 /// keys they are the configuration error that says why.
@@ -214,6 +245,20 @@ mod tests {
 
     fn jwks(keys: &[&str]) -> String {
         format!("{{\"keys\":[{}]}}", keys.join(","))
+    }
+
+    #[test]
+    fn an_issuer_with_two_algorithms_uses_a_document_with_a_key_for_either() {
+        let both = jwks(&[EC, OKP]);
+        let summary =
+            validate_fetched_for(&[Algorithm::EdDSA, Algorithm::ES256], both.as_bytes()).unwrap();
+        assert_eq!(summary.usable, 2);
+        assert_eq!(summary.kids, vec!["ed1".to_owned(), "ec1".to_owned()]);
+        let one =
+            validate_fetched_for(&[Algorithm::RS256, Algorithm::ES256], both.as_bytes()).unwrap();
+        assert_eq!((one.usable, one.kids), (1, vec!["ec1".to_owned()]));
+        let none = validate_fetched_for(&[Algorithm::RS256], both.as_bytes()).unwrap_err();
+        assert!(none.starts_with("for RS256: "), "{none}");
     }
 
     #[test]

@@ -18,6 +18,6 @@ pub mod policy;
 pub mod url;
 
 pub use document::{
-    parse_fetched, validate_fetched, DocumentSummary, FetchedKeys, FetchedState,
-    MAX_DOCUMENT_BYTES, MAX_DOCUMENT_ENTRIES,
+    parse_fetched, validate_fetched, validate_fetched_for, DocumentSummary, FetchedKeys,
+    FetchedState, MAX_DOCUMENT_BYTES, MAX_DOCUMENT_ENTRIES,
 };
