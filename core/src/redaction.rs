@@ -22,7 +22,7 @@ use std::ops::Range;
 
 /// What replaces a statement's text where a log line would quote it.
 pub const STATEMENT_HIDDEN: &[u8] =
-    b"[statement hidden by electric_auth: it names electric_auth.jwt_key]";
+    b"[statement hidden by electric_auth: it names a key setting (jwt_key, propagation_secret or issuers)]";
 
 /// What replaces bind parameters (`parameters: $1 = '...'`) of such a statement.
 pub const PARAMETERS_HIDDEN: &[u8] = b"parameters: [hidden by electric_auth]";

@@ -75,11 +75,16 @@ unsafe extern "C-unwind" fn check_issuers(
     if value.trim().is_empty() {
         return true;
     }
+    // `[]` lists nobody: Electric's settings alone, as when the setting is empty.
+    if parse_issuers(&value).is_ok_and(|specs| specs.is_empty()) {
+        return true;
+    }
+    // The whole setting as a verifier would read it: structure, rules and inline keys (the
+    // other settings at their defaults: no default issuer is needed beside listed ones).
     let settings = electric_auth_core::Settings {
         issuers: Some(value.into_owned()),
         ..electric_auth_core::Settings::new()
     };
-    // The whole setting as a verifier would read it: structure, rules and inline keys.
     let refusal = match electric_auth_core::Config::from_settings(&settings) {
         Err(error) => Some((
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,

@@ -1,5 +1,5 @@
-"""Several identity providers in one database (electric_auth.issuers, issue 32; the contract is
-/work/notes/issuers_spec.md), against real HTTPS identity providers on loopback (the test
+"""Several identity providers in one database (electric_auth.issuers, issue 32; README section
+"Several identity providers"), against real HTTPS identity providers on loopback (the test
 library's electric_auth_test.provider: one CA made here, a certificate for localhost), tokens
 minted by PyJWT and signed by hand with hmac where no library would sign.
 
@@ -24,16 +24,18 @@ no default issuer:
  6. a rotation at A (a new kid) is absorbed by a fetch of A's JWKS alone;
  7. invalid values of electric_auth.issuers are refused at ALTER SYSTEM with 22023 and a message
     naming the entry, and at a reload of postgresql.conf the server keeps the last good value;
-    no HS key text in a message or the log;
+    no HS key text in a message or the log; '', [] and two issuers sharing a prefix are valid;
  8. the setting is hidden from non-superusers, and a key typed into ALTER SYSTEM / SET /
     set_config stays out of the log, pg_stat_activity and pg_stat_statements;
  9. electric_auth.stats has an `issuer` column (reasons unknown_issuer and reserved_user_id),
-    electric_auth.key_source() one row per fetched source with its issuer;
+    electric_auth.key_source() one row per fetched source with its issuer; an issuer added at a
+    reload gets its own source (refused with its URL until its provider serves keys), the
+    others untouched;
 10. (PostgreSQL 18) pg_hba.conf oauth lines with issuer= A and issuer= B: each line takes its own
     issuer's keys and role_claim under delegate_ident_mapping=1, and refuses the other's tokens.
 
-Clusters ea-issuers-* on base ports 54440 (the seven issuers) and 54441 (PG 18 logins), the HTTPS
-providers A, B, C on base ports 54462-54464 (tests/lib adds 100 per major above 15, to these
+Clusters ea-issuers-* on base ports 54458 (the seven issuers) and 54459 (PG 18 logins), the HTTPS
+providers A, B, C on base ports 54466-54468 (tests/lib adds 100 per major above 15, to these
 too). Alone: python3 tests/security/test_issuers.py --major NN
 """
 
@@ -59,11 +61,11 @@ from electric_auth_test.provider import Provider, json_route, jwks, send  # noqa
 from electric_auth_test.tokens import Minter, hand_signed  # noqa: E402
 
 MAJOR = server_major()
-# The six-issuer cluster (with pg_stat_statements, for test 8), and the PG 18 login cluster.
-MAIN = Cluster("ea-issuers", 54440, preload="pg_stat_statements,electric_auth",
+# The seven-issuer cluster (with pg_stat_statements, for test 8), and the PG 18 login cluster.
+MAIN = Cluster("ea-issuers", 54458, preload="pg_stat_statements,electric_auth",
                options=("-c pg_stat_statements.track=all",))
-LOGINS = Cluster("ea-issuers-oauth", 54441)
-PORT_A = 54462 + PORT_STRIDE * (MAJOR - OLDEST_MAJOR)
+LOGINS = Cluster("ea-issuers-oauth", 54459)
+PORT_A = 54466 + PORT_STRIDE * (MAJOR - OLDEST_MAJOR)
 PORT_B, PORT_C = PORT_A + 1, PORT_A + 2
 ISS_A = f"https://localhost:{PORT_A}"
 ISS_B = f"https://localhost:{PORT_B}"
@@ -273,7 +275,7 @@ def require_the_feature(cluster):
                              "electric_auth.issuers (not built/installed yet?)")
 
 
-# --- The six-issuer cluster ------------------------------------------------------------------
+# --- The seven-issuer cluster ----------------------------------------------------------------
 
 class Issuers(unittest.TestCase):
     """One cluster, the providers above; the tests run in their numbered order."""
@@ -322,7 +324,8 @@ class Issuers(unittest.TestCase):
                     "B": (Keys.b1.mint, "b:bob@example.com"),
                     "C": (Keys.c_ec.mint, f"{ISS_C}#alice"),
                     "H": (h_token, f"{ISS_H}#u-42"),
-                    "F": (f_token, "legacy-alice")}
+                    "F": (f_token, "legacy-alice"),
+                    "G": (g_token, f"{ISS_G}#alice")}
         for name, (mint, user) in expected.items():
             if name not in but:
                 with self.subTest(issuer=name):
@@ -651,18 +654,6 @@ class Issuers(unittest.TestCase):
                         self.assertIn(name, message)
                     for text in texts[-3:]:
                         self.assertNotIn(BAD_CONFIG_SECRET[:logs.SEARCH_PREFIX], text)
-            self.assertNotIn("electric_auth.issuers", auto_conf.read_text())
-            # Values that are valid: [], '', and two issuers sharing a prefix on purpose (a
-            # provider migration). Set and reset without a reload: nothing changes in force.
-            shared = [{"iss": "https://old.example", "key": BAD_CONFIG_SECRET, "alg": "HS256",
-                       "user_id_prefix": "acme:"},
-                      {"iss": "https://new.example", "key": BAD_CONFIG_SECRET + "-new",
-                       "alg": "HS256", "user_id_prefix": "acme:"}]
-            for value in ("[]", "", json.dumps(shared)):
-                with self.subTest(valid=value[:20]):
-                    su.execute("ALTER SYSTEM SET electric_auth.issuers = "
-                               + psycopg.sql.Literal(value).as_string(su))
-                    su.execute("ALTER SYSTEM RESET electric_auth.issuers")
         self.assertNotIn("electric_auth.issuers", auto_conf.read_text())
         # At a reload of postgresql.conf: the invalid value is refused, the server keeps the
         # last good one (and runs), the log names the entry and not the key.
@@ -688,6 +679,28 @@ class Issuers(unittest.TestCase):
         log = MAIN.log()
         logs.assert_no_crash(log, "the server log")
         logs.assert_no_secret(log, [BAD_CONFIG_SECRET, TYPED["reload"]], "the server log")
+
+    def test_07b_empty_values_and_a_shared_prefix_are_accepted(self):
+        # The spec: empty (the default) or [] is today's behaviour exactly; issuers given the
+        # same prefix share their user ids on purpose (a provider migration). Each is set and
+        # reset without a reload: nothing changes in force.
+        auto_conf = MAIN.data / "postgresql.auto.conf"
+        shared = [{"iss": "https://old.example", "key": BAD_CONFIG_SECRET, "alg": "HS256",
+                   "user_id_prefix": "acme:"},
+                  {"iss": "https://new.example", "key": BAD_CONFIG_SECRET + "-new",
+                   "alg": "HS256", "user_id_prefix": "acme:"}]
+        with MAIN.connect() as su:
+            for value in ("", "[]", " [ ] ", json.dumps(shared)):
+                with self.subTest(value=value[:20]):
+                    try:
+                        su.execute("ALTER SYSTEM SET electric_auth.issuers = "
+                                   + psycopg.sql.Literal(value).as_string(su))
+                    except psycopg.Error as e:
+                        self.fail(f"{value[:20]!r} refused: {e.sqlstate} "
+                                  f"{e.diag.message_primary}")
+                    finally:
+                        su.execute("ALTER SYSTEM RESET electric_auth.issuers")
+        self.assertNotIn("electric_auth.issuers", auto_conf.read_text())
 
     def test_08_the_setting_is_for_superusers_and_its_keys_stay_hidden(self):
         with MAIN.connect() as su:
