@@ -397,9 +397,11 @@ fn key_error(index: usize, error: &ConfigError) -> ConfigError {
     }
 }
 
-/// The keys of an inline `key` for each of the issuer's algorithms: every algorithm the text
-/// has a usable key for (a JWKS may hold an RSA and an EC key for a migration); none at all is
-/// the first algorithm's error. At most [`MAX_KEYS`] keys in all.
+/// The keys of an inline `key` for each of the issuer's algorithms: every listed algorithm
+/// must have a usable key in the text (a JWKS may hold an RSA and an EC key for a migration);
+/// the first that has none is the error, named. At most [`MAX_KEYS`] keys in all. An HS secret
+/// that is PEM key text is refused: a public key taken as an HMAC secret lets anyone who has it
+/// sign tokens.
 fn inline_issuer_keys(
     index: usize,
     spec: &IssuerSpec,
@@ -407,25 +409,35 @@ fn inline_issuer_keys(
     base64: bool,
 ) -> Result<Vec<(Algorithm, KeySet)>, ConfigError> {
     let mut keys = Vec::new();
-    let mut first_error = None;
     for &alg in &spec.algs {
         let parsed = KeySet::parse(alg, text, |secret| {
-            if base64 {
-                decode_base64_key(secret)
+            let bytes = if base64 {
+                decode_base64_key(secret)?
             } else {
-                Ok(secret.as_bytes().to_vec())
+                secret.as_bytes().to_vec()
+            };
+            if bytes.windows(10).any(|w| w == b"-----BEGIN") {
+                return Err(ConfigError::IssuersInvalid {
+                    at: format!("[{index}].key"),
+                    reason: "is PEM key text, and an HS algorithm's key is a shared secret: a \
+                             public key taken as an HMAC secret lets anyone sign tokens"
+                        .to_owned(),
+                });
             }
+            Ok(bytes)
         });
         match parsed {
             Ok(set) => keys.push((alg, set)),
+            Err(error @ ConfigError::IssuersInvalid { .. }) => return Err(error),
+            Err(error) if spec.algs.len() == 1 => return Err(key_error(index, &error)),
             Err(error) => {
-                first_error.get_or_insert(error);
+                let mut error = key_error(index, &error);
+                if let ConfigError::IssuersInvalid { reason, .. } = &mut error {
+                    *reason = format!("for {alg}: {reason}");
+                }
+                return Err(error);
             }
         }
-    }
-    if keys.is_empty() {
-        let error = first_error.expect("at least one algorithm");
-        return Err(key_error(index, &error));
     }
     let count: usize = keys.iter().map(|(_, set)| set.count()).sum();
     if count > MAX_KEYS {
@@ -439,6 +451,15 @@ fn inline_issuer_keys(
     Ok(keys)
 }
 
+/// `url` for a message that may reach any role (a listed issuer's URL is in a setting only
+/// superusers read): without its query, which could hold a credential.
+fn shown_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?…"),
+        None => url.to_owned(),
+    }
+}
+
 /// The keys of a fetched document for each of the issuer's algorithms, or why this issuer
 /// cannot verify now.
 fn fetched_issuer_keys(
@@ -447,6 +468,7 @@ fn fetched_issuer_keys(
     member: &'static str,
     url: &str,
 ) -> Result<Vec<(Algorithm, KeySet)>, ConfigError> {
+    let url = &shown_url(url);
     let fetched = fetched.unwrap_or(FetchedKeys {
         setting: member,
         source: url.to_owned(),

@@ -19,6 +19,11 @@ use serde::de::{Deserializer, Error as _, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::Value;
 
+/// The members an entry may have.
+const MEMBERS: &str = "iss, key, key_is_base64, jwks_url, oidc_issuer, alg, aud, clock_drift, \
+                       user_id_claim, role_claim, jwks_refresh_interval, jwks_max_stale, \
+                       user_id_prefix";
+
 /// The most issuers the setting may list.
 pub const MAX_ISSUERS: usize = 16;
 /// The longest `iss`, `user_id_prefix`, URL or claim pointer the setting may hold.
@@ -109,6 +114,13 @@ impl<'de> Deserialize<'de> for Entries {
                         Ok(Some(entry)) => entries.push(entry),
                         Ok(None) => return Ok(Entries(entries)),
                         // An entry that is not an object: serde would quote it.
+                        // Never the unknown name itself: a secret pasted without its "key":
+                        // label would be that name.
+                        Err(e) if e.to_string().starts_with("unknown field") => {
+                            return Err(A::Error::custom(format!(
+                                "[{index}]: has a member that is not one of {MEMBERS}"
+                            )))
+                        }
                         Err(e) if e.to_string().starts_with("invalid type") => {
                             return Err(A::Error::custom(format!(
                                 "[{index}]: must be a JSON object of issuer members"
@@ -189,6 +201,11 @@ fn text_member(index: usize, member: &str, value: &Value) -> Result<String, Conf
             member,
             format!("longer than {MAX_TEXT_BYTES} bytes"),
         )),
+        // U+0000: a text holding it reads as shorter wherever Postgres passes it as a C string
+        // (`set_config`, `name`), where `alice\0x` would be `alice`.
+        Value::String(s) if s.contains('\0') => {
+            Err(entry_error(index, member, "must not hold U+0000"))
+        }
         Value::String(s) => Ok(s.clone()),
         _ => Err(entry_error(index, member, "must be a string")),
     }
@@ -322,7 +339,11 @@ fn checked(index: usize, raw: RawIssuer) -> Result<IssuerSpec, ConfigError> {
         Some(Value::Array(items)) if !items.is_empty() => items
             .iter()
             .map(|item| match item {
-                Value::String(s) if !s.is_empty() && s.len() <= MAX_TEXT_BYTES => Ok(s.clone()),
+                Value::String(s)
+                    if !s.is_empty() && s.len() <= MAX_TEXT_BYTES && !s.contains('\0') =>
+                {
+                    Ok(s.clone())
+                }
                 _ => Err(entry_error(
                     index,
                     "aud",
@@ -330,7 +351,11 @@ fn checked(index: usize, raw: RawIssuer) -> Result<IssuerSpec, ConfigError> {
                 )),
             })
             .collect::<Result<_, _>>()?,
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_TEXT_BYTES => vec![s.clone()],
+        Some(Value::String(s))
+            if !s.is_empty() && s.len() <= MAX_TEXT_BYTES && !s.contains('\0') =>
+        {
+            vec![s.clone()]
+        }
         Some(_) => {
             return Err(entry_error(
                 index,
@@ -415,9 +440,9 @@ fn algorithms(index: usize, value: Option<&Value>) -> Result<Vec<Algorithm>, Con
                 entry_error(
                     index,
                     "alg",
+                    // Not the value: a secret put in the wrong member would be quoted.
                     format!(
-                        "{} is not one of {}",
-                        name,
+                        "names an algorithm that is not one of {}",
                         crate::algorithm::algorithm_list()
                     ),
                 )
@@ -471,11 +496,13 @@ impl UserIdScopes {
     /// Whether `user_id`, from an issuer whose own prefix is `own`, lies in another issuer's
     /// scope: only possible when `own` is empty (prefixes do not overlap).
     pub fn reserved(&self, own: &str, user_id: &str) -> bool {
+        // Leading white space too: an application that trims user ids would see the prefix.
+        let trimmed = user_id.trim_start();
         own.is_empty()
             && self
                 .prefixes
                 .iter()
-                .any(|p| user_id.starts_with(p.as_str()))
+                .any(|p| user_id.starts_with(p.as_str()) || trimmed.starts_with(p.as_str()))
     }
 }
 
@@ -541,7 +568,7 @@ mod tests {
             ("[1]".to_owned(), "electric_auth.issuers[0]"),
             (
                 r#"[{"iss":"a","key":"k","alg":"HS256","aud2":1}]"#.to_owned(),
-                "electric_auth.issuers[0]: unknown field `aud2`",
+                "electric_auth.issuers[0]: has a member that is not one of iss, key",
             ),
             (
                 r#"[{"iss":"a","iss":"b","key":"k","alg":"HS256"}]"#.to_owned(),
@@ -577,7 +604,7 @@ mod tests {
             ),
             (
                 format!(r#"[{{"iss":"a","key":"{secret}","alg":"HS257"}}]"#),
-                "electric_auth.issuers[0].alg: \"HS257\" is not one of",
+                "electric_auth.issuers[0].alg: names an algorithm that is not one of",
             ),
             (
                 r#"[{"iss":"a","jwks_url":"http://x/j","alg":"RS256"}]"#.to_owned(),
@@ -634,7 +661,48 @@ mod tests {
         .unwrap();
         let scopes = UserIdScopes::new(&specs).unwrap();
         assert!(scopes.reserved("", "https://a#alice"));
+        assert!(
+            scopes.reserved("", " \thttps://a#alice"),
+            "leading white space"
+        );
         assert!(!scopes.reserved("", "alice"));
         assert!(!scopes.reserved("https://a#", "https://a#alice"));
+    }
+
+    #[test]
+    fn a_secret_in_the_wrong_place_is_never_quoted_and_nul_is_refused() {
+        let secret = "a-very-secret-hmac-key-of-32-bytes!!";
+        for text in [
+            format!(r#"[{{"iss":"a","{secret}","alg":"HS256"}}]"#),
+            format!(r#"[{{"iss":"a","key":"x","alg":"HS256","{secret}":1}}]"#),
+            format!(r#"[{{"iss":"a","key":"x","alg":"{secret}"}}]"#),
+            format!(r#"[{{"iss":"a","key":"x","alg":["{secret}"]}}]"#),
+        ] {
+            let message = parse(&text).unwrap_err();
+            assert!(message.starts_with("electric_auth.issuers[0]"), "{message}");
+            assert!(!message.contains(secret), "{message}");
+        }
+        for (text, expected) in [
+            (
+                format!(
+                    r#"[{{"iss":"a","key":"{secret}","alg":"HS256","user_id_prefix":"alice\u0000"}}]"#
+                ),
+                "electric_auth.issuers[0].user_id_prefix: must not hold U+0000",
+            ),
+            (
+                format!(r#"[{{"iss":"a\u0000","key":"{secret}","alg":"HS256"}}]"#),
+                "electric_auth.issuers[0].iss: must not hold U+0000",
+            ),
+            (
+                format!(r#"[{{"iss":"a","key":"{secret}","alg":"HS256","aud":["x\u0000"]}}]"#),
+                "electric_auth.issuers[0].aud: ",
+            ),
+        ] {
+            assert_eq!(
+                parse(&text).unwrap_err().get(..expected.len()),
+                Some(expected),
+                "{text}"
+            );
+        }
     }
 }

@@ -9,7 +9,7 @@ use electric_auth_core::{Config, ConfigError, Error, Settings, TokenError, Verif
 use serde_json::json;
 
 const SECRET_A: &str = "issuer-a-hs256-secret-of-32-bytes";
-const SECRET_B: &str = "issuer-b-hs256-secret-of-32-bytes";
+const SECRET_B: &str = "issuer-b-secret-long-enough-for-hs384-of-48-bytes";
 
 fn with_issuers(base: Settings, issuers: serde_json::Value) -> Settings {
     Settings {
@@ -161,10 +161,10 @@ fn a_listed_issuer_checks_time_claims_with_its_own_drift() {
 }
 
 #[test]
-fn a_migration_verifies_both_algorithms_and_no_confusion_between_them() {
+fn an_ec_issuer_refuses_an_hmac_token_keyed_with_its_public_key() {
     use p256::ecdsa::{signature::Signer, Signature, SigningKey};
     use p256::pkcs8::DecodePrivateKey;
-    let issuers = json!([{"iss": "m", "key": DOCS_ES256_PUBLIC_KEY, "alg": ["ES256", "EdDSA"]}]);
+    let issuers = json!([{"iss": "m", "key": DOCS_ES256_PUBLIC_KEY, "alg": "ES256"}]);
     let v = verifier(&with_issuers(Settings::new(), issuers));
     let key = SigningKey::from_pkcs8_pem(DOCS_ES256_PRIVATE_KEY).unwrap();
     let input = format!(
@@ -182,13 +182,42 @@ fn a_migration_verifies_both_algorithms_and_no_confusion_between_them() {
         &claims(Some("m"), "mia").to_string(),
     );
     assert_eq!(rejected(&v, &confused), TokenError::AlgorithmMismatch);
-    // EdDSA is listed but the key is no Ed25519 key: that algorithm has no key.
-    let ed = format!(
-        "{}.{}.c2ln",
-        b64(br#"{"alg":"EdDSA"}"#),
-        b64(claims(Some("m"), "mia").to_string().as_bytes())
+}
+
+#[test]
+fn every_listed_algorithm_needs_a_usable_inline_key_and_an_hs_key_is_never_pem() {
+    let error = |issuers: serde_json::Value| {
+        Config::from_settings(&with_issuers(Settings::new(), issuers))
+            .expect_err("refused")
+            .to_string()
+    };
+    let missing =
+        error(json!([{"iss": "m", "key": DOCS_ES256_PUBLIC_KEY, "alg": ["ES256", "EdDSA"]}]));
+    assert!(
+        missing.starts_with("electric_auth.issuers[0].key: for EdDSA: "),
+        "{missing}"
     );
-    assert_eq!(rejected(&v, &ed), TokenError::AlgorithmMismatch);
+    let short = error(
+        json!([{"iss": "h", "key": "a-38-byte-secret-for-hs256-but-not-512", "alg": ["HS256", "HS512"]}]),
+    );
+    assert!(
+        short.starts_with(
+            "electric_auth.issuers[0].key: for HS512: the key has to be at least 64 bytes"
+        ),
+        "{short}"
+    );
+    let pem = error(json!([{"iss": "h", "key": DOCS_ES256_PUBLIC_KEY, "alg": "HS256"}]));
+    assert!(
+        pem.starts_with("electric_auth.issuers[0].key: is PEM key text"),
+        "{pem}"
+    );
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(DOCS_ES256_PUBLIC_KEY);
+    let pem64 = error(json!([{"iss": "h", "key": encoded, "key_is_base64": true, "alg": "HS256"}]));
+    assert!(
+        pem64.starts_with("electric_auth.issuers[0].key: is PEM key text"),
+        "{pem64}"
+    );
 }
 
 #[test]
@@ -261,6 +290,20 @@ fn an_issuer_without_its_fetched_keys_refuses_only_its_own_tokens() {
         matches!(&as_error, Error::Config(ConfigError::FetchedKeysPending { url, .. }) if url == "https://f.example"),
         "{as_error:?}"
     );
+    // A URL's query (which could hold a credential) never reaches a message.
+    let settings = with_issuers(
+        Settings::new(),
+        json!([{"iss": "q", "jwks_url": "https://q.example/jwks?access_token=s3cret", "alg": "RS256"}]),
+    );
+    let v2 = Verifier::new(Config::build(&settings, None, &|_, _| None).unwrap());
+    let q = hs256_token(
+        SECRET_A,
+        r#"{"alg":"RS256"}"#,
+        &claims(Some("q"), "x").to_string(),
+    );
+    let message = Error::from(rejected(&v2, &q)).to_string();
+    assert!(message.contains("https://q.example/jwks?…"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
     assert_eq!(v.issuer_of(f.as_bytes()), Some(1));
     assert_eq!(v.issuer_of(a.as_bytes()), Some(0));
 }

@@ -242,14 +242,18 @@ pub extern "C-unwind" fn electric_auth_key_worker_main(_arg: pg_sys::Datum) {
             max_age: None,
         })
         .collect();
+    let mut in_flight: Vec<Fetch> = Vec::new();
     loop {
         if BackgroundWorker::sighup_received() {
             // SAFETY: the documented way for a background worker to apply a reload.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
-        step(&mut slots, shared);
+        step(&mut slots, &mut in_flight, shared);
         let mut wait_ms = 3600 * 1000;
         for slot in slots.iter().filter(|slot| slot.config.fetches()) {
+            if in_flight.iter().any(|fetch| fetch.slot == slot.index) {
+                continue;
+            }
             let keys = shared.slot(slot.index);
             let mut next = slot.next_attempt.saturating_mul(1000);
             if keys.refresh_pending() {
@@ -257,101 +261,126 @@ pub extern "C-unwind" fn electric_auth_key_worker_main(_arg: pg_sys::Datum) {
             }
             wait_ms = wait_ms.min((next - now_ms()).clamp(10, 24 * 3600 * 1000));
         }
+        if !in_flight.is_empty() {
+            // Fetches under way: look for their answers every 50 ms (a backend's wake-up or a
+            // reload ends the wait sooner).
+            wait_ms = wait_ms.min(50);
+        }
         if !BackgroundWorker::wait_latch(Some(Duration::from_millis(wait_ms as u64))) {
-            exit_on_sigterm("");
+            exit_on_sigterm(if in_flight.is_empty() {
+                ""
+            } else {
+                " during a fetch"
+            });
         }
     }
 }
 
-/// One pass: follows the settings slot by slot, then fetches every source that is due (side
-/// by side) and publishes what came back.
-fn step(slots: &mut [Slot], sources: &SharedSources) {
+/// A fetch under way on a thread of its own.
+struct Fetch {
+    slot: usize,
+    /// The source it fetches: an answer for a source the slot no longer has is dropped.
+    source: KeySource,
+    /// The request it answers (see `SharedKeys::refresh_served_at`).
+    serving: i64,
+    answer: std::sync::mpsc::Receiver<Result<FetchedDocument, String>>,
+}
+
+/// One pass: follows the settings slot by slot, publishes every fetch that has ended (each as
+/// soon as it ends: a provider that hangs holds up no other source), and starts a fetch for
+/// every source that is due and has none under way.
+fn step(slots: &mut [Slot], in_flight: &mut Vec<Fetch>, sources: &SharedSources) {
     let configs = SlotConfig::current();
     for (slot, config) in slots.iter_mut().zip(configs) {
         slot.follow(config, sources);
     }
-    let due: Vec<usize> = slots
-        .iter()
-        .filter(|slot| slot.config.fetches())
-        .filter(|slot| {
-            let keys = sources.slot(slot.index);
-            // A pending request may be deferred to a time the rate limit allows.
-            let requested = keys.refresh_pending()
-                && now_ms() >= keys.refresh_requested_at.load(Ordering::Acquire);
-            now() >= slot.next_attempt || requested
-        })
-        .map(|slot| slot.index)
-        .collect();
-    if due.is_empty() {
-        return;
-    }
-    // The requests each attempt answers: those made before it began (a deferred one whose
-    // time has not come is answered too: it was made before this attempt began).
-    let serving: Vec<i64> = due
-        .iter()
-        .map(|&i| sources.slot(i).refresh_requested_at.load(Ordering::Acquire))
-        .collect();
+    in_flight.retain(|fetch| {
+        let result = match fetch.answer.try_recv() {
+            Ok(result) => result,
+            Err(std::sync::mpsc::TryRecvError::Empty) => return true,
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                Err("the fetch ended without an answer".to_owned())
+            }
+        };
+        let slot = &mut slots[fetch.slot];
+        if slot.config.source == fetch.source {
+            slot.published(result, sources);
+        }
+        let keys = sources.slot(fetch.slot);
+        keys.refresh_served_at
+            .store(fetch.serving, Ordering::Release);
+        keys.attempts.fetch_add(1, Ordering::AcqRel);
+        false
+    });
     let fetch_settings = FetchSettings {
         timeout: settings::timeout(),
         ca_file: settings::ca_file(),
     };
-    let work: Vec<(KeySource, Vec<Algorithm>)> = due
-        .iter()
-        .map(|&i| {
-            (
-                slots[i].config.source.clone(),
-                slots[i].config.algorithms.clone(),
-            )
-        })
-        .collect();
-    let results = run_interruptibly(move || {
-        let fetches: Vec<_> = work
-            .into_iter()
-            .map(|(source, algorithms)| {
-                let fetch_settings = fetch_settings.clone();
-                // Threads started here inherit this thread's mask: every signal blocked.
-                std::thread::Builder::new()
-                    .name("ea-key-fetch".to_owned())
-                    .spawn(move || fetch_document(&source, &fetch_settings, &algorithms))
-            })
-            .collect();
-        fetches
-            .into_iter()
-            .map(|spawned| match spawned {
-                Ok(handle) => handle
-                    .join()
-                    .unwrap_or_else(|_| Err("the fetch failed unexpectedly".to_owned())),
-                Err(error) => Err(format!("the fetch could not start: {error}")),
-            })
-            .collect::<Vec<_>>()
-    });
-    let results = match results {
-        Ok(results) => results,
-        Err(reason) => due.iter().map(|_| Err(reason.clone())).collect(),
-    };
-    for ((index, result), serving) in due.into_iter().zip(results).zip(serving) {
-        let keys = sources.slot(index);
-        slots[index].published(result, sources);
-        keys.refresh_served_at.store(serving, Ordering::Release);
-        keys.attempts.fetch_add(1, Ordering::AcqRel);
+    for slot in slots.iter().filter(|slot| slot.config.fetches()) {
+        if in_flight.iter().any(|fetch| fetch.slot == slot.index) {
+            continue;
+        }
+        let keys = sources.slot(slot.index);
+        // A pending request may be deferred to a time the rate limit allows.
+        let requested =
+            keys.refresh_pending() && now_ms() >= keys.refresh_requested_at.load(Ordering::Acquire);
+        if now() < slot.next_attempt && !requested {
+            continue;
+        }
+        // The requests this attempt answers: those made before it began (a deferred one whose
+        // time has not come is answered too: it was made before this attempt began).
+        let serving = keys.refresh_requested_at.load(Ordering::Acquire);
+        let source = slot.config.source.clone();
+        let algorithms = slot.config.algorithms.clone();
+        let settings = fetch_settings.clone();
+        let work_source = source.clone();
+        match spawn_with_signals_blocked(move || {
+            fetch_document(&work_source, &settings, &algorithms)
+        }) {
+            Ok(answer) => in_flight.push(Fetch {
+                slot: slot.index,
+                source,
+                serving,
+                answer,
+            }),
+            Err(reason) => {
+                let index = slot.index;
+                slots_publish_failure(slots, index, reason, sources, serving);
+                return;
+            }
+        }
     }
+}
+
+/// A fetch that could not even start counts as a failed attempt.
+fn slots_publish_failure(
+    slots: &mut [Slot],
+    index: usize,
+    reason: String,
+    sources: &SharedSources,
+    serving: i64,
+) {
+    slots[index].published(Err(reason), sources);
+    let keys = sources.slot(index);
+    keys.refresh_served_at.store(serving, Ordering::Release);
+    keys.attempts.fetch_add(1, Ordering::AcqRel);
 }
 
 fn now_ms() -> i64 {
     crate::keys::clock_now_ms()
 }
 
-/// Runs `work` on a thread of its own while this process keeps answering signals: a SIGTERM
-/// (a fast shutdown) during a fetch leaves at once instead of waiting for the fetch's
-/// timeout. The thread runs no Postgres code and receives no signal (all are blocked in it);
-/// it ends with the process if it is still waiting on the network then. `None` when the thread
-/// could not run (the reason is logged by the caller's failure).
-fn run_interruptibly<T: Send + 'static>(
+/// Runs `work` on a thread of its own, started (and staying) with every signal blocked, so
+/// that Postgres's signal handlers run on this process's main thread alone; its answer comes
+/// through the returned channel, which the worker polls while it keeps answering signals (a
+/// SIGTERM during a fetch leaves at once; the thread runs no Postgres code and ends with the
+/// process if it is still waiting on the network then).
+fn spawn_with_signals_blocked<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, String> {
+) -> Result<std::sync::mpsc::Receiver<T>, String> {
     let (sender, receiver) = std::sync::mpsc::sync_channel(1);
     // SAFETY: the signal mask of this thread, changed around the spawn only, so the new thread
-    // starts (and stays) with every signal blocked; Postgres's handlers run here alone.
+    // starts with every signal blocked.
     let spawned = unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         let mut previous: libc::sigset_t = std::mem::zeroed();
@@ -365,30 +394,9 @@ fn run_interruptibly<T: Send + 'static>(
         libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut());
         spawned
     };
-    if let Err(error) = spawned {
-        return Err(format!("the fetch could not start: {error}"));
-    }
-    loop {
-        match receiver.try_recv() {
-            Ok(result) => {
-                // The waits below reset the latch: a reload (SIGHUP) or a backend's wake-up
-                // that came meanwhile must still end the worker's next wait at once.
-                // SAFETY: this process's own latch.
-                unsafe { pg_sys::SetLatch(pg_sys::MyLatch) };
-                return Ok(result);
-            }
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                // SAFETY: as above.
-                unsafe { pg_sys::SetLatch(pg_sys::MyLatch) };
-                return Err("the fetch ended without an answer".to_owned());
-            }
-            Err(std::sync::mpsc::TryRecvError::Empty) => {}
-        }
-        // A backend's wake-up sets the latch too: that only shortens this wait.
-        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(50))) {
-            exit_on_sigterm(" during a fetch");
-        }
-    }
+    spawned
+        .map(|_| receiver)
+        .map_err(|error| format!("the fetch could not start: {error}"))
 }
 
 impl Slot {

@@ -45,8 +45,10 @@ import os
 import pathlib
 import subprocess
 import sys
+import threading
 import time
 import unittest
+import uuid
 
 import psycopg
 import psycopg.sql
@@ -173,6 +175,11 @@ def status_500(h):
     send(h, b'{"error": "internal"}', status=500)
 
 
+def hang(h):
+    """A provider that accepts the request and answers only after the fetch's deadline."""
+    time.sleep(TIMEOUT + 3)
+
+
 def conf_line(entries):
     """postgresql.conf's line for `entries` (JSON holds no single quote or backslash here)."""
     text = json.dumps(entries)
@@ -211,6 +218,7 @@ def setUpModule():  # noqa: N802 (unittest's name)
     tls = idp.make_tls(TLS_DIR, label="ea-issuers")
     Keys.a1 = SigningKey("a1", iss=ISS_A, aud="aud-a1")
     Keys.a2 = SigningKey("a2", iss=ISS_A, aud="aud-a1")
+    Keys.a3 = SigningKey("a3", iss=ISS_A, aud="aud-a1")
     Keys.b1 = SigningKey("b1", iss=ISS_B, sub="bob-sub", email="bob@example.com")
     Keys.b2 = SigningKey("b2", iss=ISS_B, sub="bob-sub", email="bob@example.com")
     Keys.c_rs = SigningKey("c-rs", iss=ISS_C)
@@ -569,6 +577,41 @@ class Issuers(unittest.TestCase):
         self.assertEqual(after["B"].get("/jwks"), before["B"].get("/jwks"),
                          "B's JWKS was not fetched")
         self.assertEqual(after["C"], before["C"], "C's provider was not asked")
+
+    def test_06b_a_hanging_provider_holds_up_no_other_issuers_rotation(self):
+        # Red team (issue 32): B's provider hangs and any role keeps asking for B's keys with
+        # junk kids; A adds a key and signs with it at once. Each source's fetch is published
+        # as soon as it ends, so A's new key arrives within A's own fetch, not after B's
+        # deadline (before the fix the worker waited for every fetch of a round: A's token was
+        # refused after jwks_timeout).
+        PROVIDERS["B"].routes = {"/jwks": hang, "/d/jwks": json_route(jwks(Keys.d1))}
+        stop = threading.Event()
+
+        def junk_kids():
+            with MAIN.connect(user="ea_issuers_app") as c:
+                c.autocommit = True
+                while not stop.is_set():
+                    try:
+                        c.execute("SELECT electric_auth.user_id(%s)",
+                                  (Keys.b1.mint(kid=f"junk-{uuid.uuid4()}"),))
+                    except psycopg.Error:
+                        pass
+
+        flood = threading.Thread(target=junk_kids)
+        flood.start()
+        try:
+            time.sleep(MIN_REFRESH + 0.5)  # B's fetch under way (hanging), more asked for
+            serve_a(Keys.a1, Keys.a2, Keys.a3)
+            for _ in range(3):
+                started = time.monotonic()
+                self.assert_user(Keys.a3.mint(), f"{ISS_A}#alice")
+                self.assertLess(time.monotonic() - started, TIMEOUT - 0.5,
+                                "A's new key waited for B's hanging fetch")
+                time.sleep(0.2)
+        finally:
+            stop.set()
+            flood.join()
+            serve_b()
 
     # (what, value, names in the message: the entry, and where the culprit is clear its member)
     def invalid_values(self):
