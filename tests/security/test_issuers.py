@@ -623,8 +623,22 @@ class Issuers(unittest.TestCase):
             ("not JSON", json.dumps([hs])[:-2], ["electric_auth.issuers"]),
             ("not an array", json.dumps(hs), ["electric_auth.issuers"]),
             ("an array of strings", json.dumps([s]), ["electric_auth.issuers[0]"]),
+            # The unknown name is not quoted (a secret pasted without its "key": label would be).
             ("unknown member", json.dumps([dict(hs, colour="blue")]),
-             ["electric_auth.issuers[0]", "colour"]),
+             ["electric_auth.issuers[0]", "has a member that is not one of iss, key"]),
+            ("a secret as a member name", json.dumps([dict(hs, **{s: 1})]),
+             ["electric_auth.issuers[0]"]),
+            ("a secret as alg", json.dumps([dict(hs, alg=s)]),
+             ["electric_auth.issuers[0].alg", "names an algorithm that is not one of"]),
+            ("U+0000 in a prefix", json.dumps([dict(hs, user_id_prefix="alice\u0000")]),
+             ["electric_auth.issuers[0].user_id_prefix", "U+0000"]),
+            ("an HS key too short for one of its algorithms",
+             json.dumps([dict(hs, alg=["HS256", "HS512"])]),
+             ["electric_auth.issuers[0].key", "for HS512"]),
+            ("PEM text as an HS key", json.dumps([dict(hs, key=Keys.a1.private.public_key().public_bytes(
+                 serialization.Encoding.PEM,
+                 serialization.PublicFormat.SubjectPublicKeyInfo).decode())]),
+             ["electric_auth.issuers[0].key", "PEM key text"]),
             ("missing iss", json.dumps([hs, {"key": s, "alg": "HS256"}]),
              ["electric_auth.issuers[1]", "iss"]),
             ("empty iss", json.dumps([dict(hs, iss="")]), ["electric_auth.issuers[0]", "iss"]),
@@ -868,7 +882,7 @@ class Issuers(unittest.TestCase):
         self.assertEqual([r["issuer"] for r in rows[1:]], [ISS_A, ISS_B, ISS_C, ISS_D])
         by_issuer = {r["issuer"]: r for r in rows}
         self.assertEqual(by_issuer[ISS_A]["source"], ISS_A)
-        for issuer, url, kids in ((ISS_A, f"{ISS_A}/jwks", ["a1", "a2"]),
+        for issuer, url, kids in ((ISS_A, f"{ISS_A}/jwks", ["a1", "a2", "a3"]),
                                   (ISS_B, f"{ISS_B}/jwks", ["b1"]),
                                   (ISS_C, f"{ISS_C}/jwks", ["c-ec", "c-rs"]),
                                   (ISS_D, f"{ISS_B}/d/jwks", ["d1"])):
