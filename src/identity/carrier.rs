@@ -24,7 +24,7 @@ use crate::settings::hooks::{check_hook_candidate, refuse_in_check_hook};
 use crate::settings::{self, names, Context, Setting, Value};
 use crate::stats;
 use crate::verify::cache::verifier_builds;
-use crate::verify::{check_session, clock_now, statement_time, verify_at, verify_now};
+use crate::verify::{check_session, clock_now, statement_time, verify_counted, verify_now};
 use electric_auth_core::identity::{
     admission, carries_nothing, Admission, Identity, IdentityState, Origin, Scope,
 };
@@ -372,11 +372,7 @@ fn resolve_carrier() -> Result<Option<Identity>, Error> {
     }
     let token = token.to_str().map_err(|_| TokenError::InvalidToken)?;
     let token = stats::refusal_counted(EntryPoint::Identity, citus::carried_token(token))?;
-    stats::counted(
-        EntryPoint::Identity,
-        verify_at(&token, statement_time(), identity_of),
-    )
-    .map(Some)
+    verify_counted(EntryPoint::Identity, &token, statement_time(), identity_of).map(Some)
 }
 
 /// The identity of a token `verifier` has just verified.

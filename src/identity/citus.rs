@@ -27,7 +27,7 @@ use crate::settings::hooks::{
 };
 use crate::settings::{names, Context, Setting, Value};
 use crate::stats;
-use crate::verify::{check_session, statement_time, verify_at};
+use crate::verify::{check_session, statement_time, verify_counted};
 use electric_auth_core::outcome::{EntryPoint, Reason};
 use electric_auth_core::seal::{self, Binding, SealError, Sealer};
 use electric_auth_core::{Error, TokenError};
@@ -292,11 +292,8 @@ pub unsafe fn propagated_value_accepted(candidate: &CStr) -> bool {
                 .map_err(|e| e.to_string())
                 .inspect_err(bad_seal)?,
         };
-        stats::counted(
-            EntryPoint::Propagated,
-            verify_at(token, statement_time(), |_, _| ()),
-        )
-        .map_err(|e| e.to_string())
+        verify_counted(EntryPoint::Propagated, token, statement_time(), |_, _| ())
+            .map_err(|e| e.to_string())
     })();
     let Err(message) = verdict else {
         return true;

@@ -129,14 +129,8 @@ fn lane_name(lane: usize) -> Option<String> {
         .flatten()
 }
 
-/// Records the outcome of a check at `entry` that returned `result`, and passes it on.
-#[inline]
-pub fn counted<T>(entry: EntryPoint, result: Result<T, Error>) -> Result<T, Error> {
-    record(entry, Outcome::of(&result));
-    result
-}
-
-/// As [`counted`], in issuer lane `lane`.
+/// Records the outcome of a check at `entry` that returned `result`, in issuer lane `lane`
+/// (0: the default issuer), and passes it on.
 #[inline]
 pub fn counted_in<T>(entry: EntryPoint, lane: usize, result: Result<T, Error>) -> Result<T, Error> {
     record_in(lane, entry, Outcome::of(&result));

@@ -32,15 +32,26 @@ pub fn verify_now<R>(
         stats::refused(entry, Reason::InvalidToken);
         return Err(error_report(Error::Token(TokenError::InvalidToken)));
     };
+    verify_counted(entry, token, statement_time(), answer).map_err(error_report)
+}
+
+/// [`verify_at`], counted at `entry` under the issuer the token was checked under (see
+/// `stats`: the listed issuer's lane, or the default issuer's).
+pub fn verify_counted<R>(
+    entry: EntryPoint,
+    token: &str,
+    now: i64,
+    answer: impl FnOnce(&VerifiedToken, &Verifier) -> R,
+) -> Result<R, Error> {
     let mut under = None;
-    let result = verify_at(token, statement_time(), |verified, verifier| {
+    let result = verify_at(token, now, |verified, verifier| {
         under = verified.issuer;
         answer(verified, verifier)
     });
     if result.is_err() {
         under = cache::issuer_of(token.as_bytes());
     }
-    stats::counted_in(entry, cache::issuer_lane(under), result).map_err(error_report)
+    stats::counted_in(entry, cache::issuer_lane(under), result)
 }
 
 /// Verifies `token` at `now` through the per-backend cache of verified tokens, after

@@ -31,6 +31,7 @@ Run by `make test-citus CITUS_SRC=...` (PG_CONFIG names Postgres 17's pg_config)
 """
 
 import base64
+import json
 import os
 import pathlib
 import re
@@ -513,6 +514,53 @@ class CitusCluster(unittest.TestCase):
         with node.connect() as su:
             su.row_factory = psycopg.rows.dict_row
             return su.execute("SELECT * FROM electric_auth.key_source()").fetchone()
+
+    def test_a_listed_issuer_on_every_node(self):
+        """electric_auth.issuers (issue 32) on every node: a second provider's token (its own
+        HS256 key, its own iss, user ids shared with the default issuer by an empty prefix)
+        authenticates on the coordinator, and each worker verifies the forwarded identity under
+        that listed issuer (the default issuer there, with jwt_iss, would refuse its iss), and
+        counts it under the issuer; a token naming that issuer but signed with the default
+        issuer's key is refused on the coordinator. Then the setting is removed again."""
+        iss = "ea-citus-second-provider"
+        secret = "citus-second-provider-hs256-secret-0a1b2c3d4e5f"
+        entry = [{"iss": iss, "key": secret, "alg": "HS256", "aud": AUD, "user_id_prefix": ""}]
+        second = Minter(secret, iss=iss, aud=AUD)
+        try:
+            counts_before = self.worker_issuer_counts(iss)
+            for node in self.nodes:
+                self.configure(node, {"electric_auth.issuers": json.dumps(entry)})
+            for user, first in (("alice", 1), ("bob", ROWS_EACH + 1)):
+                token = second(user, jti=uuid.uuid4().hex)
+                AUTHENTICATED.append(token)
+                with self.app() as c, c.transaction():
+                    self.assertEqual(authenticate(c, token).fetchone()[0], user)
+                    self.assertEqual(c.execute("SELECT owner_id, count(*), min(id), max(id) "
+                                               "FROM docs GROUP BY owner_id").fetchall(),
+                                     [(user, ROWS_EACH, first, first + ROWS_EACH - 1)])
+            counts = self.worker_issuer_counts(iss)
+            self.assertGreaterEqual(counts - counts_before, 2 * len(self.workers), counts)
+            forged = MINT("alice", iss=iss, jti=uuid.uuid4().hex)
+            with self.app() as c, c.transaction():
+                with self.assertRaises(psycopg.Error) as refused:
+                    authenticate(c, forged)
+                self.assertEqual((refused.exception.sqlstate,
+                                  refused.exception.diag.message_primary),
+                                 ("28000", "Invalid token signature"))
+        finally:
+            for node in self.nodes:
+                self.configure(node, {"electric_auth.issuers": None})
+
+    def worker_issuer_counts(self, iss):
+        """Accepted propagated identities the workers counted under the listed issuer `iss`."""
+        total = 0
+        for worker in self.workers:
+            with worker.connect() as su:
+                total += su.execute(
+                    "SELECT coalesce(sum(count), 0) FROM electric_auth.stats WHERE datname = %s "
+                    "AND issuer = %s AND entry_point = 'propagated' AND outcome = 'accepted'",
+                    (DB, iss)).fetchone()[0]
+        return total
 
     def test_keys_fetched_from_the_identity_provider_by_every_node(self):
         """Every node switched from the inline HS256 key to RS256 keys fetched from an HTTPS

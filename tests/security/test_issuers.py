@@ -32,10 +32,12 @@ no default issuer:
     reload gets its own source (refused with its URL until its provider serves keys), the
     others untouched;
 10. (PostgreSQL 18) pg_hba.conf oauth lines with issuer= A and issuer= B: each line takes its own
-    issuer's keys and role_claim under delegate_ident_mapping=1, and refuses the other's tokens.
+    issuer's keys and role_claim under delegate_ident_mapping=1, and refuses the other's tokens;
+11. a hot standby verifies every listed issuer, fetching a fetched issuer's keys for itself and
+    absorbing its rotation by its own request.
 
-Clusters ea-issuers-* on base ports 54458 (the seven issuers) and 54459 (PG 18 logins), the HTTPS
-providers A, B, C on base ports 54466-54468 (tests/lib adds 100 per major above 15, to these
+Clusters ea-issuers-* on base ports 54458 (the seven issuers), 54459 (PG 18 logins) and 54469-54470
+(a primary and its hot standby), the HTTPS providers A, B, C on base ports 54466-54468 (tests/lib adds 100 per major above 15, to these
 too). Alone: python3 tests/security/test_issuers.py --major NN
 """
 
@@ -1039,6 +1041,61 @@ class OAuthLogins(unittest.TestCase):
         log = LOGINS.log()
         logs.assert_no_crash(log, "the login cluster's log")
         assert_no_signature(log, MINTED, "the login cluster's log")
+
+
+class HotStandby(unittest.TestCase):
+    """A streaming standby (pg_basebackup of a primary with electric_auth.issuers) verifies
+    each listed issuer's tokens: an inline key's at once, a fetched source's with keys it
+    fetches for itself (its own key_source() row and request), and a rotation at one issuer is
+    absorbed on the standby by its own unknown-kid refresh."""
+
+    PRIMARY = Cluster("ea-issuers-primary", 54469)
+    STANDBY = Cluster("ea-issuers-standby", 54470)
+
+    @classmethod
+    def setUpClass(cls):
+        entries = [A_ENTRY, {"iss": ISS_H, "key": SECRET_H, "alg": "HS256",
+                             "user_id_claim": "/https:~1~1first-party.example~1claims/uid"}]
+        serve_a(Keys.a1)
+        cls.PRIMARY.fresh("\n".join(common_conf(entries)))
+        try:
+            require_the_feature(cls.PRIMARY)
+            with cls.PRIMARY.connect() as c:
+                c.execute("CREATE EXTENSION electric_auth")
+            wait_for_first_fetches(cls.PRIMARY, "A")
+            cls.STANDBY.create_standby_of(cls.PRIMARY)
+            cls.STANDBY.start()
+        except BaseException:
+            cls.STANDBY.stop()
+            cls.PRIMARY.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.STANDBY.stop()
+        cls.PRIMARY.stop()
+        serve_a(Keys.a1)
+
+    def test_11_the_standby_verifies_every_issuer_and_fetches_for_itself(self):
+        with self.STANDBY.connect() as c:
+            self.assertTrue(c.execute("SELECT pg_is_in_recovery()").fetchone()[0])
+        self.assertEqual(user_id(self.STANDBY, h_token()), (f"{ISS_H}#u-42", None))
+        before = PROVIDERS["A"].requests.get("/jwks", 0)
+        row = wait_until(lambda: (r := key_sources(self.STANDBY).get(ISS_A)) and
+                         r["last_success"] and r, what="the standby's own fetch of A's keys")
+        self.assertEqual((row["kids"], row["setting"]), (["a1"], "electric_auth.issuers[0].oidc_issuer"))
+        self.assertEqual(user_id(self.STANDBY, Keys.a1.mint()), (f"{ISS_A}#alice", None))
+        # A rotates: the standby's own refresh (one more request) takes the new key.
+        time.sleep(MIN_REFRESH + 0.3)
+        serve_a(Keys.a1, Keys.a2)
+        asked = PROVIDERS["A"].requests.get("/jwks", 0)
+        self.assertGreaterEqual(asked, before)
+        self.assertEqual(user_id(self.STANDBY, Keys.a2.mint()), (f"{ISS_A}#alice", None))
+        self.assertEqual(PROVIDERS["A"].requests.get("/jwks", 0), asked + 1)
+        self.assertEqual(sorted(key_sources(self.STANDBY)[ISS_A]["kids"]), ["a1", "a2"])
+        # A token of another issuer signed with A's key is refused there too.
+        self.assertEqual(user_id(self.STANDBY, Keys.a1.mint(iss=ISS_H)),
+                         (None, ("28000", "Signing algorithm mismatch")))
 
 
 if __name__ == "__main__":
