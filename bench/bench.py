@@ -462,6 +462,7 @@ def main():
     report += "\n" + __import__("jwks_bench").run()  # keys from a provider, on a cluster of its own
     report += "\n" + __import__("rls_bench").run()  # RLS on the identity, on a cluster of its own
     report += "\n" + __import__("issuers_bench").run()  # several issuers, on a cluster of its own
+    report += "\n" + __import__("revocation_bench").run()  # revocation, on two clusters of its own
     print(report)
     (ROOT / "BENCHMARKS.md").write_text(BENCHMARKS_HEAD + report + BENCHMARKS_TAIL)
     chart(rows, ROOT / "bench/chart.svg")

@@ -82,3 +82,70 @@ BEGIN
 END
 $grants$;
 DROP TABLE electric_auth_stats_grants;
+
+-- Revocation (src/sql/revocation.rs, src/revocation/): revoke a token or a user's tokens,
+-- the list, and who may revoke users and read it.
+CREATE FUNCTION electric_auth."revocation_list"() RETURNS TABLE (
+	"kind" TEXT,
+	"issuer" TEXT,
+	"jti" TEXT,
+	"signature" TEXT,
+	"user_id" TEXT,
+	"issued_before" timestamp with time zone,
+	"expires_at" timestamp with time zone,
+	"revoked_by" TEXT,
+	"revoked_at" timestamp with time zone
+)
+STRICT VOLATILE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'revocation_list_wrapper';
+
+CREATE FUNCTION electric_auth."unrevoke_user"(
+	"user_id" TEXT
+) RETURNS VOID
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'unrevoke_user_wrapper';
+
+CREATE FUNCTION electric_auth."revoke_user"(
+	"user_id" TEXT,
+	"issued_before" timestamp with time zone DEFAULT now()
+) RETURNS VOID
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'revoke_user_wrapper';
+
+DO $revoker$
+BEGIN
+  IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'electric_auth_revoker') THEN
+    CREATE ROLE electric_auth_revoker NOLOGIN;
+  END IF;
+END
+$revoker$;
+CREATE VIEW electric_auth.revocations AS
+  SELECT * FROM electric_auth.revocation_list();
+COMMENT ON VIEW electric_auth.revocations IS 'What is revoked, by whom, when and until when (never a token)';
+REVOKE ALL ON electric_auth.revocations FROM PUBLIC;
+GRANT SELECT ON electric_auth.revocations TO electric_auth_revoker;
+REVOKE ALL ON FUNCTION electric_auth.revocation_list() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION electric_auth.revocation_list() TO electric_auth_revoker;
+REVOKE ALL ON FUNCTION electric_auth.revoke_user(text, timestamp with time zone) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION electric_auth.revoke_user(text, timestamp with time zone) TO electric_auth_revoker;
+REVOKE ALL ON FUNCTION electric_auth.unrevoke_user(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION electric_auth.unrevoke_user(text) TO electric_auth_revoker;
+
+CREATE FUNCTION electric_auth."revoke_token"(
+	"token" text
+) RETURNS VOID
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'revoke_token_wrapper';
+
+-- logout() gains `revoke` (also revoke the token of the identity in force).
+DROP FUNCTION electric_auth."logout"();
+CREATE FUNCTION electric_auth."logout"(
+	"revoke" bool DEFAULT false
+) RETURNS VOID
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'logout_wrapper';

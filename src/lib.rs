@@ -4,7 +4,8 @@
 //! one folder per concern, dependencies pointing down this list (see the README's layout):
 //! `sql` (the SQL functions) → `identity` (the session identity, Citus, the PG 18 validator) →
 //! `verify` (the per-backend verifier) → `keys` (keys fetched from an identity provider by a
-//! background worker, read from shared memory) → `guard` (refused settings, secrets kept out of logs and
+//! background worker, read from shared memory) → `revocation` (revoked tokens and users, in
+//! shared memory, WAL-logged) → `guard` (refused settings, secrets kept out of logs and
 //! views) → `stats` (verifications counted in shared memory, the audit log) → `settings` (the
 //! registry of every setting) → the core; `errors` maps core errors to Postgres errors for all
 //! of them.
@@ -15,6 +16,7 @@ mod errors;
 mod guard;
 mod identity;
 mod keys;
+mod revocation;
 mod settings;
 mod sql;
 mod stats;
@@ -29,12 +31,14 @@ pub extern "C-unwind" fn _PG_init() {
     let placeholders = guard::placeholders_before_definition();
     // Before the settings: their check hooks need to know whether the library is preloaded.
     keys::init();
+    revocation::init();
     settings::register(&[
         &verify::settings::declared(),
         &guard::declared_settings(),
         &identity::declared_settings(),
         &keys::settings::declared(),
         &stats::declared_settings(),
+        &revocation::declared(),
     ]);
     guard::mark_refused_placeholders(placeholders);
     guard::init();

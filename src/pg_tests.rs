@@ -155,6 +155,9 @@ mod tests {
                 payload,
                 jsonb,
                 issuer: None,
+                iat: None,
+                iss: None,
+                jti: None,
             }
         }
         let built = electric_auth_core::jsonb_body(payload).map(|body| {

@@ -217,6 +217,10 @@ pub enum TokenError {
     /// as the configuration error it is (`From<TokenError> for Error`).
     #[error("{0}")]
     IssuerUnavailable(Box<ConfigError>),
+    /// (beyond Electric) The token, or its user's tokens issued before a time, were revoked
+    /// (`electric_auth.revoke_token` / `revoke_user`).
+    #[error("Token has been revoked")]
+    Revoked,
 }
 
 /// `s` as a JSON string literal (quoted and escaped), as messages quote claim values.

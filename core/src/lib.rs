@@ -17,6 +17,7 @@ pub mod jwks;
 mod keys;
 pub mod outcome;
 pub mod redaction;
+pub mod revocation;
 pub mod seal;
 mod token;
 

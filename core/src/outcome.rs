@@ -96,10 +96,12 @@ pub enum Reason {
     UnknownIssuer,
     /// A user id in another issuer's scope (see the core's `issuers.rs`).
     ReservedUserId,
+    /// The token, or its user's tokens, were revoked.
+    Revoked,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 18] = [
+    pub const ALL: [Reason; 19] = [
         Reason::InvalidToken,
         Reason::WrongAlgorithm,
         Reason::BadSignature,
@@ -118,6 +120,7 @@ impl Reason {
         Reason::NotAuthorized,
         Reason::UnknownIssuer,
         Reason::ReservedUserId,
+        Reason::Revoked,
     ];
 
     /// The name shown in `electric_auth.stats.reason` and in the refusal log.
@@ -141,6 +144,7 @@ impl Reason {
             Reason::NotAuthorized => "not_authorized",
             Reason::UnknownIssuer => "unknown_issuer",
             Reason::ReservedUserId => "reserved_user_id",
+            Reason::Revoked => "revoked",
         }
     }
 
@@ -165,6 +169,7 @@ impl Reason {
             TokenError::MissingUserId => Reason::NoUserId,
             TokenError::UnknownIssuer => Reason::UnknownIssuer,
             TokenError::ReservedUserId => Reason::ReservedUserId,
+            TokenError::Revoked => Reason::Revoked,
             TokenError::IssuerUnavailable(_) => Reason::Configuration,
             TokenError::InvalidClaimValue { claim, value } => match *claim {
                 "iss" => Reason::WrongIssuer,
@@ -299,7 +304,7 @@ mod tests {
             );
             assert!(seen.insert(name), "{name} twice");
         }
-        assert_eq!(seen.len(), 18 + 6);
+        assert_eq!(seen.len(), 19 + 6);
     }
 
     #[test]

@@ -329,11 +329,17 @@ pub fn authenticate(token: Option<&[u8]>, scope: Option<&str>) -> Result<String,
     Ok(user_id)
 }
 
-/// `electric_auth.logout()`: empties the carrier like `SET` (so both scopes end, and a
+/// `electric_auth.logout(revoke)`: empties the carrier like `SET` (so both scopes end, and a
 /// rolled-back transaction restores what was in force). Under Citus, also like `SET LOCAL`, so
-/// the workers of the transaction drop it too.
-pub fn logout() -> Result<(), ErrorReport> {
+/// the workers of the transaction drop it too. With `revoke`, the token of the identity in force
+/// is revoked first (committed with the transaction, see `revocation`).
+pub fn logout(revoke: bool) -> Result<(), ErrorReport> {
     refuse_if_connection_identity("electric_auth.logout()")?;
+    if revoke {
+        if let Some(token) = carried_token()? {
+            super::revoke::revoke_token(&token)?;
+        }
+    }
     if citus::loaded() {
         set_carrier(c"", pg_sys::GucAction::GUC_ACTION_LOCAL);
     }
@@ -345,7 +351,23 @@ pub fn logout() -> Result<(), ErrorReport> {
 /// change (a fetched key retired, or gone stale, must end the identities it made, as removing
 /// it from jwt_key does). Both counters only grow, so their sum moves whenever either does.
 fn identity_generation() -> u64 {
-    settings::generation() + verifier_builds()
+    // A revocation too: the identity's token may be the one revoked (its next read sees it).
+    settings::generation() + verifier_builds() + crate::revocation::generation()
+}
+
+/// The token of the identity in force (opened, under Citus), if any.
+fn carried_token() -> Result<Option<String>, ErrorReport> {
+    let Some(token) = IDENTITY_TOKEN.get() else {
+        return Ok(None);
+    };
+    if carries_nothing(token.to_bytes()) {
+        return Ok(None);
+    }
+    let token = token
+        .to_str()
+        .map_err(|_| error_report(TokenError::InvalidToken.into()))?;
+    let token = citus::carried_token(token).map_err(error_report)?;
+    Ok(Some(token.into_owned()))
 }
 
 /// Runs `answer` on the identity in force, with its serial. Its token is verified at statement

@@ -243,13 +243,27 @@ pub extern "C-unwind" fn electric_auth_key_worker_main(_arg: pg_sys::Datum) {
         })
         .collect();
     let mut in_flight: Vec<Fetch> = Vec::new();
+    let mut pruned_at = 0;
     loop {
         if BackgroundWorker::sighup_received() {
             // SAFETY: the documented way for a background worker to apply a reload.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
         step(&mut slots, &mut in_flight, shared);
-        let mut wait_ms = 3600 * 1000;
+        // The revocation list's expired tokens, once a minute (this worker is the server's
+        // one background process of this library).
+        if now() >= pruned_at + 60 {
+            pruned_at = now();
+            match crate::revocation::prune(pruned_at) {
+                Ok(0) => {}
+                Ok(n) => log(format!("electric_auth pruned {n} expired revocation(s)")),
+                Err(reason) => warn(format!(
+                    "electric_auth could not prune revocations: {reason}"
+                )),
+            }
+        }
+        // At most a minute: the next pruning of the revocation list.
+        let mut wait_ms = 60 * 1000;
         for slot in slots.iter().filter(|slot| slot.config.fetches()) {
             if in_flight.iter().any(|fetch| fetch.slot == slot.index) {
                 continue;

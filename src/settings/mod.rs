@@ -37,6 +37,8 @@ pub enum Context {
     Userset,
     /// The configuration files and `ALTER SYSTEM`, taking effect at a reload.
     Sighup,
+    /// The configuration files and `ALTER SYSTEM`, taking effect at the next server start.
+    Postmaster,
 }
 
 impl Context {
@@ -45,6 +47,7 @@ impl Context {
             Context::Suset => GucContext::Suset,
             Context::Userset => GucContext::Userset,
             Context::Sighup => GucContext::Sighup,
+            Context::Postmaster => GucContext::Postmaster,
         }
     }
 }

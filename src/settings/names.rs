@@ -37,6 +37,8 @@ pub const JWKS_MAX_STALE: &CStr = c"electric_auth.jwks_max_stale";
 pub const JWKS_MIN_REFRESH_INTERVAL: &CStr = c"electric_auth.jwks_min_refresh_interval";
 // Several identity providers (issue 32): read by the verifier and the key worker.
 pub const ISSUERS: &CStr = c"electric_auth.issuers";
+// Revocation (issue 33): the list's size, fixed at server start (`revocation/`).
+pub const MAX_REVOCATIONS: &CStr = c"electric_auth.max_revocations";
 
 // Verification statistics and the audit log (`stats/`).
 pub const TRACK_STATS: &CStr = c"electric_auth.track_stats";

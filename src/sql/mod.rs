@@ -6,6 +6,7 @@
 
 mod key_source;
 pub(crate) mod payload_jsonb;
+pub(crate) mod revocation;
 mod token_text;
 mod user_id_text;
 
@@ -101,7 +102,7 @@ pub mod electric_auth {
     /// Drops the identity in force, of either scope (like `SET` to nothing: a rolled-back
     /// transaction restores it).
     #[pg_extern(volatile, parallel_unsafe)]
-    pub fn logout() -> Result<(), ErrorReport> {
-        identity::logout()
+    pub fn logout(revoke: default!(bool, false)) -> Result<(), ErrorReport> {
+        identity::logout(revoke)
     }
 }

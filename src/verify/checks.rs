@@ -7,7 +7,7 @@ use super::cache;
 use crate::errors::warn_once;
 use crate::guard;
 pub(super) use crate::keys::backend::Wait;
-use electric_auth_core::{ConfigError, Error, TokenError};
+use electric_auth_core::{ConfigError, Error, TokenError, VerifiedToken};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use std::cell::Cell;
@@ -56,6 +56,17 @@ pub(super) fn new_keys_arrived(token: &str, seen_generation: u64, why: Wait) -> 
         cache::with_verifier(|verifier, _| verifier.config().names_kid(issuer, kid))
             .unwrap_or(false)
     })
+}
+
+/// Whether a token the fast path verified is revoked (see `revocation`).
+pub(super) fn is_revoked(token: &[u8], passed: &electric_auth_core::Passed<'_>) -> bool {
+    crate::revocation::revoked(token, passed.iss, passed.jti, passed.user_id, passed.iat)
+}
+
+/// Whether a token the full path (or the token cache) verified is revoked: its claims are read
+/// only when something is revoked.
+pub(super) fn is_revoked_verified(token: &[u8], verified: &VerifiedToken) -> bool {
+    crate::revocation::any() && is_revoked(token, &electric_auth_core::Passed::of(verified))
 }
 
 /// See [`guard::refused_setting`]: the session cannot verify as the superuser configured.

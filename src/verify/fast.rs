@@ -11,7 +11,9 @@
 
 use super::cache;
 use super::checks::{check_session, insecure_mode_warning, statement_time};
-use super::checks::{keys_generation, new_keys_arrived, worth_waiting_for_keys};
+use super::checks::{
+    is_revoked, is_revoked_verified, keys_generation, new_keys_arrived, worth_waiting_for_keys,
+};
 use crate::errors::error_report;
 use crate::stats;
 use electric_auth_core::outcome::{EntryPoint, Reason};
@@ -60,22 +62,29 @@ fn answer_once<R>(
                 .and_then(|token| tokens.verify(verifier, token, now))
                 .map(|verified| {
                     let issuer = verified.issuer;
-                    let answered = answer(Passed {
-                        user_id: &verified.user_id,
-                        payload: verified.payload.as_bytes(),
-                        jsonb: None,
-                        issuer,
+                    let answered = (!is_revoked_verified(token, verified)).then(|| {
+                        answer(Passed {
+                            user_id: &verified.user_id,
+                            payload: verified.payload.as_bytes(),
+                            jsonb: None,
+                            issuer,
+                            iat: None,
+                            iss: None,
+                            jti: None,
+                        })
                     });
                     (answered, issuer)
                 })
         } else {
             verifier.verify_with(token, now, want, |passed| {
                 let issuer = passed.issuer;
-                (answer(passed), issuer)
+                let answered = (!is_revoked(token, &passed)).then(|| answer(passed));
+                (answered, issuer)
             })
         };
         let result = match result {
-            Ok((answered, issuer)) => (Ok(answered), issuer),
+            Ok((Some(answered), issuer)) => (Ok(answered), issuer),
+            Ok((None, issuer)) => (Err(TokenError::Revoked), issuer),
             Err(error) => (Err(error), verifier.issuer_of(token)),
         };
         (!verifier.config().is_secure(), result)

@@ -11,7 +11,10 @@ pub mod settings;
 pub use checks::{check_session, clock_now, statement_time};
 pub use fast::answer_now;
 
-use checks::{insecure_mode_warning, keys_generation, new_keys_arrived, worth_waiting_for_keys};
+use checks::{
+    insecure_mode_warning, is_revoked_verified, keys_generation, new_keys_arrived,
+    worth_waiting_for_keys,
+};
 
 use crate::errors::error_report;
 use crate::stats;
@@ -66,12 +69,30 @@ pub fn verify_at<R>(
     now: i64,
     answer: impl FnOnce(&VerifiedToken, &Verifier) -> R,
 ) -> Result<R, Error> {
+    verify_checked_at(token, now, answer, Revocation::Checked)
+}
+
+/// Whether a verification refuses a revoked token.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Revocation {
+    Checked,
+    /// For `revoke_token` only: revoking a revoked token again is a no-op, not an error.
+    Ignored,
+}
+
+/// [`verify_at`], with revocation checked or not.
+pub fn verify_checked_at<R>(
+    token: &str,
+    now: i64,
+    answer: impl FnOnce(&VerifiedToken, &Verifier) -> R,
+    revocation: Revocation,
+) -> Result<R, Error> {
     let mut answer = Some(answer);
     let seen = keys_generation();
-    let mut result = verify_once(token, now, &mut answer);
+    let mut result = verify_once(token, now, &mut answer, revocation);
     if let Some(why) = worth_waiting_for_keys(&result) {
         if new_keys_arrived(token, seen, why) {
-            result = verify_once(token, now, &mut answer);
+            result = verify_once(token, now, &mut answer, revocation);
         }
     }
     result
@@ -82,11 +103,16 @@ fn verify_once<R, F: FnOnce(&VerifiedToken, &Verifier) -> R>(
     token: &str,
     now: i64,
     answer: &mut Option<F>,
+    revocation: Revocation,
 ) -> Result<R, Error> {
     let (insecure, result) = cache::with_verifier(|verifier, tokens| {
-        let result = tokens.verify(verifier, token, now).map(|verified| {
+        let result = tokens.verify(verifier, token, now).and_then(|verified| {
+            if revocation == Revocation::Checked && is_revoked_verified(token.as_bytes(), verified)
+            {
+                return Err(TokenError::Revoked);
+            }
             let answer = answer.take().expect("taken once, on success");
-            answer(verified, verifier)
+            Ok(answer(verified, verifier))
         });
         (!verifier.config().is_secure(), result)
     })

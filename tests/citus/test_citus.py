@@ -551,6 +551,29 @@ class CitusCluster(unittest.TestCase):
             for node in self.nodes:
                 self.configure(node, {"electric_auth.issuers": None})
 
+    def test_a_revoked_token_reaches_no_worker(self):
+        """Revocation (issue 33) under Citus: a token revoked on the coordinator (in another
+        session, committed) ends the identity a transaction holds at its next read there, so no
+        distributed query forwards it: the workers count no further accepted propagated
+        identity, and a new transaction cannot authenticate with it."""
+        token = mint("alice")
+        with self.app() as c, c.transaction():
+            authenticate(c, token)
+            self.assertEqual(c.execute("SELECT count(*) FROM docs").fetchone()[0], ROWS_EACH)
+            with self.coordinator.connect() as su:
+                su.execute("SELECT electric_auth.revoke_token(%s)", (token,))
+            before = self.worker_counts()
+            with self.assertRaises(psycopg.Error) as refused:
+                c.execute("SELECT count(*) FROM docs")
+            self.assertEqual((refused.exception.sqlstate,
+                              refused.exception.diag.message_primary),
+                             ("28000", "Token has been revoked"))
+        self.assertEqual(self.worker_counts(), before, "no worker checked a forwarded identity")
+        with self.app() as c, c.transaction():
+            with self.assertRaises(psycopg.Error) as refused:
+                authenticate(c, token)
+            self.assertEqual(refused.exception.diag.message_primary, "Token has been revoked")
+
     def worker_issuer_counts(self, iss):
         """Accepted propagated identities the workers counted under the listed issuer `iss`."""
         total = 0

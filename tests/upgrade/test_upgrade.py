@@ -183,6 +183,13 @@ class UpgradeFromOldRelease(unittest.TestCase):
                 "SELECT unnest(proargnames) FROM pg_proc "
                 "WHERE oid = 'electric_auth.key_source()'::regprocedure").fetchall()])
             c.execute("REVOKE SELECT ON electric_auth.stats FROM ea_reader")
+            # Revocation's objects (issue 33): the role, the view and logout(revoke).
+            self.assertTrue(c.execute("SELECT count(*) = 1 FROM pg_roles "
+                                      "WHERE rolname = 'electric_auth_revoker'").fetchone()[0])
+            self.assertEqual(c.execute("SELECT 'electric_auth.logout(boolean)'::regprocedure::text")
+                             .fetchone()[0], "electric_auth.logout(boolean)")
+            self.assertFalse(c.execute("SELECT has_table_privilege('ea_reader', "
+                                       "'electric_auth.revocations', 'SELECT')").fetchone()[0])
             self.assert_dependents_work(c)
             self.assert_session_identity_works(c)
             upgraded = c.execute(CATALOG).fetchall()

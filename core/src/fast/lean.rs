@@ -31,6 +31,7 @@ enum Name {
     Aud,
     Sub,
     UserId,
+    Jti,
     Other,
 }
 
@@ -47,6 +48,7 @@ impl Name {
             "aud" => Name::Aud,
             "sub" => Name::Sub,
             "user_id" => Name::UserId,
+            "jti" => Name::Jti,
             _ => Name::Other,
         }
     }
@@ -152,6 +154,8 @@ pub(crate) struct Claims<'de> {
     pub aud: Option<Lean<'de>>,
     pub sub: Option<Lean<'de>>,
     pub user_id: Option<Lean<'de>>,
+    /// Read for revocation (`electric_auth.revoke_token` revokes by `jti` when there is one).
+    pub jti: Option<Lean<'de>>,
 }
 
 impl<'de> Claims<'de> {
@@ -169,6 +173,7 @@ impl<'de> Claims<'de> {
             Name::Aud => &mut self.aud,
             Name::Sub => &mut self.sub,
             Name::UserId => &mut self.user_id,
+            Name::Jti => &mut self.jti,
             Name::Alg | Name::Kid | Name::Crit | Name::Other => return None,
         })
     }

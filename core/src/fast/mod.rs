@@ -72,6 +72,14 @@ fn common_header_len(alg: Algorithm, token: &[u8]) -> Option<usize> {
         .map(<[u8]>::len)
 }
 
+/// A claim's text, when it is a string.
+fn text<'c>(value: &'c Option<Lean<'_>>) -> Option<&'c str> {
+    match value {
+        Some(Lean::String(s)) => Some(s.as_ref()),
+        _ => None,
+    }
+}
+
 /// Whether the token's header names an HS algorithm: one of the common headers, else read.
 fn header_names_hmac(token: &[u8]) -> bool {
     const HMAC: [Algorithm; 3] = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
@@ -121,6 +129,35 @@ pub struct Passed<'a> {
     /// The listed issuer (`electric_auth.issuers`' index) it verified under; `None`: the
     /// default issuer.
     pub issuer: Option<usize>,
+    /// What revocation reads (the glue's `revocation`): `iat`, `iss`, `jti` when they are a
+    /// number and strings.
+    pub iat: Option<f64>,
+    pub iss: Option<&'a str>,
+    pub jti: Option<&'a str>,
+}
+
+impl<'a> Passed<'a> {
+    /// What a full verification yields, as the fast path hands it over.
+    pub fn of(verified: &'a crate::VerifiedToken) -> Passed<'a> {
+        let text = |claim: &str| {
+            verified
+                .claims
+                .get(claim)
+                .and_then(serde_json::Value::as_str)
+        };
+        Passed {
+            user_id: &verified.user_id,
+            payload: verified.payload.as_bytes(),
+            jsonb: None,
+            issuer: verified.issuer,
+            iat: verified
+                .claims
+                .get("iat")
+                .and_then(serde_json::Value::as_f64),
+            iss: text("iss"),
+            jti: text("jti"),
+        }
+    }
 }
 
 /// A jsonb buffer kept from call to call only up to this capacity.
@@ -184,12 +221,7 @@ impl Verifier {
             Err(answer) => {
                 let token = std::str::from_utf8(token).map_err(|_| TokenError::InvalidToken)?;
                 let verified = self.verify(token, now)?;
-                Ok(answer(Passed {
-                    user_id: &verified.user_id,
-                    payload: verified.payload.as_bytes(),
-                    jsonb: None,
-                    issuer: verified.issuer,
-                }))
+                Ok(answer(Passed::of(&verified)))
             }
         }
     }
@@ -363,12 +395,17 @@ impl Verifier {
         if scopes.reserved(&rules.prefix, user_id) {
             return Err(answer);
         }
+        // Borrowed from the claims.
+        let (iss, jti) = (text(&claims.iss), text(&claims.jti));
         Ok(with_jsonb(tree, payload_json.len(), |jsonb| {
             answer(Passed {
                 user_id,
                 payload: payload_json,
                 jsonb,
                 issuer,
+                iat: Some(*iat),
+                iss,
+                jti,
             })
         }))
     }

@@ -34,7 +34,7 @@ BEGIN
   RESET ALL;
   FOR setting IN SELECT name FROM pg_settings
                   WHERE name LIKE 'electric_auth.%' AND name <> 'electric_auth.refused_setting'
-                    AND context <> 'sighup' LOOP
+                    AND context NOT IN ('sighup', 'postmaster') LOOP
     EXECUTE format('RESET %I', setting);
   END LOOP;
 END $$;
