@@ -111,7 +111,7 @@ CREATE FUNCTION electric_auth."revoke_user"(
 	"user_id" TEXT,
 	"issued_before" timestamp with time zone DEFAULT now()
 ) RETURNS VOID
-STRICT VOLATILE PARALLEL UNSAFE
+VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'revoke_user_wrapper';
 

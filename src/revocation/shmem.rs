@@ -260,6 +260,33 @@ impl Drop for Locked {
     }
 }
 
+/// `unrevocations` with the revocation each ends (the user's time in the table now); one of a
+/// user who is not revoked is left out (nothing to end).
+pub fn with_expected(unrevocations: Vec<Record>) -> Vec<Record> {
+    let Some(s) = segment() else {
+        return Vec::new();
+    };
+    let (keys, table) = (s.keys(), s.table());
+    let _lock = Locked::new(pg_sys::LWLockMode::LW_SHARED);
+    unrevocations
+        .into_iter()
+        .filter_map(|record| match record {
+            Record::UnrevokeUser {
+                user_id, by, at, ..
+            } => {
+                let expected = Some(table.get(keys.user(&user_id))?);
+                Some(Record::UnrevokeUser {
+                    user_id,
+                    by,
+                    at,
+                    expected,
+                })
+            }
+            other => Some(other),
+        })
+        .collect()
+}
+
 /// The records of `records` that add an entry the table does not hold (under the lock).
 pub fn new_entries(records: &[Record]) -> Vec<&Record> {
     let Some(s) = segment() else {
@@ -356,8 +383,13 @@ fn apply_within(s: &Segment, records: &[Record]) -> Result<(), String> {
                         header.users.fetch_add(1, Ordering::Relaxed);
                     }
                 }),
-            Record::UnrevokeUser { user_id, .. } => {
-                if table.remove(keys.user(user_id)) {
+            Record::UnrevokeUser {
+                user_id, expected, ..
+            } => {
+                let key = keys.user(user_id);
+                // Only the revocation the unrevoking transaction saw (a later one stays).
+                let current = table.get(key);
+                if (expected.is_none() || *expected == current) && table.remove(key) {
                     header.entries.fetch_sub(1, Ordering::Relaxed);
                     header.users.fetch_sub(1, Ordering::Relaxed);
                 }

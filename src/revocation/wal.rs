@@ -33,6 +33,8 @@ thread_local! {
     /// This transaction's revocations not yet committed: (subtransaction, record).
     static PENDING: RefCell<Vec<(pg_sys::SubTransactionId, Record)>> = const { RefCell::new(Vec::new()) };
     static CALLBACKS: Cell<bool> = const { Cell::new(false) };
+    /// Unrevocations decided at pre-commit, made at the commit.
+    static AT_COMMIT: RefCell<Vec<Record>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The resource manager's callbacks (immutable data: a name and function pointers).
@@ -97,26 +99,29 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
     use pg_sys::XactEvent::*;
     match event {
         XACT_EVENT_PRE_COMMIT => {
-            // Revocations now; unrevocations stay pending until the commit.
-            let revocations: Vec<Record> = PENDING.with_borrow_mut(|pending| {
-                let (unrevocations, revocations): (Vec<_>, Vec<_>) = std::mem::take(pending)
+            // Per user, the transaction's last action alone (an unrevocation followed by a
+            // revocation revokes); revocations now, unrevocations at the commit.
+            let records = fold_by_user(
+                PENDING
+                    .with_borrow_mut(std::mem::take)
                     .into_iter()
-                    .partition(|(_, r)| matches!(r, Record::UnrevokeUser { .. }));
-                *pending = unrevocations;
-                revocations.into_iter().map(|(_, r)| r).collect()
-            });
+                    .map(|(_, r)| r),
+            );
+            let (unrevocations, revocations): (Vec<_>, Vec<_>) = records
+                .into_iter()
+                .partition(|r| matches!(r, Record::UnrevokeUser { .. }));
             if !revocations.is_empty() {
                 if let Err(report) = commit(&revocations) {
                     report.report(PgLogLevel::ERROR);
                 }
             }
+            // What each unrevocation ends: the revocation in force now. One made by another
+            // transaction before this one's commit takes effect stays (see `shmem::apply`).
+            let unrevocations = shmem::with_expected(unrevocations);
+            AT_COMMIT.with_borrow_mut(|at_commit| *at_commit = unrevocations);
         }
         XACT_EVENT_COMMIT => {
-            let unrevocations: Vec<Record> = PENDING
-                .with_borrow_mut(std::mem::take)
-                .into_iter()
-                .map(|(_, r)| r)
-                .collect();
+            let unrevocations = AT_COMMIT.with_borrow_mut(std::mem::take);
             if !unrevocations.is_empty() {
                 // Committed: no error may be raised now; a failure leaves the user revoked.
                 if let Err(report) = commit(&unrevocations) {
@@ -139,6 +144,7 @@ unsafe extern "C-unwind" fn xact_callback(event: pg_sys::XactEvent::Type, _arg: 
         }
         XACT_EVENT_ABORT | XACT_EVENT_PARALLEL_ABORT | XACT_EVENT_PREPARE => {
             PENDING.with_borrow_mut(Vec::clear);
+            AT_COMMIT.with_borrow_mut(Vec::clear);
         }
         _ => {}
     }
@@ -165,6 +171,23 @@ unsafe extern "C-unwind" fn subxact_callback(
     });
 }
 
+/// `records` with, for each user, only the last of its actions in the transaction (revoke or
+/// unrevoke); tokens as they are.
+fn fold_by_user(records: impl Iterator<Item = Record>) -> Vec<Record> {
+    let mut kept: Vec<Option<Record>> = Vec::new();
+    let mut last: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for record in records {
+        if let Record::RevokeUser { user_id, .. } | Record::UnrevokeUser { user_id, .. } = &record {
+            if let Some(&at) = last.get(user_id) {
+                kept[at] = None;
+            }
+            last.insert(user_id.clone(), kept.len());
+        }
+        kept.push(Some(record));
+    }
+    kept.into_iter().flatten().collect()
+}
+
 /// Makes `records` durable and in force (see the module notes), under the list's lock.
 fn commit(records: &[Record]) -> Result<(), ErrorReport> {
     let failed = |message: String| {
@@ -175,7 +198,8 @@ fn commit(records: &[Record]) -> Result<(), ErrorReport> {
         )
     };
     let _lock = shmem::Locked::new(pg_sys::LWLockMode::LW_EXCLUSIVE);
-    // Only what adds an entry needs room (revoking a revoked token again is a no-op).
+    // Only what adds an entry needs room (revoking a revoked token again is a no-op); the
+    // holders' share is checked for their entries whatever else the transaction revokes.
     let new = shmem::new_entries(records);
     let by_holder = new
         .iter()
@@ -189,9 +213,10 @@ fn commit(records: &[Record]) -> Result<(), ErrorReport> {
             )
         })
         .count();
-    if new.len() > by_holder {
+    if !new.is_empty() {
         shmem::room_for(new.len(), false).map_err(failed)?;
-    } else if by_holder > 0 {
+    }
+    if by_holder > 0 {
         shmem::room_for(by_holder, true).map_err(failed)?;
     }
     shmem::append(records).map_err(|e| {

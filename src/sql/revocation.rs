@@ -68,17 +68,36 @@ pub mod electric_auth {
         crate::identity::revoke_token(token)
     }
 
-    /// Revokes every token of `user_id` issued before `issued_before` (its whole second).
+    /// Revokes every token of `user_id` issued before `issued_before` (its whole second; NULL
+    /// means now, an infinite time is refused).
     #[pg_extern(volatile, parallel_unsafe)]
     pub fn revoke_user(
-        user_id: &str,
-        issued_before: default!(TimestampWithTimeZone, "now()"),
+        user_id: Option<&str>,
+        issued_before: default!(Option<TimestampWithTimeZone>, "now()"),
     ) -> Result<(), ErrorReport> {
         crate::revocation::require_revoker("revoke a user's tokens")?;
         crate::revocation::may_write()?;
+        let Some(user_id) = user_id else {
+            return Err(ErrorReport::new(
+                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                "revoke_user needs a user id, not NULL",
+                "electric_auth",
+            ));
+        };
+        let issued_before = match issued_before {
+            None => crate::verify::clock_now(),
+            Some(time) if time.is_infinity() || time.is_neg_infinity() => {
+                return Err(ErrorReport::new(
+                    PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
+                    "issued_before must be a finite time",
+                    "electric_auth",
+                ))
+            }
+            Some(time) => unix(time),
+        };
         crate::revocation::add(Record::RevokeUser {
             user_id: user_id.to_owned(),
-            issued_before: unix(issued_before),
+            issued_before,
             by: crate::revocation::current_role(),
             at: crate::verify::clock_now(),
         })
@@ -93,6 +112,7 @@ pub mod electric_auth {
             user_id: user_id.to_owned(),
             by: crate::revocation::current_role(),
             at: crate::verify::clock_now(),
+            expected: None,
         })
     }
 
@@ -166,7 +186,9 @@ pub mod electric_auth {
                     by,
                     timestamp(at),
                 ),
-                Record::UnrevokeUser { user_id, by, at } => (
+                Record::UnrevokeUser {
+                    user_id, by, at, ..
+                } => (
                     "unrevoked",
                     None,
                     None,

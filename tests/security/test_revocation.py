@@ -470,6 +470,41 @@ class Revocation(unittest.TestCase):
         s.execute("ROLLBACK")
         self.assert_verifies(token, "commit-fails-user")
 
+    def test_05c_within_a_transaction_a_users_last_action_counts(self):
+        # Red team (issue 33): unrevoke then revoke in one transaction left the user
+        # unrevoked (revocations were made at pre-commit, unrevocations after the commit).
+        old = mint("order-user")
+        self.assertEqual(outcome(MAIN, "SELECT electric_auth.revoke_user('order-user')",
+                                 user="ea_admin"), DONE)
+        self.assert_revoked(old)
+        s = self.session(user="ea_admin")
+        s.execute("BEGIN")
+        s.execute("SELECT electric_auth.unrevoke_user('order-user')")
+        s.execute("SELECT electric_auth.revoke_user('order-user')")
+        s.execute("COMMIT")
+        self.assert_revoked(old)
+        # And the other way round: revoke then unrevoke leaves the user unrevoked.
+        s.execute("BEGIN")
+        s.execute("SELECT electric_auth.revoke_user('order-user')")
+        s.execute("SELECT electric_auth.unrevoke_user('order-user')")
+        s.execute("COMMIT")
+        self.assert_verifies(old, "order-user")
+
+    def test_05d_revoke_user_refuses_null_and_infinite_arguments(self):
+        # Red team (issue 33): revoke_user(u, NULL) was a STRICT no-op; infinite times showed as
+        # NULL in the view.
+        self.assertEqual(outcome(MAIN, "SELECT electric_auth.revoke_user(NULL)", user="ea_admin"),
+                         ("22004", "revoke_user needs a user id, not NULL"))
+        for value in ("infinity", "-infinity"):
+            self.assertEqual(outcome(MAIN, "SELECT electric_auth.revoke_user('inf-user', %s)",
+                                     value, user="ea_admin"),
+                             ("22008", "issued_before must be a finite time"))
+        token = mint("null-time-user")
+        self.assertEqual(outcome(MAIN, "SELECT electric_auth.revoke_user('null-time-user', NULL)",
+                                 user="ea_admin"), DONE)
+        self.assert_revoked(token)
+        outcome(MAIN, "SELECT electric_auth.unrevoke_user('null-time-user')", user="ea_admin")
+
     def test_05_a_revoker_revokes_a_users_tokens_issued_before_a_time(self):
         old = mint("alice-r")  # issued 10 s ago
         bobs = mint("bob-r")
@@ -955,6 +990,35 @@ class HolderHalf(unittest.TestCase):
         again = HolderHalf.tokens[0]
         self.assertEqual(user_id(LIMIT, again), REVOKED)
         self.assertEqual(revoke(LIMIT, again, user="ea_holder"), DONE)
+
+
+    def test_13c_a_revokers_entry_in_the_same_transaction_does_not_lift_the_holders_cap(self):
+        # Red team (issue 33): one revoker entry in a transaction (here through a SECURITY
+        # DEFINER function a revoker owns, a plausible "log me out everywhere" helper) used to
+        # switch the holders' cap off for every holder entry beside it, so holders could fill
+        # the whole list and deny revocation to the revokers.
+        if not HolderHalf.tokens:
+            self.skipTest("needs test 13's full half")
+        with LIMIT.connect() as su:
+            su.execute("CREATE FUNCTION public.revoke_someone() RETURNS void LANGUAGE sql "
+                       "SECURITY DEFINER SET search_path = pg_catalog AS "
+                       "$$ SELECT electric_auth.revoke_user('someone') $$")
+            su.execute("ALTER FUNCTION public.revoke_someone() OWNER TO ea_admin")
+            su.execute("GRANT EXECUTE ON FUNCTION public.revoke_someone() TO ea_holder")
+        more = [minter(f"holder-more-{i}", nonce=1000 + i) for i in range(3)]
+        holder = Session(LIMIT, user="ea_holder")
+        try:
+            holder.execute("BEGIN")
+            holder.execute("SELECT count(electric_auth.revoke_token(t)) FROM unnest(%s::text[]) t",
+                           more)
+            holder.execute("SELECT public.revoke_someone()")
+            with self.assertRaises(psycopg.Error) as raised:
+                holder.execute("COMMIT")
+            self.assertEqual(raised.exception.sqlstate, "53400",
+                             raised.exception.diag.message_primary)
+        finally:
+            holder.close()
+        self.assertEqual(user_id(LIMIT, more[0]), ("ok", "holder-more-0"))
 
 
 # --- Without shared_preload_libraries ------------------------------------------------------------
