@@ -10,6 +10,7 @@ case $version in
   0.1.0) commit=740a483 ;;
   0.2.0) commit=67e1581 ;;
   0.3.0) commit=ba70f23 ;;
+  0.4.0) commit=50e1699 ;;
   *) echo "release_source: unknown release $version" >&2; exit 1 ;;
 esac
 ref=v$version
