@@ -33,8 +33,6 @@ its section in BENCHMARKS.md).
 import json
 import os
 import pathlib
-import re
-import statistics
 import sys
 import time
 
@@ -43,7 +41,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests/lib"))
-from electric_auth_test import ROOT  # noqa: E402
 from electric_auth_test.postgres import Cluster  # noqa: E402
 from electric_auth_test.tokens import Minter  # noqa: E402
 import stats_bench  # noqa: E402  (this directory: on-CPU time per call, the ratio statistics)
@@ -152,13 +149,8 @@ def interleaved(conn, alg, verifying, rounds):
             # track=True: counting stays on (the default), as in production.
             runs[config].append(stats_bench.per_call(conn, scan, n, True))
     single, eight = runs["single"], runs["eight"]
-    diffs = [e[1] - s[1] for s, e in zip(single, eight)]
-    ratios = [e[1] / s[1] for s, e in zip(single, eight)]
     return {"single": min(c for _, c in single), "eight": min(c for _, c in eight),
-            "diff": statistics.median(diffs), "diff_interval": stats_bench.interval(diffs),
-            "ratio": statistics.median(ratios), "ratio_interval": stats_bench.interval(ratios),
-            "wall": statistics.median(e[0] / s[0] for s, e in zip(single, eight)),
-            "rounds": rounds, "n": n}
+            **stats_bench.compare(eight, single), "rounds": rounds, "n": n}
 
 
 def run(pg_config=None):
@@ -246,21 +238,5 @@ def render(rows, sanity, major):
     return "\n".join(lines)
 
 
-def write(section):
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    if HEADING in text:
-        before, rest = text.split(HEADING, 1)
-        after = re.search(r"\n## ", rest)
-        text = before + section + ("\n" + rest[after.start() + 1:] if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 if __name__ == "__main__":
-    report = run()
-    print(report)
-    if "--write" in sys.argv[1:]:
-        write(report)
-        print("issuers bench: wrote its section of BENCHMARKS.md")
+    stats_bench.standalone(run, HEADING, "issuers bench")

@@ -44,7 +44,6 @@ in BENCHMARKS.md).
 import os
 import pathlib
 import re
-import statistics
 import subprocess
 import sys
 import time
@@ -52,7 +51,7 @@ import time
 import psycopg
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests/lib"))
-from electric_auth_test import ROOT, scratch_dir  # noqa: E402
+from electric_auth_test import scratch_dir  # noqa: E402
 from electric_auth_test.postgres import Cluster, postgres_command  # noqa: E402
 from electric_auth_test.tokens import Minter  # noqa: E402
 import stats_bench  # noqa: E402  (this directory: on-CPU time per call, the ratio statistics)
@@ -124,13 +123,8 @@ def interleaved(conns, alg, verifying, rounds):
             # track=True: counting stays on (the default), as in production.
             runs[name].append(stats_bench.per_call(conns[name], scan, n, True))
     revoked, unrevoked = runs["revoked"], runs["unrevoked"]
-    diffs = [r[1] - u[1] for r, u in zip(revoked, unrevoked)]
-    ratios = [r[1] / u[1] for r, u in zip(revoked, unrevoked)]
     return {"revoked": min(c for _, c in revoked), "unrevoked": min(c for _, c in unrevoked),
-            "diff": statistics.median(diffs), "diff_interval": stats_bench.interval(diffs),
-            "ratio": statistics.median(ratios), "ratio_interval": stats_bench.interval(ratios),
-            "wall": statistics.median(r[0] / u[0] for r, u in zip(revoked, unrevoked)),
-            "rounds": rounds, "n": n}
+            **stats_bench.compare(revoked, unrevoked), "rounds": rounds, "n": n}
 
 
 def pgbench_with_revocation(cluster):
@@ -333,21 +327,5 @@ def render(rows, sanity, setup, bench, major):
     return "\n".join(lines)
 
 
-def write(section):
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    if HEADING in text:
-        before, rest = text.split(HEADING, 1)
-        after = re.search(r"\n## ", rest)
-        text = before + section + ("\n" + rest[after.start() + 1:] if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 if __name__ == "__main__":
-    report = run()
-    print(report)
-    if "--write" in sys.argv[1:]:
-        write(report)
-        print("revocation bench: wrote its section of BENCHMARKS.md")
+    stats_bench.standalone(run, HEADING, "revocation bench")

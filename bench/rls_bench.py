@@ -23,14 +23,13 @@ BENCHMARKS.md).
 
 import os
 import pathlib
-import re
 import sys
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests/lib"))
-from electric_auth_test import ROOT  # noqa: E402
 from electric_auth_test.postgres import Cluster  # noqa: E402
 from electric_auth_test.tokens import Minter  # noqa: E402
+import stats_bench  # noqa: E402  (this directory: writing the BENCHMARKS.md section)
 
 NAME = os.environ.get("RLS_BENCH_NAME", "ea-bench-rls")
 PORT = int(os.environ.get("RLS_BENCH_PORT", "54346"))
@@ -150,21 +149,5 @@ def run(pg_config=None):
         cluster.stop()
 
 
-def write(section):
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    if HEADING in text:
-        before, rest = text.split(HEADING, 1)
-        after = re.search(r"\n## ", rest)
-        text = before + section + ("\n" + rest[after.start() + 1:] if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
-
-
 if __name__ == "__main__":
-    report = run()
-    print(report)
-    if "--write" in sys.argv[1:]:
-        write(report)
-        print("rls bench: wrote its section of BENCHMARKS.md")
+    stats_bench.standalone(run, HEADING, "rls bench")

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests/lib"))
-from electric_auth_test import scratch_dir  # noqa: E402
+from electric_auth_test import ROOT, scratch_dir  # noqa: E402
 from electric_auth_test.postgres import Cluster, postgres_command  # noqa: E402
 from electric_auth_test.tokens import Minter  # noqa: E402
 
@@ -93,6 +93,41 @@ def within_noise(interval_, limit):
     ends at or below `limit` (a difference shown to be at most that)."""
     low, high = interval_
     return low <= 1.0 <= high or high <= limit
+
+
+def compare(after, before):
+    """Round by round, `after` against `before` (lists of (wall µs, on-CPU µs) per call, one
+    of each per round): the medians of the on-CPU differences and ratios with their 95%
+    intervals, and the median wall-clock ratio."""
+    diffs = [a[1] - b[1] for a, b in zip(after, before)]
+    ratios = [a[1] / b[1] for a, b in zip(after, before)]
+    return {"diff": statistics.median(diffs), "diff_interval": interval(diffs),
+            "ratio": statistics.median(ratios), "ratio_interval": interval(ratios),
+            "wall": statistics.median(a[0] / b[0] for a, b in zip(after, before))}
+
+
+def write_section(heading, section):
+    """Replaces the BENCHMARKS.md section that starts with `heading` (up to the next `## `)
+    with `section`, or adds it at the end."""
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text()
+    if heading in text:
+        before, rest = text.split(heading, 1)
+        after = re.search(r"\n## ", rest)
+        text = before + section + ("\n" + rest[after.start() + 1:] if after else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
+def standalone(run, heading, label):
+    """A bench's own entry point: print its section; with --write, replace it in
+    BENCHMARKS.md."""
+    report = run()
+    print(report)
+    if "--write" in sys.argv[1:]:
+        write_section(heading, report)
+        print(f"{label}: wrote its section of BENCHMARKS.md")
 
 
 def interleaved(conn, sql, n, pairs):

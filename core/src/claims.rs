@@ -116,18 +116,20 @@ pub(crate) fn user_id<'a>(claims: &'a Claims, namespace: Option<&str>) -> Option
 
 /// The user id at a JSON Pointer (RFC 6901) of the payload: a string that is not blank.
 pub(crate) fn user_id_at<'a>(claims: &'a Claims, pointer: &str) -> Option<&'a str> {
-    // A pointer starts with "/": its first token names a member of the payload object.
+    at_pointer(claims, pointer)?
+        .as_str()
+        .filter(|id| !id.trim().is_empty())
+}
+
+/// The value at a JSON Pointer (RFC 6901) of the payload: its first token names a member of
+/// the payload object (a map, not a `Value`), the rest is serde_json's `pointer`.
+pub(crate) fn at_pointer<'a>(claims: &'a Claims, pointer: &str) -> Option<&'a Value> {
     let rest = pointer.strip_prefix('/')?;
-    let (first, deeper) = match rest.find('/') {
-        Some(at) => (&rest[..at], &rest[at..]),
-        None => (rest, ""),
-    };
-    let first = first.replace("~1", "/").replace("~0", "~");
-    let value = claims.get(&first)?;
-    let value = if deeper.is_empty() {
-        value
+    let (first, deeper) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let value = claims.get(&first.replace("~1", "/").replace("~0", "~"))?;
+    if deeper.is_empty() {
+        Some(value)
     } else {
-        value.pointer(deeper)?
-    };
-    value.as_str().filter(|id| !id.trim().is_empty())
+        value.pointer(deeper)
+    }
 }

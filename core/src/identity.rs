@@ -127,17 +127,8 @@ pub fn role_authorized_at(
 ) -> Result<(), String> {
     use serde_json::Value;
     let names_role = |value: &Value| value.as_str() == Some(role);
-    let rest = pointer.strip_prefix('/').unwrap_or(pointer);
-    let (first, deeper) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let first = first.replace("~1", "/").replace("~0", "~");
-    let value = claims.get(&first).and_then(|v| {
-        if deeper.is_empty() {
-            Some(v)
-        } else {
-            v.pointer(deeper)
-        }
-    });
-    match value {
+    // A listed issuer's pointer starts with "/" (checked when the setting is read).
+    match crate::claims::at_pointer(claims, pointer) {
         None => Err(format!(
             "the token has nothing at the role claim {}",
             json_string(pointer)

@@ -149,6 +149,28 @@ impl Record {
     pub fn from_line(line: &[u8]) -> Option<Record> {
         serde_json::from_slice(line).ok()
     }
+
+    /// `records` as the file and the WAL hold them: one line each, each ending in a newline.
+    pub fn to_lines(records: &[Record]) -> String {
+        records
+            .iter()
+            .map(|record| record.to_line() + "\n")
+            .collect()
+    }
+
+    /// The records of `text` (lines as [`Record::to_lines`] writes them), and how many
+    /// non-empty lines were not one.
+    pub fn from_lines(text: &[u8]) -> (Vec<Record>, usize) {
+        let mut records = Vec::new();
+        let mut bad = 0;
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            match Record::from_line(line) {
+                Some(record) => records.push(record),
+                None => bad += 1,
+            }
+        }
+        (records, bad)
+    }
 }
 
 /// The keyed hash of every entry: random keys for each server start (the table is rebuilt from
@@ -562,8 +584,13 @@ mod tests {
         };
         let line = record.to_line();
         assert!(!line.contains('\n'));
-        assert_eq!(Record::from_line(line.as_bytes()), Some(record));
+        assert_eq!(Record::from_line(line.as_bytes()), Some(record.clone()));
         assert_eq!(Record::from_line(&line.as_bytes()[..line.len() - 3]), None);
+        let two = [record.clone(), record.clone()];
+        let text = Record::to_lines(&two);
+        assert_eq!(Record::from_lines(text.as_bytes()), (two.to_vec(), 0));
+        let torn = &text.as_bytes()[..text.len() - 4];
+        assert_eq!(Record::from_lines(torn), (vec![record], 1));
     }
 
     #[test]

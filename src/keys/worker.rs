@@ -317,13 +317,8 @@ fn step(slots: &mut [Slot], in_flight: &mut Vec<Fetch>, sources: &SharedSources)
             }
         };
         let slot = &mut slots[fetch.slot];
-        if slot.config.source == fetch.source {
-            slot.published(result, sources);
-        }
-        let keys = sources.slot(fetch.slot);
-        keys.refresh_served_at
-            .store(fetch.serving, Ordering::Release);
-        keys.attempts.fetch_add(1, Ordering::AcqRel);
+        let current = slot.config.source == fetch.source;
+        slot.attempted(current.then_some(result), fetch.serving, sources);
         false
     });
     let fetch_settings = FetchSettings {
@@ -359,25 +354,11 @@ fn step(slots: &mut [Slot], in_flight: &mut Vec<Fetch>, sources: &SharedSources)
             }),
             Err(reason) => {
                 let index = slot.index;
-                slots_publish_failure(slots, index, reason, sources, serving);
+                slots[index].attempted(Some(Err(reason)), serving, sources);
                 return;
             }
         }
     }
-}
-
-/// A fetch that could not even start counts as a failed attempt.
-fn slots_publish_failure(
-    slots: &mut [Slot],
-    index: usize,
-    reason: String,
-    sources: &SharedSources,
-    serving: i64,
-) {
-    slots[index].published(Err(reason), sources);
-    let keys = sources.slot(index);
-    keys.refresh_served_at.store(serving, Ordering::Release);
-    keys.attempts.fetch_add(1, Ordering::AcqRel);
 }
 
 fn now_ms() -> i64 {
@@ -548,6 +529,22 @@ impl Slot {
         );
         let next = self.next_attempt;
         keys.write(|state| state.next_refresh = next);
+    }
+
+    /// An attempt ended: its `result` published (`None`: for a source the slot no longer has;
+    /// a fetch that could not start is a failure), and the requests it began after answered.
+    fn attempted(
+        &mut self,
+        result: Option<Result<FetchedDocument, String>>,
+        serving: i64,
+        sources: &SharedSources,
+    ) {
+        if let Some(result) = result {
+            self.published(result, sources);
+        }
+        let keys = sources.slot(self.index);
+        keys.refresh_served_at.store(serving, Ordering::Release);
+        keys.attempts.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Publishes one attempt's `result`.

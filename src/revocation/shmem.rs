@@ -216,14 +216,17 @@ pub fn lookup(
     let token = token_key(&keys);
     let user = (header.users.load(Ordering::Relaxed) != 0).then(|| keys.user(user_id));
     let table = segment.table();
+    let probe = || {
+        (
+            token.and_then(|k| table.get(k)),
+            user.and_then(|k| table.get(k)),
+        )
+    };
     let mut spins = 0u32;
     loop {
         let before = header.seq.load(Ordering::Acquire);
         if before & 1 == 0 {
-            let found = (
-                token.and_then(|k| table.get(k)),
-                user.and_then(|k| table.get(k)),
-            );
+            let found = probe();
             fence(Ordering::Acquire);
             if header.seq.load(Ordering::Relaxed) == before {
                 return Some(found);
@@ -233,10 +236,7 @@ pub fn lookup(
         if spins > 1000 {
             // A writer rebuilding the whole table: wait for it on the lock.
             let _lock = Locked::new(pg_sys::LWLockMode::LW_SHARED);
-            return Some((
-                token.and_then(|k| table.get(k)),
-                user.and_then(|k| table.get(k)),
-            ));
+            return Some(probe());
         }
         std::hint::spin_loop();
     }
@@ -406,19 +406,15 @@ fn apply_within(s: &Segment, records: &[Record]) -> Result<(), String> {
     result
 }
 
-/// Appends `records` to the file and syncs it (under the exclusive lock).
-pub fn append(records: &[Record]) -> Result<(), String> {
-    let mut text = String::new();
-    for record in records {
-        text.push_str(&record.to_line());
-        text.push('\n');
-    }
+/// Appends `lines` (records as `Record::to_lines` writes them) to the file and syncs it (under
+/// the exclusive lock).
+pub fn append(lines: &[u8]) -> Result<(), String> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(FILE_NAME)
         .map_err(|e| format!("{FILE_NAME}: {e}"))?;
-    file.write_all(text.as_bytes())
+    file.write_all(lines)
         .and_then(|()| file.sync_data())
         .map_err(|e| format!("{FILE_NAME}: {e}"))
 }
@@ -429,14 +425,7 @@ pub fn read_file() -> Vec<Record> {
     let Ok(bytes) = std::fs::read(FILE_NAME) else {
         return Vec::new();
     };
-    let mut records = Vec::new();
-    let mut bad = 0;
-    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-        match Record::from_line(line) {
-            Some(record) => records.push(record),
-            None => bad += 1,
-        }
-    }
+    let (records, bad) = Record::from_lines(&bytes);
     if bad > 0 {
         super::warn(format!(
             "electric_auth: {bad} line(s) of {FILE_NAME} are not revocation records and were \
@@ -480,12 +469,7 @@ pub fn prune(now: i64) -> Result<usize, String> {
     let before = records.len();
     let kept = current(records, now, KEEP_AFTER_EXP_SECS);
     let temporary = format!("{FILE_NAME}.tmp");
-    let mut text = String::new();
-    for record in &kept {
-        text.push_str(&record.to_line());
-        text.push('\n');
-    }
-    std::fs::write(&temporary, text.as_bytes())
+    std::fs::write(&temporary, Record::to_lines(&kept))
         .and_then(|()| std::fs::File::open(&temporary)?.sync_all())
         .and_then(|()| std::fs::rename(&temporary, FILE_NAME))
         .map_err(|e| format!("{temporary}: {e}"))?;

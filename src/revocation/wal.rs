@@ -219,23 +219,20 @@ fn commit(records: &[Record]) -> Result<(), ErrorReport> {
     if by_holder > 0 {
         shmem::room_for(by_holder, true).map_err(failed)?;
     }
-    shmem::append(records).map_err(|e| {
+    // One text for the file and the WAL record.
+    let lines = Record::to_lines(records);
+    shmem::append(lines.as_bytes()).map_err(|e| {
         ErrorReport::new(
             PgSqlErrorCode::ERRCODE_IO_ERROR,
             format!("electric_auth could not write the revocation list: {e}"),
             "electric_auth",
         )
     })?;
-    let mut data = String::new();
-    for record in records {
-        data.push_str(&record.to_line());
-        data.push('\n');
-    }
     // SAFETY: a WAL record of this resource manager with the records as its main data, which
     // XLogInsert copies; then flushed, so the revocation is durable when the commit returns.
     unsafe {
         pg_sys::XLogBeginInsert();
-        register_data(data.as_bytes());
+        register_data(lines.as_bytes());
         let lsn = pg_sys::XLogInsert(RMGR_ID, 0);
         pg_sys::XLogFlush(lsn);
     }
@@ -282,23 +279,18 @@ unsafe fn main_data<'a>(record: *mut pg_sys::XLogReaderState) -> &'a [u8] {
     }
 }
 
-fn records_of(data: &[u8]) -> Vec<Record> {
-    data.split(|&b| b == b'\n')
-        .filter(|line| !line.is_empty())
-        .filter_map(Record::from_line)
-        .collect()
-}
-
 /// Replay: the records into this server's table and file.
 #[pg_guard]
 unsafe extern "C-unwind" fn redo(record: *mut pg_sys::XLogReaderState) {
     // SAFETY: Postgres's reader state for this record.
-    let records = records_of(unsafe { main_data(record) });
+    let data = unsafe { main_data(record) };
+    let (records, _) = Record::from_lines(data);
     if records.is_empty() {
         return;
     }
     let _lock = shmem::Locked::new(pg_sys::LWLockMode::LW_EXCLUSIVE);
-    if let Err(e) = shmem::append(&records) {
+    // The record's data is the lines the primary appended to its file.
+    if let Err(e) = shmem::append(data) {
         super::warn(format!(
             "electric_auth could not write a replayed revocation to its file (it is in force \
              until the next restart, when WAL replay brings it back while the WAL is kept): {e}"
@@ -320,7 +312,7 @@ unsafe extern "C-unwind" fn redo(record: *mut pg_sys::XLogReaderState) {
 #[pg_guard]
 unsafe extern "C-unwind" fn desc(buf: pg_sys::StringInfo, record: *mut pg_sys::XLogReaderState) {
     // SAFETY: Postgres's reader state; the text is copied into its buffer.
-    let records = records_of(unsafe { main_data(record) });
+    let (records, _) = Record::from_lines(unsafe { main_data(record) });
     let text = format!("{} revocation record(s)", records.len());
     if let Ok(text) = std::ffi::CString::new(text) {
         // SAFETY: appends to the StringInfo Postgres passed.

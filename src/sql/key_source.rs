@@ -16,15 +16,9 @@ GRANT EXECUTE ON FUNCTION electric_auth."key_source"() TO pg_monitor;
     requires = [key_source]
 );
 
+/// A time of the key worker's state; 0 means never.
 fn timestamp(unix: i64) -> Option<TimestampWithTimeZone> {
-    (unix > 0)
-        .then(|| TimestampWithTimeZone::try_from(to_timestamp(unix)).ok())
-        .flatten()
-}
-
-fn to_timestamp(unix: i64) -> pg_sys::TimestampTz {
-    const POSTGRES_EPOCH_IN_UNIX_SECONDS: i64 = 946_684_800;
-    (unix - POSTGRES_EPOCH_IN_UNIX_SECONDS) * 1_000_000
+    super::timestamp(unix).filter(|_| unix > 0)
 }
 
 /// Where this server's fetched keys come from and how the last refreshes went, one row per

@@ -7,6 +7,16 @@
 mod key_source;
 pub(crate) mod payload_jsonb;
 pub(crate) mod revocation;
+
+/// Unix seconds as a `timestamptz`; `None` past what one holds. (The other way round is
+/// `verify::unix_seconds`.)
+pub(crate) fn timestamp(unix: i64) -> Option<TimestampWithTimeZone> {
+    const POSTGRES_EPOCH_IN_UNIX_SECONDS: i64 = 946_684_800;
+    let micros = unix
+        .checked_sub(POSTGRES_EPOCH_IN_UNIX_SECONDS)?
+        .checked_mul(1_000_000)?;
+    TimestampWithTimeZone::try_from(micros).ok()
+}
 mod token_text;
 mod user_id_text;
 

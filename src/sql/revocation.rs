@@ -44,19 +44,8 @@ pub mod electric_auth {
     use pgrx::pg_sys::panic::ErrorReport;
     use pgrx::prelude::*;
 
-    fn unix(timestamp: TimestampWithTimeZone) -> i64 {
-        const POSTGRES_EPOCH_IN_UNIX_SECONDS: i64 = 946_684_800;
-        let micros: pg_sys::TimestampTz = timestamp.into();
-        micros.div_euclid(1_000_000) + POSTGRES_EPOCH_IN_UNIX_SECONDS
-    }
-
-    fn timestamp(unix: i64) -> Option<TimestampWithTimeZone> {
-        const POSTGRES_EPOCH_IN_UNIX_SECONDS: i64 = 946_684_800;
-        let micros = unix
-            .checked_sub(POSTGRES_EPOCH_IN_UNIX_SECONDS)?
-            .checked_mul(1_000_000)?;
-        TimestampWithTimeZone::try_from(micros).ok()
-    }
+    use super::super::timestamp;
+    use crate::verify::unix_seconds;
 
     /// Revokes `token` (it must verify) until it expires; committed with the transaction.
     #[pg_extern(strict, volatile, parallel_unsafe)]
@@ -93,7 +82,7 @@ pub mod electric_auth {
                     "electric_auth",
                 ))
             }
-            Some(time) => unix(time),
+            Some(time) => unix_seconds(time.into()),
         };
         crate::revocation::add(Record::RevokeUser {
             user_id: user_id.to_owned(),

@@ -8,7 +8,7 @@ mod checks;
 mod fast;
 pub mod settings;
 
-pub use checks::{check_session, clock_now, statement_time};
+pub use checks::{check_session, clock_now, statement_time, unix_seconds};
 pub use fast::answer_now;
 
 use checks::{
